@@ -1,0 +1,185 @@
+"""The `workbench` command: Podman's output, messages and exit codes, with real containers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+
+@pytest.fixture
+def image(cli, busybox_tar):
+    proc = cli("import", busybox_tar, "busybox")
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.strip()) == 64
+    return "busybox"
+
+
+@pytest.fixture(autouse=True)
+def _cleanup(cli):
+    yield
+    cli("rm", "-a", "-f", "-t", "0")
+
+
+@pytest.mark.parametrize("code", [0, 1, 3])
+def test_run_passes_the_container_exit_code_through(cli, image, code):
+    proc = cli("run", "--rm", image, "sh", "-c", f"echo out; echo err >&2; exit {code}")
+    assert proc.returncode == code
+    assert proc.stdout == "out\n"
+    assert proc.stderr == "err\n"
+    assert cli("ps", "-aq").stdout == ""
+
+
+def test_run_missing_command_exits_127(cli, image):
+    proc = cli("run", "--rm", image, "/no/such/cmd")
+    assert proc.returncode == 127
+    assert proc.stderr.startswith("Error: ")
+    assert "not found" in proc.stderr or "no such file" in proc.stderr
+    assert cli("ps", "-aq").stdout == ""
+
+
+def test_run_non_executable_exits_126(cli, image):
+    proc = cli("run", "--rm", image, "/etc/passwd")
+    assert proc.returncode == 126
+    assert "permission denied" in proc.stderr.lower()
+
+
+def test_unknown_image_and_container_are_125_with_podman_messages(cli, image):
+    proc = cli("run", "--rm", "nosuchimage", "true")
+    assert proc.returncode == 125
+    assert proc.stderr == "Error: nosuchimage: image not known\n"
+    proc = cli("stop", "nosuch")
+    assert proc.returncode == 125
+    assert proc.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n'
+    proc = cli("rm", "nosuch")
+    assert proc.returncode == 1
+
+
+def test_bad_flag_and_bad_signal(cli, image):
+    proc = cli("run", "--no-such-flag", image, "true")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    cid = cli("run", "-d", image, "sleep", "100").stdout.strip()
+    proc = cli("kill", "-s", "BOGUS", cid)
+    assert proc.returncode == 125
+    assert proc.stderr == "Error: invalid signal: BOGUS\n"
+    assert cli("inspect", "--format", "{{.State.Status}}", cid).stdout == "running\n"
+
+
+def test_detached_lifecycle_through_the_cli(cli, image):
+    cid = cli("run", "-d", "--name", "web", image, "sh", "-c", "trap 'exit 9' TERM; while true; do sleep 0.05; done").stdout.strip()
+    assert len(cid) == 64
+    ps = cli("ps").stdout.splitlines()
+    assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert cid[:12] in ps[1] and ps[1].rstrip().endswith("web")
+    assert cli("pause", "web").stdout == "web\n"
+    assert cli("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "web").stdout == "paused true\n"
+    proc = cli("pause", "web")
+    assert proc.returncode == 125 and "is not running, can't pause: container state improper" in proc.stderr
+    assert cli("unpause", "web").returncode == 0
+    assert cli("stop", "-t", "5", "web").stdout == "web\n"
+    assert cli("wait", "web").stdout == "9\n"
+    assert cli("ps", "-q").stdout == ""
+    assert cli("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout.startswith("web Exited (9) ")
+    assert cli("restart", "web").returncode == 0
+    assert cli("ps", "--format", "{{.Names}}").stdout == "web\n"
+    proc = cli("rm", "web")
+    assert proc.returncode == 125
+    assert "running or paused containers cannot be removed without force" in proc.stderr
+    assert cli("rm", "-f", "-t", "0", "web").stdout == "web\n"
+    assert cli("container", "exists", "web").returncode == 1
+
+
+def test_create_init_start_attach(cli, image):
+    cid = cli("create", "--name", "c1", image, "sh", "-c", "echo hello; exit 4").stdout.strip()
+    assert cli("inspect", "-f", "{{.State.Status}}", "c1").stdout == "created\n"
+    assert cli("init", "c1").stdout == "c1\n"
+    assert cli("inspect", "-f", "{{.State.Status}}", cid).stdout == "initialized\n"
+    proc = cli("start", "-a", "c1")
+    assert proc.stdout == "hello\n"
+    assert proc.returncode == 4
+
+
+def test_logs_flags(cli, image):
+    cid = cli("run", "-d", image, "sh", "-c", "echo one; echo two >&2; echo three").stdout.strip()
+    assert cli("wait", cid).stdout == "0\n"
+    proc = cli("logs", cid)
+    assert proc.stdout == "one\nthree\n" and proc.stderr == "two\n"
+    assert cli("logs", "--tail", "1", cid).stdout == "three\n"
+    stamped = cli("logs", "-t", cid).stdout.splitlines()
+    assert stamped[0].endswith(" one") and stamped[0][:4].isdigit() and "T" in stamped[0].split()[0]
+    assert cli("logs", "--since", "2000-01-01", cid).stdout == "one\nthree\n"
+    assert cli("logs", "--until", "2000-01-01", cid).stdout == ""
+
+
+def test_logs_follow_ends_when_the_container_exits(cli, image):
+    cid = cli("run", "-d", image, "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done").stdout.strip()
+    proc = cli("logs", "-f", cid, timeout=30)
+    assert proc.stdout == "1\n2\n3\n"
+
+
+def test_ps_formats(cli, image):
+    cid = cli("run", "-d", "--name", "fmt", "--label", "team=ml", image, "sleep", "100").stdout.strip()
+    assert cli("ps", "--no-trunc", "-q").stdout == cid + "\n"
+    out = cli("ps", "--format", "table {{.ID}}\t{{.Names}}").stdout.splitlines()
+    assert out[0].split() == ["CONTAINER", "ID", "NAMES"] and out[1].split() == [cid[:12], "fmt"]
+    assert cli("ps", "--format", "{{.Labels.team}} {{.State}}").stdout == "ml running\n"
+    assert json.loads(cli("ps", "--format", "{{json .Labels}}").stdout) == {"team": "ml"}
+    proc = cli("ps", "--format", "{{.Nope}}")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    proc = cli("ps", "--format", "{{.Names")
+    assert proc.returncode == 125
+
+
+def test_inspect_json_and_errors(cli, image):
+    cid = cli("create", "--name", "insp", "-e", "FOO=bar", image, "true").stdout.strip()
+    data = json.loads(cli("inspect", "insp").stdout)
+    assert data[0]["Id"] == cid and "FOO=bar" in data[0]["Config"]["Env"]
+    image_data = json.loads(cli("inspect", "busybox").stdout)
+    assert image_data[0]["RepoTags"] == ["localhost/busybox:latest"]
+    proc = cli("inspect", "nothing")
+    assert proc.returncode == 125 and 'no such object: "nothing"' in proc.stderr
+
+
+def test_images_import_change_and_rmi(cli, image, busybox_tar):
+    out = cli("images").stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert out[1].split()[:2] == ["localhost/busybox", "latest"]
+    assert cli("import", "--change", "CMD=echo from-cmd", busybox_tar, "withcmd:v1").returncode == 0
+    assert cli("run", "--rm", "withcmd:v1").stdout == "from-cmd\n"
+    assert cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.count("withcmd") == 1
+    cli("create", "--name", "user", "withcmd:v1")
+    proc = cli("rmi", "withcmd:v1")
+    assert proc.returncode == 2 and "image is in use by a container" in proc.stderr
+    assert cli("image", "exists", "withcmd:v1").returncode == 0
+    proc = cli("rmi", "-f", "withcmd:v1")
+    assert proc.returncode == 0 and "Deleted:" in proc.stdout
+    assert cli("image", "exists", "withcmd:v1").returncode == 1
+    assert cli("container", "exists", "user").returncode == 1
+    assert cli("rmi", "withcmd:v1").returncode == 1
+
+
+def test_import_of_a_bad_archive_is_a_clear_error(cli, tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"this is not a tar archive at all" * 40)
+    proc = cli("import", str(bad), "bad")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    assert cli("images", "-q").stdout == ""
+
+
+def test_info_and_version(cli, image):
+    info = cli("info").stdout
+    assert "ociRuntime:" in info and "graphRoot:" in info
+    assert cli("info", "--format", "{{.Host.OCIRuntime.Name}}").stdout == "runc\n"
+    assert "  containerStore:\n    number: 0\n" in info
+    assert cli("version", "--format", "{{.Version}}").stdout.strip()
+
+
+def test_cleanup_command_tolerates_a_lost_race(cli, image):
+    assert cli("container", "cleanup", "0123456789ab").returncode == 0
+
+
+def test_container_outlives_the_cli_process(cli, image):
+    cid = cli("run", "-d", image, "sleep", "100").stdout.strip()
+    time.sleep(0.2)
+    assert cli("inspect", "-f", "{{.State.Running}}", cid).stdout == "true\n"

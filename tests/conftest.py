@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated Runtime per test and a busybox image built from busybox-static."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT_REQUIRED = "the engine tests drive runc, conmon and overlay mounts, which need root"
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory) -> str:
+    from workbench.engine.images.bootstrap import write_busybox_rootfs
+
+    return write_busybox_rootfs(tmp_path_factory.mktemp("images") / "busybox.tar")
+
+
+@pytest.fixture
+def store(tmp_path) -> dict:
+    """Paths of an isolated graph root and run root."""
+    return {"root": str(tmp_path / "root"), "runroot": str(tmp_path / "run")}
+
+
+@pytest.fixture
+def rt(store):
+    """An isolated Runtime; every container it made is force-removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.fail(ROOT_REQUIRED)
+    from workbench import Runtime
+
+    runtime = Runtime(store["root"], store["runroot"])
+    yield runtime
+    for c in runtime.containers():
+        try:
+            c.remove(force=True, timeout=0)
+        except Exception as exc:  # report, but keep cleaning
+            print(f"teardown: removing {c.id}: {exc}", file=sys.stderr)
+    runtime.close()
+    _kill_leftover_conmons(store["runroot"])
+
+
+def _kill_leftover_conmons(runroot: str) -> None:
+    out = subprocess.run(["pgrep", "-f", f"conmon.*{runroot}"], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), 9)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def busybox(rt, busybox_tar):
+    """The name of a busybox image imported into `rt`."""
+    rt.import_image(busybox_tar, "busybox")
+    return "localhost/busybox:latest"
+
+
+@pytest.fixture
+def cli(store):
+    """Run the `workbench` CLI on the isolated store; returns CompletedProcess (text)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
+
+    def run(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, "--root", store["root"], "--runroot", store["runroot"], *args],
+                              capture_output=True, text=True, input=input, timeout=timeout)
+    return run

@@ -1,0 +1,50 @@
+"""Workbench: a daemonless container engine for notebooks.
+
+The public face; names load lazily so `import workbench` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Runtime": "workbench.engine.runtime",
+    "RunResult": "workbench.engine.runtime",
+    "Container": "workbench.engine.container",
+    "ContainerState": "workbench.engine.state",
+    "Image": "workbench.engine.images.store",
+    "WorkbenchError": "workbench.engine.errors",
+    "NoSuchContainer": "workbench.engine.errors",
+    "NoSuchImage": "workbench.engine.errors",
+    "NoSuchArtifact": "workbench.engine.errors",
+    "ContainerStateError": "workbench.engine.errors",
+    "ContainerExists": "workbench.engine.errors",
+    "ContainerRemoved": "workbench.engine.errors",
+    "ImageInUse": "workbench.engine.errors",
+    "InvalidArgument": "workbench.engine.errors",
+    "OCIRuntimeError": "workbench.engine.errors",
+    "OCIRuntimeNotFound": "workbench.engine.errors",
+    "OCIRuntimePermissionDenied": "workbench.engine.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine.container import Container
+    from .engine.errors import *  # noqa: F401,F403
+    from .engine.images.store import Image
+    from .engine.runtime import Runtime, RunResult
+    from .engine.state import ContainerState
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,103 @@
+"""The `workbench` console script: commands/ rendered as text, with Podman's exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+
+class TextOutput:
+    """Renders command results on a terminal: lines, raw streams, tables, `Error:` lines."""
+
+    def __init__(self, stdout=None, stderr=None):
+        self._out = stdout or sys.stdout
+        self._err = stderr or sys.stderr
+
+    def line(self, text: str) -> None:
+        self._out.write(text + "\n")
+
+    def stream(self, stream: str, data: bytes) -> None:
+        target = self._err if stream == "stderr" else self._out
+        target.flush()
+        target.buffer.write(data)
+        target.buffer.flush()
+
+    def document(self, data: Any) -> None:
+        from .commands.output import to_json
+
+        self.line(to_json(data))
+
+    def table(self, rows, fmt, headers=None, *, noheading=False) -> None:
+        from .commands.template import is_table, render_rows, render_table
+
+        if is_table(fmt):
+            self._out.write(render_table(fmt, rows, headers, noheading=noheading))
+        else:
+            self._out.write(render_rows(fmt, rows))
+
+    def error(self, message: str) -> None:
+        self._out.flush()
+        self._err.write(f"Error: {message}\n")
+        self._err.flush()
+
+
+class _PodmanLogFormat(logging.Formatter):
+    """`WARN[0002] message`, as Podman's logrus text formatter prints."""
+
+    _start = time.monotonic()
+    _names = {"WARNING": "WARN", "CRITICAL": "FATA", "ERROR": "ERRO", "INFO": "INFO", "DEBUG": "DEBU"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        elapsed = int(time.monotonic() - self._start)
+        return f"{self._names.get(record.levelname, record.levelname[:4])}[{elapsed:04d}] {record.getMessage()}"
+
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL, "panic": logging.CRITICAL}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run one command, render, and return the exit code."""
+    from .commands import HANDLERS
+    from .commands.context import Context
+    from .commands.parser import parse
+    from .engine.errors import WorkbenchError
+
+    out = TextOutput()
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except WorkbenchError as exc:
+        out.error(str(exc))
+        return 125
+    if args.help:
+        out.line(args.usage)
+        return 0
+    handler = HANDLERS[args.command_name]
+    handler_log = logging.StreamHandler(sys.stderr)
+    handler_log.setFormatter(_PodmanLogFormat())
+    logging.basicConfig(level=_LEVELS[args.log_level], handlers=[handler_log])
+    ctx = Context(args=args, out=out)
+    try:
+        handler(ctx)
+    except WorkbenchError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except ValueError as exc:  # template errors and other bad input from the command line
+        out.error(str(exc))
+        return 125
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+    return ctx.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,322 @@
+"""Container commands: create, run, start, stop, kill, wait, pause, restart, rm, ps, logs, inspect, cleanup."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+from ..engine.errors import ContainerRemoved, NoSuchContainer, NoSuchImage, WorkbenchError
+from . import humanize
+from .context import Context
+from .output import to_json
+
+PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}
+
+
+def _create_options(ctx: Context) -> dict[str, Any]:
+    a = ctx.args
+    labels = {}
+    for item in a.label:
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return dict(name=a.name, env=ctx.env_from_flags(a.env), workdir=a.workdir, user=a.user,
+                entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
+                remove=a.rm, labels=labels, network=a.network)
+
+
+def create(ctx: Context) -> None:
+    c = ctx.rt.create_container(ctx.args.image, ctx.args.command or None, **_create_options(ctx))
+    ctx.out.line(c.id)
+
+
+def _stream_until_exit(ctx: Context, c) -> int:
+    """Print the container's output as it is logged until it exits; returns its exit code."""
+    for stream, data in c.log_chunks(follow=True):
+        ctx.out.stream(stream, data)
+    return c.wait()
+
+
+def run(ctx: Context) -> None:
+    rt = ctx.rt
+    c = rt.create_container(ctx.args.image, ctx.args.command or None, **_create_options(ctx))
+    try:
+        c.start()
+    except WorkbenchError:
+        if ctx.args.rm:
+            _quietly(lambda: c.remove(force=True))
+        raise
+    if ctx.args.detach:
+        ctx.out.line(c.id)
+        return
+    ctx.exit_code = _stream_until_exit(ctx, c)
+    if ctx.args.rm:
+        _quietly(lambda: c.remove(force=True))
+
+
+def _quietly(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except (ContainerRemoved, NoSuchContainer):
+        pass
+
+
+def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool = False,
+             missing_code: int = 125) -> Iterable[tuple[str, Any]]:
+    """(name as given, container) for each argument, or every container with --all."""
+    if all_:
+        for c in ctx.rt.containers():
+            yield c.id, c
+        return
+    if not names:
+        raise WorkbenchError("you must provide at least one name or id")
+    for name in names:
+        try:
+            yield name, ctx.rt.container(name)
+        except NoSuchContainer as exc:
+            if not ignore:
+                ctx.fail(str(exc), missing_code)
+
+
+def _each(ctx: Context, action: Callable[[Any], None], names: list[str], all_: bool = False, *,
+          ignore: bool = False, missing_code: int = 125) -> None:
+    for label, c in _targets(ctx, names, all_, ignore=ignore, missing_code=missing_code):
+        try:
+            action(c)
+        except ContainerRemoved:
+            if not ignore:
+                ctx.fail(f'no container with name or ID "{label}" found: no such container', missing_code)
+            continue
+        except WorkbenchError as exc:
+            ctx.fail(str(exc), exc.exit_code if exc.exit_code != 126 else 125)
+            continue
+        ctx.out.line(label)
+
+
+def init(ctx: Context) -> None:
+    _each(ctx, lambda c: c.init(), ctx.args.containers, ctx.args.all)
+
+
+def start(ctx: Context) -> None:
+    a = ctx.args
+    if a.attach:
+        if len(a.containers) != 1:
+            raise WorkbenchError("you cannot start and attach multiple containers at once")
+        c = ctx.rt.container(a.containers[0])
+        c.start()
+        ctx.exit_code = _stream_until_exit(ctx, c)
+        if c.config.auto_remove:
+            _quietly(lambda: c.remove(force=True))
+        return
+    from ..engine.state import ContainerState
+
+    def start_one(c) -> None:
+        if c.state != ContainerState.RUNNING:
+            c.start()
+    _each(ctx, start_one, a.containers)
+
+
+def stop(ctx: Context) -> None:
+    _each(ctx, lambda c: c.stop(ctx.args.time), ctx.args.containers, ctx.args.all, ignore=ctx.args.ignore)
+
+
+def kill(ctx: Context) -> None:
+    from ..engine.signals import parse_signal
+
+    signal = parse_signal(ctx.args.signal)
+    if ctx.args.all:
+        from ..engine.state import ContainerState
+
+        for c in ctx.rt.containers():
+            if c.st.state == ContainerState.RUNNING:
+                _each(ctx, lambda c: c.kill(signal), [c.id])
+        return
+    _each(ctx, lambda c: c.kill(signal), ctx.args.containers)
+
+
+def pause(ctx: Context) -> None:
+    _each(ctx, lambda c: c.pause(), ctx.args.containers, ctx.args.all)
+
+
+def unpause(ctx: Context) -> None:
+    _each(ctx, lambda c: c.unpause(), ctx.args.containers, ctx.args.all)
+
+
+def restart(ctx: Context) -> None:
+    _each(ctx, lambda c: c.restart(ctx.args.time), ctx.args.containers, ctx.args.all)
+
+
+def rm(ctx: Context) -> None:
+    a = ctx.args
+    # podman rm exits 1 when a named container does not exist
+    _each(ctx, lambda c: c.remove(force=a.force, timeout=a.time), a.containers, a.all,
+          ignore=a.ignore, missing_code=1)
+
+
+def wait(ctx: Context) -> None:
+    for name in ctx.args.containers:
+        try:
+            c = ctx.rt.container(name)
+        except NoSuchContainer as exc:
+            ctx.fail(str(exc))
+            continue
+        ctx.out.line(str(c.wait()))
+
+
+def cleanup(ctx: Context) -> None:
+    """The exit command conmon runs: a lost race (container gone, already cleaned) is success."""
+    from ..engine.state import ContainerState
+
+    for label, c in _targets(ctx, ctx.args.containers, ctx.args.all, ignore=True):
+        try:
+            def work(c) -> None:
+                if c.st.state in (ContainerState.RUNNING, ContainerState.PAUSED):
+                    return
+                if c.config.auto_remove or ctx.args.rm:
+                    c.remove(force=False)
+                elif c.st.state not in (ContainerState.CONFIGURED, ContainerState.EXITED):
+                    c.cleanup()
+            c.batch(work)
+        except (ContainerRemoved, NoSuchContainer):
+            continue
+        except WorkbenchError as exc:
+            ctx.fail(f"cleaning up container {label}: {exc}")
+
+
+def container_exists(ctx: Context) -> None:
+    try:
+        ctx.rt.container(ctx.args.container)
+    except NoSuchContainer:
+        ctx.exit_code = 1
+
+
+# -- ps ----------------------------------------------------------------------------
+def _status(c, now: float) -> str:
+    from ..engine.state import ContainerState as S
+
+    st = c.st
+    if st.state == S.RUNNING:
+        return "Up " + humanize.ago(st.started_at, now)
+    if st.state in (S.EXITED, S.STOPPED):
+        return f"Exited ({st.exit_code}) " + humanize.ago(st.finished_at or c.config.created, now)
+    return {S.CONFIGURED: "Created", S.CREATED: "Initialized", S.PAUSED: "Paused",
+            S.STOPPING: "Stopping", S.REMOVING: "Removing"}.get(st.state, "Unknown")
+
+
+def ps_row(c, now: float, no_trunc: bool) -> dict[str, Any]:
+    """The fields `ps --format` offers for one container."""
+    cfg, st = c.config, c.st
+    command = " ".join(cfg.entrypoint + cfg.command)
+    return {
+        "ID": cfg.id if no_trunc else cfg.id[:12],
+        "Image": cfg.image_name,
+        "ImageID": cfg.image_id,
+        "Command": command if no_trunc or len(command) <= 17 else command[:17] + "...",
+        "CreatedHuman": humanize.ago(cfg.created, now),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(cfg.created)),
+        "Created": int(cfg.created),
+        "Status": _status(c, now),
+        "State": st.state.value,
+        "Ports": "",
+        "Names": cfg.name,
+        "Labels": dict(cfg.labels),
+        "Pid": st.pid,
+        "ExitCode": st.exit_code,
+        "Exited": st.exited,
+        "ExitedAt": int(st.finished_at),
+        "StartedAt": int(st.started_at),
+        "AutoRemove": cfg.auto_remove,
+        "Mounts": [],
+        "Networks": [],
+        "Pod": "",
+        "PodName": "",
+        "Size": None,
+    }
+
+
+def ps(ctx: Context) -> None:
+    a = ctx.args
+    from ..engine.state import ContainerState
+
+    containers = ctx.rt.containers(all=True)
+    if not a.all:
+        containers = [c for c in containers if c.st.state == ContainerState.RUNNING]
+    containers.sort(key=lambda c: c.config.created, reverse=True)
+    if a.latest:
+        containers = containers[:1]
+    elif a.last >= 0:
+        containers = containers[: a.last]
+    now = time.time()
+    if a.quiet:
+        for c in containers:
+            ctx.out.line(c.id if a.no_trunc else c.id[:12])
+        return
+    rows = [ps_row(c, now, a.no_trunc) for c in containers]
+    ctx.out.table(rows, a.format or PS_FORMAT, PS_HEADERS, noheading=a.noheading)
+
+
+# -- logs --------------------------------------------------------------------------
+def logs(ctx: Context) -> None:
+    a = ctx.args
+    tail = None if a.tail < 0 else a.tail
+    many = len(a.containers) > 1
+    for name in a.containers:
+        c = ctx.rt.container(name)
+        prefix = (c.name if a.names else c.id[:12]).encode() + b" " if many or a.names else b""
+        for stream, data in c.log_chunks(follow=a.follow, tail=tail, since=a.since, until=a.until,
+                                         timestamps=a.timestamps):
+            ctx.out.stream(stream, prefix + data if prefix else data)
+
+
+# -- inspect -----------------------------------------------------------------------
+def _emit_inspect(ctx: Context, items: list[dict], fmt: str | None) -> None:
+    if fmt and fmt != "json":
+        from .template import render
+
+        for item in items:
+            ctx.out.line(render(fmt, item))
+    else:
+        ctx.out.line(to_json(items))
+
+
+_NOT_FOUND = {
+    "all": 'no such object: "{name}"',
+    "container": 'no such container "{name}"',
+    "image": "{name}: image not known",
+}
+
+
+def inspect(ctx: Context) -> None:
+    """`inspect`: containers first, then images, as Podman's `--type all`."""
+    a = ctx.args
+    kind = getattr(a, "type", "container")
+    items = []
+    for name in a.names:
+        data = None
+        if kind in ("all", "container"):
+            try:
+                data = ctx.rt.container(name).inspect(size=a.size if hasattr(a, "size") else False)
+            except NoSuchContainer:
+                data = None
+        if data is None and kind in ("all", "image"):
+            try:
+                data = ctx.rt.image(name).inspect()
+            except NoSuchImage:
+                data = None
+        if data is None:
+            ctx.fail(_NOT_FOUND[kind].format(name=name))
+            continue
+        items.append(data)
+    if items or not ctx.exit_code:
+        _emit_inspect(ctx, items, a.format)
+
+
+def container_inspect(ctx: Context) -> None:
+    ctx.args.type = "container"
+    inspect(ctx)
+
+
+def image_inspect(ctx: Context) -> None:
+    ctx.args.type = "image"
+    ctx.args.size = False
+    inspect(ctx)

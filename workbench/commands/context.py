@@ -1,0 +1,49 @@
+"""What every command implementation receives: parsed arguments, a lazily opened Runtime, an Output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .output import Output
+
+if TYPE_CHECKING:
+    from ..engine.runtime import Runtime
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    out: Output
+    _runtime: Any = field(default=None, repr=False)
+    exit_code: int = 0
+
+    @property
+    def rt(self) -> "Runtime":
+        if self._runtime is None:
+            from ..engine.runtime import Runtime
+
+            self._runtime = Runtime(self.args.root, self.args.runroot, oci_runtime=self.args.runtime)
+        return self._runtime
+
+    def fail(self, message: str, code: int = 125) -> None:
+        """Report one error and remember the exit code (the last failure wins, as in Podman)."""
+        self.out.error(message)
+        self.exit_code = code
+
+    def env_from_flags(self, values: list[str]) -> dict[str, str]:
+        """`-e KEY=VALUE`, or `-e KEY` taking the value from our environment (skipped when unset)."""
+        env: dict[str, str] = {}
+        for item in values:
+            key, sep, value = item.partition("=")
+            if not key:
+                from ..engine.errors import InvalidArgument
+
+                raise InvalidArgument(f"invalid environment variable: {item!r}")
+            if sep:
+                env[key] = value
+            elif key in os.environ:
+                env[key] = os.environ[key]
+        return env

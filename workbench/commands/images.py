@@ -1,0 +1,83 @@
+"""Image commands: import, images, rmi, image exists."""
+
+from __future__ import annotations
+
+import time
+
+from ..engine.errors import ImageInUse, NoSuchImage, WorkbenchError
+from . import humanize
+from .context import Context
+
+IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedHuman}}\t{{.Size}}"
+IMAGES_HEADERS = {"ID": "IMAGE ID", "CreatedHuman": "CREATED", "Repository": "REPOSITORY"}
+
+
+def import_(ctx: Context) -> None:
+    a = ctx.args
+    path = a.path
+    if path == "-":
+        raise WorkbenchError("importing from standard input is not supported: pass a file path")
+    image = ctx.rt.import_image(path, a.reference, changes=a.change, message=a.message)
+    ctx.out.line(image.id if a.quiet else image.id)
+
+
+def image_rows(images, no_trunc: bool) -> list[dict]:
+    now = time.time()
+    rows = []
+    for img in images:
+        names = img.names or ["<none>:<none>"]
+        for name in names:
+            repo, _, tag = name.rpartition(":")
+            if "/" in tag or not repo:
+                repo, tag = name, "<none>"
+            rows.append({
+                "Repository": repo, "Tag": tag,
+                "ID": ("sha256:" + img.id) if no_trunc else img.id[:12],
+                "Id": img.id, "Digest": img.digest,
+                "CreatedHuman": humanize.ago(img.created, now), "CreatedAt": time.strftime(
+                    "%Y-%m-%d %H:%M:%S %z %Z", time.localtime(img.created)), "Created": int(img.created),
+                "Size": humanize.size(img.size), "VirtualSize": humanize.size(img.size),
+                "Names": list(img.names), "Labels": img.container_config.get("Labels") or {},
+                "Containers": 0, "ReadOnly": False, "History": [],
+            })
+    return rows
+
+
+def images(ctx: Context) -> None:
+    a = ctx.args
+    imgs = ctx.rt.images()
+    if a.quiet:
+        seen = []
+        for img in imgs:
+            ident = ("sha256:" + img.id) if a.no_trunc else img.id[:12]
+            if ident not in seen:
+                seen.append(ident)
+                ctx.out.line(ident)
+        return
+    ctx.out.table(image_rows(imgs, a.no_trunc), a.format or IMAGES_FORMAT, IMAGES_HEADERS, noheading=a.noheading)
+
+
+def rmi(ctx: Context) -> None:
+    a = ctx.args
+    names = [img.id for img in ctx.rt.images()] if a.all else a.images
+    if not names and not a.all:
+        raise WorkbenchError("image name or ID must be specified")
+    for name in names:
+        try:
+            untagged, deleted = ctx.rt.remove_image(name, force=a.force)
+        except NoSuchImage as exc:
+            if not a.ignore:
+                ctx.fail(str(exc), 1)
+            continue
+        except ImageInUse as exc:
+            ctx.fail(str(exc), 2)
+            continue
+        for n in untagged:
+            ctx.out.line(f"Untagged: {n}")
+        for i in deleted:
+            ctx.out.line(f"Deleted: {i}")
+
+
+def image_exists(ctx: Context) -> None:
+    if not ctx.rt.image_store.exists(ctx.args.image):
+        ctx.exit_code = 1

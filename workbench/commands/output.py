@@ -1,0 +1,22 @@
+"""Where commands put their results; each face (CLI, notebook) renders them its own way."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+
+class Output(Protocol):
+    """What a command may emit: lines of text, raw stream bytes, JSON documents, tables."""
+
+    def line(self, text: str) -> None: ...
+    def stream(self, stream: str, data: bytes) -> None: ...
+    def document(self, data: Any) -> None: ...
+    def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None,
+              *, noheading: bool = False) -> None: ...
+    def error(self, message: str) -> None: ...
+
+
+def to_json(data: Any) -> str:
+    """Podman's JSON layout: 4-space indent, no HTML escaping."""
+    return json.dumps(data, indent=4, ensure_ascii=False, default=str)

@@ -1,0 +1,220 @@
+"""The Podman-compatible grammar, shared by the CLI and the notebook magics.
+
+Only the parser of the command being run is built: global flags and the command words are read
+first, so start-up does not pay for the whole tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable, NoReturn
+
+from ..engine.errors import InvalidArgument
+
+
+class UsageError(InvalidArgument):
+    """Bad command line (unknown flag, missing argument); exit code 125 like Podman."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+# -- flag groups ---------------------------------------------------------------------------
+def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True, at_least_one: bool = False) -> None:
+    if all_flag:
+        p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("containers", nargs="+" if at_least_one else "*")
+
+
+def _create_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("--entrypoint")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("--network", "--net", default="none")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _create(p): _create_flags(p)
+def _run(p): p.add_argument("-d", "--detach", action="store_true"); _create_flags(p)
+def _init(p): _containers(p)
+def _pause(p): _containers(p)
+def _wait(p): _containers(p, all_flag=False, at_least_one=True)
+def _exists(p): p.add_argument("container")
+def _image_exists(p): p.add_argument("image")
+
+
+def _start(p):
+    p.add_argument("-a", "--attach", action="store_true")
+    _containers(p, all_flag=False)
+
+
+def _stop(p):
+    p.add_argument("-t", "--time", type=int)
+    p.add_argument("-i", "--ignore", action="store_true")
+    _containers(p)
+
+
+def _restart(p):
+    p.add_argument("-t", "--time", type=int)
+    _containers(p)
+
+
+def _kill(p):
+    p.add_argument("-s", "--signal", default="KILL")
+    _containers(p)
+
+
+def _rm(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-t", "--time", type=int)
+    p.add_argument("-i", "--ignore", action="store_true")
+    _containers(p)
+
+
+def _ps(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("--noheading", action="store_true")
+    p.add_argument("--sync", action="store_true")
+    p.add_argument("-n", "--last", type=int, default=-1)
+    p.add_argument("-l", "--latest", action="store_true")
+
+
+def _logs(p):
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, default=-1)
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("-n", "--names", action="store_true")
+    p.add_argument("containers", nargs="+")
+
+
+def _inspect_common(p):
+    p.add_argument("-f", "--format")
+    p.add_argument("-s", "--size", action="store_true")
+    p.add_argument("names", nargs="+")
+
+
+def _inspect(p):
+    p.add_argument("-t", "--type", default="all", choices=["all", "container", "image"])
+    _inspect_common(p)
+
+
+def _cleanup(p):
+    p.add_argument("--rm", action="store_true")
+    _containers(p)
+
+
+def _import(p):
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("path")
+    p.add_argument("reference", nargs="?")
+
+
+def _images(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("--noheading", action="store_true")
+
+
+def _rmi(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-i", "--ignore", action="store_true")
+    p.add_argument("images", nargs="*")
+
+
+def _format_only(p):
+    p.add_argument("-f", "--format")
+
+
+# command words -> (handler name, flag builder)
+_CONTAINER = {
+    "create": ("create", _create), "run": ("run", _run), "init": ("init", _init), "start": ("start", _start),
+    "stop": ("stop", _stop), "kill": ("kill", _kill), "wait": ("wait", _wait), "pause": ("pause", _pause),
+    "unpause": ("unpause", _pause), "restart": ("restart", _restart), "rm": ("rm", _rm), "ps": ("ps", _ps),
+    "logs": ("logs", _logs),
+}
+COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
+    **{(word,): entry for word, entry in _CONTAINER.items()},
+    **{("container", word): entry for word, entry in _CONTAINER.items()},
+    ("container", "remove"): ("rm", _rm),
+    ("container", "ls"): ("ps", _ps),
+    ("container", "list"): ("ps", _ps),
+    ("container", "inspect"): ("container_inspect", _inspect_common),
+    ("container", "cleanup"): ("cleanup", _cleanup),
+    ("container", "exists"): ("container_exists", _exists),
+    ("inspect",): ("inspect", _inspect),
+    ("import",): ("import", _import),
+    ("images",): ("images", _images),
+    ("rmi",): ("rmi", _rmi),
+    ("image", "import"): ("import", _import),
+    ("image", "ls"): ("images", _images),
+    ("image", "list"): ("images", _images),
+    ("image", "rm"): ("rmi", _rmi),
+    ("image", "remove"): ("rmi", _rmi),
+    ("image", "exists"): ("image_exists", _image_exists),
+    ("image", "inspect"): ("image_inspect", _inspect_common),
+    ("info",): ("info", _format_only),
+    ("version",): ("version", _format_only),
+}
+
+_GLOBAL_VALUES = {"--root": "root", "--runroot": "runroot", "--runtime": "runtime", "--log-level": "log_level"}
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+
+
+def _usage() -> str:
+    words = sorted({" ".join(k) for k in COMMANDS})
+    return "usage: workbench [--root DIR] [--runroot DIR] [--runtime PATH] [--log-level LEVEL] COMMAND ...\n" \
+           "commands: " + ", ".join(words)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Global flags, then the command words, then that command's own flags."""
+    ns = argparse.Namespace(root=None, runroot=None, runtime=None, log_level="warn", help=False)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        flag, eq, value = argv[i].partition("=")
+        if flag in ("-h", "--help"):
+            ns.help = True
+            ns.usage = _usage()
+            return ns
+        if flag not in _GLOBAL_VALUES:
+            raise UsageError(f"unknown flag: {flag}")
+        if not eq:
+            i += 1
+            if i >= len(argv):
+                raise UsageError(f"flag needs an argument: {flag}")
+            value = argv[i]
+        setattr(ns, _GLOBAL_VALUES[flag], value)
+        i += 1
+    if ns.log_level not in LOG_LEVELS:
+        raise UsageError(f'invalid log level "{ns.log_level}": use one of {", ".join(LOG_LEVELS)}')
+    words = tuple(argv[i:i + 2])
+    key = words if words in COMMANDS else words[:1]
+    if key not in COMMANDS:
+        if not words:
+            raise UsageError("missing command\n" + _usage())
+        raise UsageError(f'unrecognized command `workbench {" ".join(words)}`\n' + _usage())
+    handler_name, build = COMMANDS[key]
+    parser = _Parser(prog="workbench " + " ".join(key))
+    build(parser)
+    parser.parse_args(argv[i + len(key):], namespace=ns)
+    ns.command_name = handler_name
+    return ns

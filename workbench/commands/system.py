@@ -1,0 +1,124 @@
+"""System commands: info (YAML like Podman's) and version."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+from .. import __version__
+from .context import Context
+
+
+def _yaml(data: Any, indent: int = 0) -> list[str]:
+    """A minimal YAML emitter for the plain dicts, lists and scalars `info` prints."""
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            key = _yaml_key(key)
+            if isinstance(value, (dict, list)) and value:
+                lines.append(f"{pad}{key}:")
+                lines += _yaml(value, indent + 1)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(value)}")
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, (dict, list)) and item:
+                sub = _yaml(item, indent + 1)
+                lines.append(f"{pad}- {sub[0].strip()}")
+                lines += sub[1:]
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _yaml_key(name: str) -> str:
+    """Go field name to Podman's YAML key: `OCIRuntime` -> `ociRuntime`, `GraphRoot` -> `graphRoot`."""
+    upper = len(name) - len(name.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    if upper == len(name):
+        return name.lower()
+    if upper > 1:
+        upper -= 1
+    return name[:upper].lower() + name[upper:]
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    text = str(value)
+    if text == "" or text[0] in "!&*{}[],#|>@`\"'%-?:" or ": " in text or text.strip() != text:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def info_data(ctx: Context) -> dict[str, Any]:
+    rt = ctx.rt
+    from ..engine.oci.runc import cgroup_layout
+
+    containers = rt.containers()
+    counts = {"number": len(containers), "paused": 0, "running": 0, "stopped": 0}
+    for c in containers:
+        key = {"running": "running", "paused": "paused"}.get(c.st.state.value, "stopped")
+        counts[key] += 1
+    uname = os.uname()
+    with open("/proc/meminfo") as f:
+        mem = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.split()[1].isdigit()}
+    return {
+        "Host": {
+            "Arch": _arch(),
+            "CgroupManager": "cgroupfs",
+            "CgroupVersion": "v2" if cgroup_layout() == "v2" else "v1",
+            "Conmon": {"Path": rt.conmon_path, "Package": "conmon"},
+            "CPUs": os.cpu_count(),
+            "Hostname": uname.nodename,
+            "Kernel": uname.release,
+            "MemFree": mem.get("MemAvailable", 0),
+            "MemTotal": mem.get("MemTotal", 0),
+            "OCIRuntime": {"Name": rt.oci.name, "Path": rt.oci.path, "Version": rt.oci.version()},
+            "OS": "linux",
+            "Rootless": os.geteuid() != 0,
+        },
+        "Store": {
+            "ContainerStore": {k.capitalize(): v for k, v in counts.items()},
+            "GraphDriverName": "overlay",
+            "GraphRoot": rt.root,
+            "ImageStore": {"Number": len(rt.images())},
+            "RunRoot": rt.runroot,
+        },
+        "Version": {"Version": __version__, "PythonVersion": platform.python_version(), "OsArch": f"linux/{_arch()}"},
+    }
+
+
+def info(ctx: Context) -> None:
+    data = info_data(ctx)
+    if ctx.args.format:
+        from .output import to_json
+        from .template import render
+
+        ctx.out.line(to_json(data) if ctx.args.format == "json" else render(ctx.args.format, data))
+        return
+    for line in _yaml(data):
+        ctx.out.line(line)
+
+
+def version(ctx: Context) -> None:
+    data = {"Version": __version__, "APIVersion": __version__, "PythonVersion": platform.python_version(),
+            "OsArch": f"linux/{_arch()}"}
+    if ctx.args.format:
+        from .template import render
+
+        ctx.out.line(render(ctx.args.format, {"Client": data, **data}))
+        return
+    for label, key in (("Version", "Version"), ("API Version", "APIVersion"),
+                       ("Python Version", "PythonVersion"), ("OS/Arch", "OsArch")):
+        ctx.out.line(f"{label + ':':<15}{data[key]}")

@@ -1,0 +1,408 @@
+"""Container: the public lifecycle API (libpod's container_api.go), one lock-then-sync per call."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import re
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+
+from . import lifecycle
+from . import state as states
+from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact
+from .signals import parse_signal
+from .state import ContainerConfig, ContainerRuntimeState, ContainerState
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+T = TypeVar("T")
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+
+
+def _rfc3339(ts: float) -> str:
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    return datetime.datetime.fromtimestamp(ts).astimezone().isoformat()
+
+
+class Container:
+    """A handle on one container; many handles (and processes) may share it through the store."""
+
+    def __init__(self, rt: "Runtime", config: ContainerConfig, st: ContainerRuntimeState):
+        self.rt = rt
+        self.config = config
+        self.st = st
+        self.valid = True
+        self._batch_depth = 0
+        self._lock = rt.locks.get(config.id)
+
+    # -- identity and paths ------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def state(self) -> ContainerState:
+        """The current state, synced with the store and the exit file."""
+        with self._locked():
+            return self.st.state
+
+    @property
+    def static_dir(self) -> str:
+        return os.path.join(self.rt.root, "containers", self.id)
+
+    @property
+    def bundle(self) -> str:
+        return os.path.join(self.static_dir, "userdata")
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.rt.runroot, "containers", self.id)
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.bundle, "ctr.log")
+
+    @property
+    def exit_file(self) -> str:
+        return os.path.join(self.rt.exit_dir, self.id)
+
+    def __repr__(self) -> str:
+        return f"<Container {self.id[:12]} {self.name!r} {self.st.state.value}>"
+
+    # -- locking ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Take the container lock and sync once; inside batch() neither is repeated."""
+        if self._batch_depth:
+            yield
+            return
+        with self._lock:
+            self.sync()
+            yield
+
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Release the lock for a long wait (stop, wait) and take it back afterwards."""
+        depth = 0
+        while self._lock.held:
+            self._lock.release()
+            depth += 1
+        try:
+            yield
+        finally:
+            for _ in range(depth):
+                self._lock.acquire()
+
+    def sync(self) -> None:
+        """Reload state from the store and reconcile it with the exit file."""
+        with self._lock:
+            data = self.rt.db.container_state(self.id)
+            if data is None:
+                self.valid = False
+                raise ContainerRemoved(self.id)
+            self.st = ContainerRuntimeState.from_json(data)
+            if lifecycle.handle_exit_file(self):
+                self.save()
+
+    def save(self) -> None:
+        if not self.rt.db.save_state(self.id, self.st.to_json()):
+            self.valid = False
+            raise ContainerRemoved(self.id)
+
+    def _check(self, operation: str) -> None:
+        states.check(operation, self.id, self.st.state)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def init(self) -> None:
+        """Create the container in the OCI runtime without starting it."""
+        with self._locked():
+            self._check("init")
+            lifecycle.init(self)
+
+    def start(self) -> None:
+        """Start the container (initialising it first when needed)."""
+        with self._locked():
+            if self.st.state == ContainerState.RUNNING:
+                raise ContainerStateError(f"container {self.id} is already running: container already running")
+            self._check("start")
+            lifecycle.start(self)
+
+    def stop(self, timeout: int | None = None) -> None:
+        """Send the stop signal, then SIGKILL after `timeout` seconds (default: the container's)."""
+        with self._locked():
+            if self.st.state in (ContainerState.STOPPED, ContainerState.EXITED):
+                return  # idempotent, as the CLI treats ErrCtrStopped
+            self._check("stop")
+            lifecycle.stop(self, self.config.stop_timeout if timeout is None else int(timeout))
+
+    def kill(self, signal: str | int = "SIGKILL") -> None:
+        """Send a signal to the container's main process."""
+        number = parse_signal(signal)
+        with self._locked():
+            self._check("kill")
+            lifecycle.kill(self, number)
+
+    def pause(self) -> None:
+        with self._locked():
+            self._check("pause")
+            self.rt.oci.pause(self.id)
+            self.st.state = ContainerState.PAUSED
+            self.save()
+
+    def unpause(self) -> None:
+        with self._locked():
+            self._check("unpause")
+            self.rt.oci.resume(self.id)
+            self.st.state = ContainerState.RUNNING
+            self.save()
+
+    def restart(self, timeout: int | None = None) -> None:
+        """Stop if running, then start again (also from stopped or exited)."""
+        with self._locked():
+            self._check("restart")
+            if self.st.state in (ContainerState.RUNNING, ContainerState.STOPPING):
+                lifecycle.stop(self, self.config.stop_timeout if timeout is None else int(timeout))
+            if self.st.state == ContainerState.STOPPED:
+                lifecycle.cleanup(self)
+            self.st.restart_count += 1
+            lifecycle.start(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the container exits; returns its exit code (also after removal, for a while)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                with self._locked():
+                    if self.st.state not in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                             ContainerState.STOPPING, ContainerState.CREATED):
+                        return self.st.exit_code
+            except ContainerRemoved:
+                code = self.rt.db.exit_code(self.id)
+                if code is None:
+                    raise
+                return code
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"container {self.id} did not exit within {timeout} seconds")
+            if self.st.state == ContainerState.CREATED:
+                time.sleep(0.05 if remaining is None else min(0.05, remaining))
+            else:
+                lifecycle.wait_for_exit(self, remaining)
+
+    def cleanup(self) -> None:
+        """Release what a stopped container holds (runtime state, mounts); refused while running."""
+        with self._locked():
+            self._check("cleanup")
+            lifecycle.cleanup(self)
+
+    def batch(self, fn: Callable[["Container"], T]) -> T:
+        """Run `fn(self)` holding the lock, synced once; inner calls neither lock nor sync again."""
+        with self._locked():
+            self._batch_depth += 1
+            try:
+                return fn(self)
+            finally:
+                self._batch_depth -= 1
+
+    def remove(self, force: bool = False, timeout: int | None = None) -> None:
+        with self._locked():
+            if not force:
+                self._check("remove")
+            lifecycle.remove(self, force, timeout)
+        self.rt.locks.free(self.id)
+
+    # -- logs ------------------------------------------------------------------------------
+    def log_chunks(self, *, follow: bool = False, tail: int | None = None, since: Any = None,
+                   until: Any = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+        """(stream, bytes) chunks as `podman logs` writes them."""
+        from . import logs
+
+        since_dt = logs.parse_since(since) if isinstance(since, str) else since
+        until_dt = logs.parse_since(until) if isinstance(until, str) else until
+        if not os.path.exists(self.log_path):
+            return iter(())
+        if follow:
+            def running() -> bool:
+                try:
+                    return self.state in states.ACTIVE_STATES
+                except ContainerRemoved:
+                    return False
+            records = logs.follow_records(self.log_path, is_running=running, since=since_dt, tail=tail)
+            if until_dt is not None:
+                records = (r for r in records if r.time <= until_dt)
+        else:
+            records = logs.read_records(self.log_path, since=since_dt, until=until_dt, tail=tail)
+        return logs.render(records, timestamps=timestamps)
+
+    def logs(self, **kwargs: Any) -> str:
+        """The container's output (stdout and stderr interleaved) as text."""
+        return b"".join(data for _, data in self.log_chunks(**kwargs)).decode(errors="replace")
+
+    # -- artifacts -------------------------------------------------------------------------
+    def _artifact_path(self, name: str) -> str:
+        if not _ARTIFACT_NAME.match(name) or name in (".", ".."):
+            raise InvalidArgument(f"invalid artifact name {name!r}: use letters, digits, '.', '_' and '-'")
+        return os.path.join(self.static_dir, "artifacts", name)
+
+    def add_artifact(self, name: str, data: bytes) -> None:
+        path = self._artifact_path(name)
+        with self._locked():
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.rename(path + ".tmp", path)
+
+    def get_artifact(self, name: str) -> bytes:
+        path = self._artifact_path(name)
+        with self._locked():
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                raise NoSuchArtifact(f"container {self.id} has no artifact {name!r}") from None
+
+    def remove_artifact(self, name: str) -> None:
+        path = self._artifact_path(name)
+        with self._locked():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                raise NoSuchArtifact(f"container {self.id} has no artifact {name!r}") from None
+
+    # -- inspect ---------------------------------------------------------------------------
+    def inspect(self, size: bool = False) -> dict[str, Any]:
+        """Podman-shaped inspect data."""
+        with self._locked():
+            return self._inspect_data(size)
+
+    def _inspect_data(self, size: bool) -> dict[str, Any]:
+        cfg, st = self.config, self.st
+        state = st.state
+        data: dict[str, Any] = {
+            "Id": cfg.id,
+            "Created": _rfc3339(cfg.created),
+            "Path": (cfg.entrypoint + cfg.command)[:1][0] if (cfg.entrypoint + cfg.command) else "",
+            "Args": (cfg.entrypoint + cfg.command)[1:],
+            "State": {
+                "OciVersion": "1.0.2-dev",
+                "Status": state.value,
+                "Running": state == ContainerState.RUNNING,
+                "Paused": state == ContainerState.PAUSED,
+                "Restarting": False,
+                "OOMKilled": st.oom_killed,
+                "Dead": False,
+                "Pid": st.pid,
+                "ConmonPid": st.conmon_pid,
+                "ExitCode": st.exit_code,
+                "Error": st.error,
+                "StartedAt": _rfc3339(st.started_at),
+                "FinishedAt": _rfc3339(st.finished_at),
+                "Healthcheck": {"Status": "", "FailingStreak": 0, "Log": None},
+                "CheckpointedAt": "0001-01-01T00:00:00Z",
+                "RestoredAt": "0001-01-01T00:00:00Z",
+            },
+            "Image": cfg.image_id,
+            "ImageName": cfg.image_name,
+            "Rootfs": "",
+            "Pod": "",
+            "ResolvConfPath": os.path.join(self.run_dir, "resolv.conf"),
+            "HostnamePath": os.path.join(self.run_dir, "hostname"),
+            "HostsPath": os.path.join(self.run_dir, "hosts"),
+            "StaticDir": self.bundle,
+            "OCIConfigPath": os.path.join(self.bundle, "config.json"),
+            "OCIRuntime": self.rt.oci_name,
+            "ConmonPidFile": os.path.join(self.run_dir, "conmon.pid"),
+            "PidFile": os.path.join(self.run_dir, "pidfile"),
+            "Name": cfg.name,
+            "RestartCount": st.restart_count,
+            "Driver": "overlay",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "EffectiveCaps": [],
+            "BoundingCaps": [],
+            "ExecIDs": [],
+            "GraphDriver": {"Name": "overlay", "Data": {
+                "UpperDir": self.rt.layers.diff(cfg.layer_id),
+                "WorkDir": os.path.join(self.rt.layers.dir(cfg.layer_id), "work"),
+                **({"MergedDir": st.mountpoint} if st.mounted else {}),
+            }},
+            "Mounts": [],
+            "Dependencies": [],
+            "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": ""},
+            "Namespace": "",
+            "IsInfra": False,
+            "IsService": False,
+            "Config": {
+                "Hostname": cfg.hostname,
+                "Domainname": "",
+                "User": cfg.user,
+                "AttachStdin": False,
+                "AttachStdout": False,
+                "AttachStderr": False,
+                "Tty": False,
+                "OpenStdin": False,
+                "StdinOnce": False,
+                "Env": list(cfg.env),
+                "Cmd": list(cfg.command) or None,
+                "Image": cfg.image_name,
+                "Volumes": None,
+                "WorkingDir": cfg.workdir or "/",
+                "Entrypoint": " ".join(cfg.entrypoint),
+                "OnBuild": None,
+                "Labels": dict(cfg.labels) or None,
+                "Annotations": dict(cfg.annotations),
+                "StopSignal": cfg.stop_signal,
+                "StopTimeout": cfg.stop_timeout,
+                "CreateCommand": None,
+                "Umask": "0022",
+                "Timeout": 0,
+            },
+            "HostConfig": {
+                "Binds": [],
+                "AutoRemove": cfg.auto_remove,
+                "NetworkMode": cfg.network,
+                "PortBindings": {},
+                "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+                "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
+                "CapAdd": [],
+                "CapDrop": [],
+                "Privileged": False,
+                "ReadonlyRootfs": False,
+                "SecurityOpt": [],
+                "PidMode": "private",
+                "IpcMode": "private",
+                "UTSMode": "private",
+                "CgroupParent": "",
+                "ShmSize": 65536000,
+                "Runtime": "oci",
+                "Memory": 0,
+                "PidsLimit": 2048,
+                "Ulimits": [],
+            },
+            "LogPath": self.log_path,
+            "LogTag": "",
+        }
+        if size:
+            data["SizeRw"] = _dir_size(self.rt.layers.diff(cfg.layer_id))
+            data["SizeRootFs"] = data["SizeRw"] + self.rt.image_store.get(cfg.image_id).size
+        return data
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total

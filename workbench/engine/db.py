@@ -1,0 +1,171 @@
+"""SQLite state store: containers, exit codes, images, image names and layers (WAL, versioned schema)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exit_codes (
+    id TEXT PRIMARY KEY,
+    code INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    meta TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_names (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS layers (
+    id TEXT PRIMARY KEY,
+    parent TEXT,
+    diff_id TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL
+);
+"""
+
+#: Exit codes of removed containers are kept this long for `wait` (libpod: 5 minutes).
+EXIT_CODE_TTL = 300.0
+
+
+class Database:
+    """One connection to `<graph root>/state.db`, safe to share between threads of a process."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        fresh = not os.path.exists(path)
+        self._conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if fresh:
+            os.chmod(path, 0o600)
+        self._conn.execute("PRAGMA busy_timeout = 30000")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path}: schema version {version} is newer than this Workbench ({SCHEMA_VERSION})")
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        with self.transaction() as cur:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._conn.execute(sql, args).rowcount
+
+    # -- containers ---------------------------------------------------------
+    def add_container(self, ctr_id: str, name: str, config: dict, state: dict, created: float) -> None:
+        self.execute(
+            "INSERT INTO containers (id, name, config, state, created) VALUES (?, ?, ?, ?, ?)",
+            (ctr_id, name, json.dumps(config), json.dumps(state), created),
+        )
+
+    def container_row(self, ctr_id: str) -> tuple[dict, dict] | None:
+        rows = self.query("SELECT config, state FROM containers WHERE id = ?", (ctr_id,))
+        if not rows:
+            return None
+        return json.loads(rows[0][0]), json.loads(rows[0][1])
+
+    def container_state(self, ctr_id: str) -> dict | None:
+        rows = self.query("SELECT state FROM containers WHERE id = ?", (ctr_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def save_state(self, ctr_id: str, state: dict) -> bool:
+        return self.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state), ctr_id)) == 1
+
+    def remove_container(self, ctr_id: str) -> None:
+        self.execute("DELETE FROM containers WHERE id = ?", (ctr_id,))
+
+    def container_ids(self) -> list[tuple[str, str]]:
+        """(id, name) of every container, oldest first."""
+        return self.query("SELECT id, name FROM containers ORDER BY created")
+
+    def all_containers(self) -> list[tuple[dict, dict]]:
+        rows = self.query("SELECT config, state FROM containers ORDER BY created")
+        return [(json.loads(c), json.loads(s)) for c, s in rows]
+
+    def lookup_container(self, name_or_id: str) -> list[str]:
+        """IDs matching an exact name, an exact ID, or an ID prefix (in that order of precedence)."""
+        rows = self.query("SELECT id FROM containers WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+        if rows:
+            return [rows[0][0]]
+        if not name_or_id or not all(c in "0123456789abcdef" for c in name_or_id):
+            return []
+        rows = self.query("SELECT id FROM containers WHERE id >= ? AND id < ?", (name_or_id, name_or_id + "g"))
+        return [r[0] for r in rows]
+
+    # -- exit codes ---------------------------------------------------------
+    def set_exit_code(self, ctr_id: str, code: int) -> None:
+        self.execute("INSERT OR REPLACE INTO exit_codes (id, code, at) VALUES (?, ?, ?)", (ctr_id, code, time.time()))
+
+    def exit_code(self, ctr_id: str) -> int | None:
+        rows = self.query("SELECT code FROM exit_codes WHERE id = ?", (ctr_id,))
+        return rows[0][0] if rows else None
+
+    def prune_exit_codes(self) -> None:
+        self.execute(
+            "DELETE FROM exit_codes WHERE at < ? AND id NOT IN (SELECT id FROM containers)",
+            (time.time() - EXIT_CODE_TTL,),
+        )
+
+    # -- images and layers ----------------------------------------------------
+    def add_layer(self, cur: sqlite3.Cursor, layer_id: str, parent: str | None, diff_id: str | None,
+                  size: int, kind: str) -> None:
+        cur.execute(
+            "INSERT OR IGNORE INTO layers (id, parent, diff_id, size, kind) VALUES (?, ?, ?, ?, ?)",
+            (layer_id, parent, diff_id, size, kind),
+        )
+
+    def layer(self, layer_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT id, parent, diff_id, size, kind FROM layers WHERE id = ?", (layer_id,))
+        if not rows:
+            return None
+        return dict(zip(("id", "parent", "diff_id", "size", "kind"), rows[0]))

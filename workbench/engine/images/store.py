@@ -1,0 +1,313 @@
+"""Image store: image records and names in the DB, configs and layer tars in the content store."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable
+
+from ..db import Database
+from ..errors import ImageInUse, InvalidArgument, NoSuchImage, WorkbenchError
+from ..storage.content import ContentStore
+from ..storage.layers import LayerStore
+from . import reference as refs
+
+log = logging.getLogger(__name__)
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Image:
+    """One image: its OCI config, its layers (bottom first) and its names."""
+
+    id: str
+    names: list[str]
+    config: dict[str, Any]
+    layers: list[str]
+    size: int
+    created: float
+    digest: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def container_config(self) -> dict[str, Any]:
+        """The `config` part of the OCI image config (Cmd, Entrypoint, Env, ...)."""
+        return self.config.get("config") or {}
+
+    def inspect(self) -> dict[str, Any]:
+        """Podman-shaped `image inspect` data."""
+        cfg = self.container_config
+        return {
+            "Id": self.id,
+            "Digest": self.digest,
+            "RepoTags": list(self.names),
+            "RepoDigests": [f"{n.rsplit(':', 1)[0]}@{self.digest}" for n in self.names if self.digest],
+            "Parent": "",
+            "Comment": self.config.get("comment", ""),
+            "Created": self.config.get("created", _rfc3339(self.created)),
+            "Config": cfg,
+            "Version": "",
+            "Author": self.config.get("author", ""),
+            "Architecture": self.config.get("architecture", ""),
+            "Os": self.config.get("os", "linux"),
+            "Size": self.size,
+            "VirtualSize": self.size,
+            "GraphDriver": {"Name": "overlay", "Data": {}},
+            "RootFS": {"Type": "layers", "Layers": list(self.config.get("rootfs", {}).get("diff_ids", []))},
+            "Labels": cfg.get("Labels") or {},
+            "Annotations": {},
+            "ManifestType": "application/vnd.oci.image.manifest.v1+json",
+            "User": cfg.get("User", ""),
+            "History": self.history or self.config.get("history", []),
+            "NamesHistory": [],
+        }
+
+
+def _go_arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
+def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
+    """Apply Dockerfile-style `--change` instructions (CMD, ENTRYPOINT, ENV, ...) to an image config."""
+    for change in changes:
+        instruction, _, value = change.strip().partition(" ")
+        instruction = instruction.upper()
+        if "=" in instruction and not value:  # `CMD=...` form
+            instruction, _, value = change.partition("=")
+            instruction = instruction.upper()
+        value = value.strip()
+        if instruction in ("CMD", "ENTRYPOINT"):
+            config["Cmd" if instruction == "CMD" else "Entrypoint"] = _exec_form(value)
+        elif instruction == "ENV":
+            env = config.setdefault("Env", [])
+            for key, val in _pairs(value, instruction):
+                env[:] = [e for e in env if e.split("=", 1)[0] != key] + [f"{key}={val}"]
+        elif instruction == "LABEL":
+            config.setdefault("Labels", {}).update(dict(_pairs(value, instruction)))
+        elif instruction == "EXPOSE":
+            for port in value.split():
+                config.setdefault("ExposedPorts", {})[port if "/" in port else port + "/tcp"] = {}
+        elif instruction == "VOLUME":
+            vols = json.loads(value) if value.startswith("[") else value.split()
+            for vol in vols:
+                config.setdefault("Volumes", {})[vol] = {}
+        elif instruction in ("USER", "WORKDIR", "STOPSIGNAL"):
+            config[{"USER": "User", "WORKDIR": "WorkingDir", "STOPSIGNAL": "StopSignal"}[instruction]] = value
+        elif instruction == "ONBUILD":
+            config.setdefault("OnBuild", []).append(value)
+        else:
+            raise InvalidArgument(f'invalid change "{change}" - invalid instruction {instruction}')
+
+
+def _exec_form(value: str) -> list[str]:
+    if value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
+            return parsed
+    return ["/bin/sh", "-c", value]
+
+
+def _pairs(value: str, instruction: str) -> list[tuple[str, str]]:
+    if "=" not in value.split(" ", 1)[0]:
+        key, _, val = value.partition(" ")
+        if not key:
+            raise InvalidArgument(f"{instruction} requires a value")
+        return [(key, val.strip())]
+    out = []
+    for item in shlex.split(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"{instruction} {item!r}: expected KEY=VALUE")
+        out.append((key, val))
+    return out
+
+
+class _HashingReader:
+    """Wraps a stream, hashing and counting what is read through it."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.hasher.update(data)
+        self.size += len(data)
+        return data
+
+
+class ImageStore:
+    """Images in the DB; layers in the LayerStore; configs and layer tars in the ContentStore."""
+
+    def __init__(self, db: Database, content: ContentStore, layers: LayerStore):
+        self.db = db
+        self.content = content
+        self.layers = layers
+
+    # -- reading --------------------------------------------------------------
+    def _load(self, image_id: str) -> Image:
+        rows = self.db.query("SELECT meta FROM images WHERE id = ?", (image_id,))
+        if not rows:
+            raise NoSuchImage(image_id)
+        meta = json.loads(rows[0][0])
+        names = [r[0] for r in self.db.query("SELECT name FROM image_names WHERE image_id = ? ORDER BY rowid", (image_id,))]
+        config = json.loads(self.content.read("sha256:" + image_id))
+        return Image(id=image_id, names=names, config=config, layers=meta["layers"], size=meta["size"],
+                     created=meta["created"], digest=meta.get("digest", ""), history=config.get("history", []))
+
+    def list(self) -> list[Image]:
+        return [self._load(r[0]) for r in self.db.query("SELECT id FROM images ORDER BY created DESC")]
+
+    def resolve_id(self, name_or_id: str) -> str:
+        """The image ID for a name (short names match any registry), a full ID or an ID prefix."""
+        return self._resolve(name_or_id)[0]
+
+    def _resolve(self, name_or_id: str) -> tuple[str, str | None]:
+        """(image ID, the stored name that matched or None when matched by ID)."""
+        text = name_or_id[7:] if name_or_id.startswith("sha256:") else name_or_id
+        if len(text) >= 3 and all(c in "0123456789abcdef" for c in text):
+            rows = self.db.query("SELECT id FROM images WHERE id >= ? AND id < ?", (text, text + "g"))
+            if len(rows) == 1:
+                return rows[0][0], None
+        try:
+            ref = refs.parse(name_or_id)
+        except InvalidArgument:
+            raise NoSuchImage(name_or_id) from None
+        tag = ref.tag or ("" if ref.digest else "latest")
+        if ref.domain:
+            candidates = [str(refs.Reference(ref.domain, ref.path, tag))]
+        else:
+            candidates = [str(refs.normalize(name_or_id, refs.LOCAL_DOMAIN)), str(refs.normalize(name_or_id))]
+        for name in candidates:
+            rows = self.db.query("SELECT image_id FROM image_names WHERE name = ?", (name,))
+            if rows:
+                return rows[0][0], name
+        if not ref.domain:  # any registry: `<domain>/<path>:<tag>`
+            rows = self.db.query("SELECT image_id, name FROM image_names WHERE name LIKE ? ESCAPE '\\'",
+                                 ("%/" + _like_escape(f"{ref.path}:{tag}"),))
+            if rows:
+                return rows[0][0], rows[0][1]
+        raise NoSuchImage(name_or_id)
+
+    def get(self, name_or_id: str) -> Image:
+        return self._load(self.resolve_id(name_or_id))
+
+    def exists(self, name_or_id: str) -> bool:
+        try:
+            self.resolve_id(name_or_id)
+            return True
+        except NoSuchImage:
+            return False
+
+    # -- writing --------------------------------------------------------------
+    def import_rootfs(self, path: str, reference: str | None = None, *, changes: list[str] | None = None,
+                      message: str = "") -> Image:
+        """`podman import`: one layer from a rootfs tarball (plain or gzip), plus a config."""
+        from ..storage.archive import ArchiveError, WhiteoutMode, apply_tar
+
+        name = refs.normalize_local(reference) if reference else None
+        config_part: dict[str, Any] = {}
+        apply_changes(config_part, changes or [])
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gz else raw
+            layer_digest, tar_size = self.content.put_stream(stream)
+        layer_id = layer_digest[7:]
+        if not self.db.layer(layer_id):
+            diff = self.layers.dir(layer_id)
+            shutil.rmtree(diff, ignore_errors=True)  # a crash mid-import leaves a partial dir
+            diff = self.layers.create(layer_id, writable=False)
+            try:
+                with open(self.content.path(layer_digest), "rb") as tar:
+                    apply_tar(tar, diff, whiteouts=WhiteoutMode.OVERLAY)
+            except ArchiveError as exc:
+                self.layers.remove(layer_id)
+                self.content.delete(layer_digest)
+                raise InvalidArgument(f"importing {path}: {exc}") from exc
+            except BaseException:
+                self.layers.remove(layer_id)
+                raise
+            with self.db.transaction() as cur:
+                self.db.add_layer(cur, layer_id, None, layer_digest, tar_size, "image")
+        now = time.time()
+        config = {
+            "created": _rfc3339(now),
+            "architecture": _go_arch(),
+            "os": "linux",
+            "config": config_part,
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+            "history": [{"created": _rfc3339(now), "created_by": "/bin/sh -c #(nop) ADD file in / ",
+                         **({"comment": message} if message else {})}],
+        }
+        if message:
+            config["comment"] = message
+        config_digest = self.content.put_bytes(json.dumps(config, separators=(",", ":")).encode())
+        image_id = config_digest[7:]
+        meta = {"layers": [layer_id], "size": tar_size, "created": now, "digest": config_digest}
+        with self.db.transaction() as cur:
+            cur.execute("INSERT OR IGNORE INTO images (id, meta, created) VALUES (?, ?, ?)",
+                        (image_id, json.dumps(meta), now))
+            if name:
+                cur.execute("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)", (name, image_id))
+        return self._load(image_id)
+
+    def remove(self, name_or_id: str, *, force: bool, users: Callable[[str], list[str]],
+               remove_containers: Callable[[list[str]], None]) -> tuple[list[str], list[str]]:
+        """`rmi`: untag a name if the image has several, else delete it; returns (untagged, deleted ids)."""
+        image_id, matched = self._resolve(name_or_id)
+        image = self._load(image_id)
+        if matched and len(image.names) > 1:
+            self.db.execute("DELETE FROM image_names WHERE name = ?", (matched,))
+            return [matched], []
+        ctr_ids = users(image_id)
+        if ctr_ids and not force:
+            raise ImageInUse(
+                f"image used by {ctr_ids[0]}: image is in use by a container: consider listing external "
+                "containers and force-removing image")
+        if ctr_ids:
+            remove_containers(ctr_ids)
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM image_names WHERE image_id = ?", (image_id,))
+            cur.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        self.content.delete("sha256:" + image_id)
+        self._gc_layers(image.layers)
+        return list(image.names), [image_id]
+
+    def _gc_layers(self, layer_ids: list[str]) -> None:
+        """Delete image layers no image references any more."""
+        used = set()
+        for (meta,) in self.db.query("SELECT meta FROM images"):
+            used.update(json.loads(meta)["layers"])
+        for layer_id in layer_ids:
+            if layer_id in used:
+                continue
+            layer = self.db.layer(layer_id)
+            self.layers.remove(layer_id)
+            self.db.execute("DELETE FROM layers WHERE id = ?", (layer_id,))
+            if layer and layer["diff_id"]:
+                self.content.delete(layer["diff_id"])
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,346 @@
+"""The internal steps behind Container's public methods (libpod's container_internal).
+
+Every function here expects the container lock to be held and the state synced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from . import state as states
+from .signals import signal_name
+from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
+from .oci import conmon
+from .oci import spec as ocispec
+from .state import ContainerState as S
+from .waiting import pid_alive, wait_for_file
+
+if TYPE_CHECKING:
+    from .container import Container
+
+log = logging.getLogger(__name__)
+
+#: How long to wait for conmon to write the exit file after the process died (libpod: 5 s).
+EXIT_FILE_TIMEOUT = 5.0
+#: How long SIGKILL gets before we give up (libpod's killContainerTimeout).
+KILL_TIMEOUT = 5.0
+
+
+# -- sync -------------------------------------------------------------------------
+def handle_exit_file(c: "Container") -> bool:
+    """If the container's process exited, record it (Stopped, exit code); True when it changed."""
+    st = c.st
+    if st.state not in (S.RUNNING, S.PAUSED, S.STOPPING):
+        return False
+    result = conmon.read_exit_file(c.exit_file)
+    if result is None:
+        if st.conmon_pid and not pid_alive(st.conmon_pid):
+            result = conmon.read_exit_file(c.exit_file)
+            if result is None:
+                _mark_stopped(c, -1, time.time(), "conmon died without writing exit file, container exit code unknown")
+                return True
+        return False
+    _mark_stopped(c, result[0], result[1])
+    return True
+
+
+def _mark_stopped(c: "Container", code: int, when: float, error: str = "") -> None:
+    st = c.st
+    st.state = S.STOPPED
+    st.pid = 0
+    st.conmon_pid = 0
+    st.exit_code = code
+    st.exited = True
+    st.finished_at = max(when, st.started_at)
+    st.oom_killed = os.path.exists(os.path.join(c.run_dir, "persist", "oom")) or os.path.exists(
+        os.path.join(c.bundle, "oom"))
+    if error:
+        st.error = error
+    c.rt.db.set_exit_code(c.id, code)
+
+
+# -- storage and runtime files -------------------------------------------------------
+def mount_storage(c: "Container") -> str:
+    if c.st.mounted and os.path.ismount(c.rt.layers.merged(c.config.layer_id)):
+        return c.st.mountpoint
+    image = c.rt.image_store.get(c.config.image_id)
+    lowers = list(reversed(image.layers))
+    c.st.mountpoint = c.rt.layers.mount(c.config.layer_id, lowers, volatile=c.config.auto_remove)
+    c.st.mounted = True
+    return c.st.mountpoint
+
+
+def cleanup_storage(c: "Container") -> None:
+    c.rt.layers.unmount(c.config.layer_id)
+    c.st.mounted = False
+    c.st.mountpoint = ""
+
+
+def _write(path: str, data: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def _resolv_conf() -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    kept = [l for l in lines if not (l.split()[:1] == ["nameserver"] and len(l.split()) > 1
+                                     and (l.split()[1].startswith("127.") or l.split()[1] == "::1"))]
+    if not any(l.startswith("nameserver") for l in kept):
+        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(kept) + "\n"
+
+
+def write_runtime_files(c: "Container") -> dict[str, str]:
+    """/etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv in the run dir."""
+    os.makedirs(c.run_dir, mode=0o700, exist_ok=True)
+    try:
+        with open("/etc/hosts") as f:
+            base = f.read()
+    except OSError:
+        base = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    if base and not base.endswith("\n"):
+        base += "\n"
+    files = {
+        "/etc/hosts": base + f"127.0.0.1\t{c.config.hostname} {c.config.name}\n",
+        "/etc/hostname": c.config.hostname,  # podman 4.3 writes it without a newline
+        "/etc/resolv.conf": _resolv_conf(),
+        "/run/.containerenv": "",
+    }
+    out = {}
+    for dest, data in files.items():
+        host = os.path.join(c.run_dir, os.path.basename(dest))
+        _write(host, data)
+        out[dest] = host
+    return out
+
+
+# -- spec -----------------------------------------------------------------------------
+def _command(c: "Container") -> list[str]:
+    args = list(c.config.entrypoint) + list(c.config.command)
+    if not args:
+        raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
+    return args
+
+
+def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> dict:
+    from .storage.archive import mkdirs_in_root
+    from .users import resolve_user
+
+    user = resolve_user(rootfs, c.config.user)
+    env = list(c.config.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home}")
+    workdir = c.config.workdir or "/"
+    if workdir != "/":
+        root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.close(mkdirs_in_root(root_fd, workdir))
+        except OSError as exc:
+            raise WorkbenchError(f'cannot create workdir "{workdir}" in container {c.id}: {exc}') from exc
+        finally:
+            os.close(root_fd)
+    from .oci.seccomp import default_seccomp
+
+    seccomp = default_seccomp(ocispec.DEFAULT_CAPABILITIES)
+    return ocispec.generate(ocispec.SpecInput(
+        ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
+        additional_gids=list(user.additional_gids), hostname=c.config.hostname,
+        stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
+        bind_files=bind_files, annotations=dict(c.config.annotations), network=c.config.network,
+        cgroup_v2=ocispec.host_cgroup_v2(), seccomp=seccomp,
+    ))
+
+
+# -- OCI lifecycle ---------------------------------------------------------------------
+def init(c: "Container") -> None:
+    """Mount, write config.json, conmon + `runc create`: Configured/Exited -> Created."""
+    if c.st.state == S.STOPPED:
+        cleanup_runtime(c)
+    conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
+    _command(c)  # fail before touching anything when there is nothing to run
+    try:
+        rootfs = mount_storage(c)
+        bind_files = write_runtime_files(c)
+        spec = generate_spec(c, rootfs, bind_files)
+        with open(os.path.join(c.bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        launch = conmon.ConmonLaunch(
+            conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
+            name=c.config.name, bundle=c.bundle, run_dir=c.run_dir, exit_dir=c.rt.exit_dir,
+            log_path=c.log_path, exit_command=c.rt.exit_command(c.id),
+        )
+        pid, conmon_pid = conmon.create_container(launch)
+    except BaseException as exc:
+        try:
+            c.rt.oci.delete(c.id)
+        except WorkbenchError as err:
+            log.warning("cleaning up after a failed init of %s: %s", c.id, err)
+        cleanup_storage(c)
+        c.st.error = str(exc)
+        c.save()
+        raise
+    st = c.st
+    st.pid, st.conmon_pid = pid, conmon_pid
+    st.exit_code, st.exited, st.error, st.stopped_by_user, st.oom_killed = 0, False, "", False, False
+    st.state = S.CREATED
+    c.save()
+
+
+def start(c: "Container") -> None:
+    """`runc start`: Created -> Running (init first from Configured/Stopped/Exited)."""
+    if c.st.state != S.CREATED:
+        init(c)
+    try:
+        c.rt.oci.start(c.id)
+    except OCIRuntimeError as exc:
+        c.st.error = str(exc)
+        cleanup(c)
+        c.save()
+        raise
+    c.st.state = S.RUNNING
+    c.st.started_at = time.time()
+    c.save()
+
+
+def wait_for_exit(c: "Container", timeout: float | None) -> bool:
+    """Wait (unlocked) until the exit file appears or the container is no longer active."""
+    def done() -> bool:
+        current = c.rt.db.container_state(c.id)
+        if current is None or states.ContainerState[current["state"]] not in states.ACTIVE_STATES:
+            return True
+        conmon_pid = current.get("conmon_pid", 0)
+        return bool(conmon_pid) and not pid_alive(conmon_pid)
+    return wait_for_file(c.rt.exit_dir, c.id, timeout, done)
+
+
+def stop(c: "Container", timeout: int) -> None:
+    """Stop signal, SIGKILL after `timeout` seconds; Running/Created/Stopping -> Stopped."""
+    c.st.stopped_by_user = True
+    if c.st.state == S.CREATED:
+        # Never started: nothing to signal, just drop it from the runtime.
+        cleanup_runtime(c)
+        c.st.state = S.CONFIGURED
+        c.save()
+        return
+    c.st.state = S.STOPPING
+    c.save()
+    with c.unlocked():
+        _signal_and_wait(c, timeout)
+    c.sync()
+    if c.st.state == S.STOPPING:
+        wait_for_file(c.rt.exit_dir, c.id, EXIT_FILE_TIMEOUT, lambda: not pid_alive(c.st.conmon_pid))
+        if not handle_exit_file(c):
+            _mark_stopped(c, -1, time.time(), "container did not write an exit file")
+        c.save()
+
+
+def _signal_and_wait(c: "Container", timeout: int) -> None:
+    pid = c.st.pid
+    if not pid_alive(pid):
+        return
+    if timeout > 0:
+        try:
+            c.rt.oci.kill(c.id, c.config.stop_signal)
+        except OCIRuntimeError as exc:
+            if pid_alive(pid):
+                raise
+            log.debug("stop signal: %s", exc)
+        if wait_for_exit(c, timeout):
+            return
+        log.warning("StopSignal %s failed to stop container %s in %d seconds, resorting to SIGKILL",
+                    signal_name(c.config.stop_signal), c.config.name, timeout)
+    try:
+        c.rt.oci.kill(c.id, 9)
+    except OCIRuntimeError as exc:
+        if pid_alive(pid):
+            raise
+        log.debug("SIGKILL: %s", exc)
+    if not wait_for_exit(c, KILL_TIMEOUT):
+        raise ConmonDied(f"timed out waiting for container {c.id} to exit after SIGKILL")
+
+
+def kill(c: "Container", signal: int) -> None:
+    try:
+        c.rt.oci.kill(c.id, signal)
+    except OCIRuntimeError:
+        c.sync()
+        if c.st.state not in (S.RUNNING, S.PAUSED, S.STOPPING):
+            return
+        raise
+    c.st.stopped_by_user = True
+    c.save()
+    if signal == 9:
+        with c.unlocked():
+            wait_for_exit(c, KILL_TIMEOUT)
+        c.sync()
+
+
+def cleanup_runtime(c: "Container") -> None:
+    """`runc delete`, conmon files: Stopped -> Exited, Created -> Configured."""
+    if c.st.state in (S.CREATED, S.STOPPED, S.STOPPING):
+        c.rt.oci.delete(c.id)
+    conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
+    if c.st.state in (S.STOPPED, S.STOPPING):
+        c.st.state = S.EXITED
+    elif c.st.state == S.CREATED:
+        c.st.state = S.CONFIGURED
+    c.st.pid = 0
+    c.st.conmon_pid = 0
+
+
+def cleanup(c: "Container") -> None:
+    """Everything a stopped container holds on the host: runtime state, conmon files, mounts."""
+    errors = []
+    if c.st.state not in (S.CONFIGURED, S.EXITED):
+        try:
+            cleanup_runtime(c)
+        except WorkbenchError as exc:
+            errors.append(exc)
+    try:
+        cleanup_storage(c)
+    except (OSError, WorkbenchError) as exc:
+        errors.append(exc)
+    c.save()
+    c.rt.db.prune_exit_codes()
+    if errors:
+        raise errors[0]
+
+
+def remove(c: "Container", force: bool, timeout: int | None) -> None:
+    """Stop if forced, clean up, then delete the layer, files and DB rows."""
+    if c.st.state == S.PAUSED:
+        c.rt.oci.kill(c.id, 9)
+        try:
+            c.rt.oci.resume(c.id)  # runc thaws a frozen container itself on SIGKILL
+        except OCIRuntimeError:
+            pass
+        with c.unlocked():
+            wait_for_exit(c, KILL_TIMEOUT)
+        c.sync()
+    if c.st.state in (S.RUNNING, S.STOPPING, S.CREATED):
+        stop(c, c.config.stop_timeout if timeout is None else timeout)
+    cleanup(c)
+    c.st.state = S.REMOVING
+    c.save()
+    c.rt.layers.remove(c.config.layer_id)
+    shutil.rmtree(c.static_dir, ignore_errors=True)
+    shutil.rmtree(c.run_dir, ignore_errors=True)
+    try:
+        os.unlink(c.exit_file)
+    except FileNotFoundError:
+        pass
+    with c.rt.db.transaction() as cur:
+        cur.execute("DELETE FROM layers WHERE id = ?", (c.config.layer_id,))
+        cur.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+    c.valid = False

@@ -1,0 +1,122 @@
+"""The OCI runtime command line (runc or crun), called directly with one explicit `--root`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import OCIRuntimeError, WorkbenchError
+
+log = logging.getLogger(__name__)
+
+_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": ""}
+
+
+@functools.lru_cache(maxsize=1)
+def cgroup_layout() -> str:
+    """'v2' (unified), 'hybrid' (v1 controllers plus a cgroup2 mount) or 'v1'."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split(" - ") for line in f]
+    except OSError:
+        return "v1"
+    v2_at_root = any(p[1].startswith("cgroup2 ") and p[0].split()[4] == "/sys/fs/cgroup" for p in mounts if len(p) > 1)
+    if v2_at_root:
+        return "v2"
+    if any(p[1].startswith("cgroup2 ") for p in mounts if len(p) > 1):
+        return "hybrid"
+    return "v1"
+
+
+def detect_runtime(preferred: str | None = None) -> str:
+    """Path of the OCI runtime to use: `preferred` if given, else crun where it works, else runc.
+
+    crun 1.8 refuses the hybrid cgroup layout ("cgroups in hybrid mode not supported"), so there
+    only runc is used.
+    """
+    if preferred:
+        path = shutil.which(preferred) or (preferred if os.access(preferred, os.X_OK) else None)
+        if not path:
+            raise WorkbenchError(f"OCI runtime {preferred!r} not found: install it (apt-get install {os.path.basename(preferred)})")
+        return path
+    order = ["crun", "runc"] if cgroup_layout() != "hybrid" else ["runc"]
+    for name in order:
+        path = shutil.which(name, path=_ENV["PATH"])
+        if path:
+            return path
+    raise WorkbenchError("no OCI runtime found: install runc (apt-get install runc)")
+
+
+@dataclass
+class OCIRuntime:
+    """One OCI runtime binary plus the state directory every call passes as `--root`."""
+
+    path: str
+    root: str
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        argv = [self.path, "--root", self.root, *args]
+        proc = subprocess.run(argv, env=_ENV, stdin=subprocess.DEVNULL, capture_output=True)
+        if check and proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+            raise OCIRuntimeError(f"{self.name} {args[0]}: {_last_msg(message)}")
+        return proc
+
+    def start(self, ctr_id: str) -> None:
+        self._run("start", ctr_id)
+
+    def kill(self, ctr_id: str, signal: int, all_processes: bool = False) -> None:
+        args = ["kill", *(["--all"] if all_processes else []), ctr_id, str(signal)]
+        self._run(*args)
+
+    def pause(self, ctr_id: str) -> None:
+        self._run("pause", ctr_id)
+
+    def resume(self, ctr_id: str) -> None:
+        self._run("resume", ctr_id)
+
+    def delete(self, ctr_id: str) -> None:
+        """`delete --force`; a container the runtime does not know is fine."""
+        proc = self._run("delete", "--force", ctr_id, check=False)
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace")
+            if "does not exist" not in message and "not found" not in message:
+                raise OCIRuntimeError(f"{self.name} delete: {_last_msg(message)}")
+
+    def state(self, ctr_id: str) -> dict | None:
+        """`state` as a dict, or None when the runtime does not know the container."""
+        proc = self._run("state", ctr_id, check=False)
+        if proc.returncode != 0:
+            return None
+        return json.loads(proc.stdout)
+
+    def version(self) -> str:
+        proc = subprocess.run([self.path, "--version"], capture_output=True, env=_ENV)
+        return proc.stdout.decode(errors="replace").splitlines()[0] if proc.stdout else self.name
+
+
+def _last_msg(stderr: str) -> str:
+    """The useful part of runtime stderr: JSON log lines' `msg`, else the last line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return stderr.strip()
+    last = lines[-1]
+    logfmt = re.search(r'msg="((?:[^"\\]|\\.)*)"', last)
+    if logfmt:
+        return logfmt.group(1).replace('\\"', '"')
+    if last.startswith("{"):
+        try:
+            return json.loads(last).get("msg", last)
+        except ValueError:
+            pass
+    return last

@@ -1,0 +1,127 @@
+"""OCI runtime spec (config.json) with Podman 4.3's defaults."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from dataclasses import dataclass, field
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: Debian's containers.conf default_capabilities (what podman 4.3.1 applies here).
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+)
+
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block",
+)
+READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+PIDS_LIMIT = 2048
+CGROUP_PARENT = "/workbench_parent"
+
+
+@dataclass
+class SpecInput:
+    """What the spec generator needs to know about one container."""
+
+    ctr_id: str
+    rootfs: str
+    args: list[str]
+    env: list[str]
+    cwd: str
+    uid: int
+    gid: int
+    additional_gids: list[int]
+    hostname: str
+    stop_signal: int
+    auto_remove: bool
+    created: float
+    bind_files: dict[str, str]  # container path -> host file (hosts, hostname, resolv.conf, .containerenv)
+    annotations: dict[str, str] = field(default_factory=dict)
+    terminal: bool = False
+    network: str = "none"
+    cgroup_v2: bool = False
+    seccomp: dict | None = None
+
+
+def generate(spec_in: SpecInput) -> dict:
+    """The config.json for `runc create`."""
+    caps = list(DEFAULT_CAPABILITIES)
+    # A non-root user keeps the bounding set but gets no effective/permitted capabilities.
+    effective = caps if spec_in.uid == 0 else []
+    created = datetime.datetime.fromtimestamp(spec_in.created, datetime.timezone.utc)
+    annotations = {
+        "io.container.manager": "workbench",
+        "io.kubernetes.cri-o.Created": created.isoformat().replace("+00:00", "Z"),
+        "io.kubernetes.cri-o.TTY": str(spec_in.terminal).lower(),
+        "io.podman.annotations.autoremove": "TRUE" if spec_in.auto_remove else "FALSE",
+        "io.podman.annotations.init": "FALSE",
+        "io.podman.annotations.privileged": "FALSE",
+        "io.podman.annotations.publish-all": "FALSE",
+        "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
+        **spec_in.annotations,
+    }
+    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
+    if spec_in.network != "host":
+        namespaces.insert(1, {"type": "network"})
+    if spec_in.cgroup_v2:
+        namespaces.append({"type": "cgroup"})
+    spec = {
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": spec_in.terminal,
+            "user": {"uid": spec_in.uid, "gid": spec_in.gid, "umask": 0o022,
+                     **({"additionalGids": spec_in.additional_gids} if spec_in.additional_gids else {})},
+            "args": spec_in.args,
+            "env": spec_in.env,
+            "cwd": spec_in.cwd,
+            "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
+        },
+        "root": {"path": spec_in.rootfs},
+        "hostname": spec_in.hostname,
+        "mounts": _mounts(spec_in),
+        "annotations": annotations,
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": PIDS_LIMIT}},
+            "cgroupsPath": f"{CGROUP_PARENT}/workbench-{spec_in.ctr_id}",
+            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if spec_in.network != "host" else {},
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
+    if spec_in.seccomp is not None:
+        spec["linux"]["seccomp"] = spec_in.seccomp
+    return spec
+
+
+def _mounts(spec_in: SpecInput) -> list[dict]:
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+    for dest, source in spec_in.bind_files.items():
+        mounts.append({"destination": dest, "type": "bind", "source": source, "options": ["bind", "rprivate"]})
+    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                   "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]})
+    return mounts
+
+
+def seccomp_arch() -> str:
+    return platform.machine()
+
+
+def host_cgroup_v2() -> bool:
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")

@@ -1,0 +1,330 @@
+"""Runtime: opens the store, wires the parts, looks containers up, creates and removes them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from . import lifecycle
+from .container import Container
+from .db import Database
+from .errors import AmbiguousName, ContainerExists, ContainerRemoved, NoSuchContainer, WorkbenchError
+from .images.store import Image, ImageStore
+from .locks import FileLock, LockManager
+from .signals import parse_signal
+from .state import ContainerConfig, ContainerRuntimeState, ContainerState
+from .storage.content import ContentStore
+from .storage.layers import LayerStore, is_mountpoint
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "/var/lib/workbench"
+DEFAULT_RUNROOT = "/run/workbench"
+DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", "container=podman"]
+DEFAULT_STOP_TIMEOUT = 10
+
+_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+               "nifty", "proud", "quirky", "relaxed", "serene", "tender", "upbeat", "vivid", "witty", "zealous")
+_NAMES = ("curie", "darwin", "euler", "fermi", "gauss", "hopper", "hypatia", "kepler", "lovelace", "meitner",
+          "newton", "noether", "pascal", "ramanujan", "shannon", "tesla", "turing", "volta", "wu", "yalow")
+
+
+@dataclass
+class RunResult:
+    """The outcome of a foreground `run`."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Runtime:
+    """The engine's entry point; every process (kernel, CLI, cleanup) opens its own on the same store."""
+
+    def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None,
+                 log_level: str | None = None):
+        self.root = os.path.abspath(root or DEFAULT_ROOT)
+        self.runroot = os.path.abspath(runroot or DEFAULT_RUNROOT)
+        self.log_level = log_level
+        self._oci_preference = oci_runtime or os.environ.get("WORKBENCH_RUNTIME") or None
+        for path in (self.root, self.runroot, os.path.join(self.root, "containers"),
+                     os.path.join(self.runroot, "containers")):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self.exit_dir = os.path.join(self.runroot, "exits")
+        os.makedirs(self.exit_dir, mode=0o700, exist_ok=True)
+        self.db = Database(os.path.join(self.root, "state.db"))
+        self.locks = LockManager(os.path.join(self.runroot, "locks"))
+        self.content = ContentStore(self.root)
+        self.layers = LayerStore(self.root)
+        self.image_store = ImageStore(self.db, self.content, self.layers)
+        self._oci = None
+        self._conmon: str | None = None
+        self._refresh_after_reboot()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- parts that are only needed when containers run ------------------------------------
+    @property
+    def oci(self):
+        if self._oci is None:
+            from .oci.runc import OCIRuntime, detect_runtime
+
+            path = detect_runtime(self._oci_preference)
+            self._oci = OCIRuntime(path, os.path.join(self.runroot, os.path.basename(path)))
+        return self._oci
+
+    @property
+    def oci_name(self) -> str:
+        return self.oci.name
+
+    @property
+    def conmon_path(self) -> str:
+        if self._conmon is None:
+            from .oci.conmon import find_conmon
+
+            self._conmon = find_conmon()
+        return self._conmon
+
+    def exit_command(self, ctr_id: str) -> list[str]:
+        """What conmon runs when the container exits: `workbench container cleanup ID`."""
+        script = os.path.join(os.path.dirname(sys.executable), "workbench")
+        argv = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "workbench"]
+        argv += ["--root", self.root, "--runroot", self.runroot]
+        if self._oci_preference:
+            argv += ["--runtime", self._oci_preference]
+        return argv + ["container", "cleanup", ctr_id]
+
+    # -- reboot ---------------------------------------------------------------------------
+    def _refresh_after_reboot(self) -> None:
+        """When the run root's alive marker is missing (a reboot wiped it), reset every container."""
+        alive = os.path.join(self.runroot, "alive")
+        if os.path.exists(alive):
+            return
+        with FileLock(os.path.join(self.runroot, "alive.lck")):
+            if os.path.exists(alive):
+                return
+            for config_json, state_json in self.db.all_containers():
+                config = ContainerConfig.from_json(config_json)
+                st = ContainerRuntimeState.from_json(state_json)
+                merged = self.layers.merged(config.layer_id)
+                if is_mountpoint(merged):
+                    self.layers.unmount(config.layer_id)
+                if st.state in (ContainerState.STOPPED, ContainerState.EXITED, ContainerState.STOPPING,
+                                ContainerState.RUNNING, ContainerState.PAUSED):
+                    st.state = ContainerState.EXITED
+                elif st.state != ContainerState.REMOVING:
+                    st.state = ContainerState.CONFIGURED
+                st.pid = st.conmon_pid = 0
+                st.mounted, st.mountpoint = False, ""
+                self.db.save_state(config.id, st.to_json())
+                if st.state == ContainerState.REMOVING or (config.auto_remove and st.state == ContainerState.EXITED):
+                    try:
+                        self._handle(config, st).remove(force=True)
+                    except WorkbenchError as exc:
+                        log.warning("removing %s after reboot: %s", config.id, exc)
+            with open(alive, "w"):
+                pass
+
+    # -- images ---------------------------------------------------------------------------
+    def import_image(self, path: str | os.PathLike, reference: str | None = None, *,
+                     changes: Sequence[str] | None = None, message: str = "") -> Image:
+        """Import a rootfs tarball as a one-layer image (`podman import`)."""
+        return self.image_store.import_rootfs(os.fspath(path), reference, changes=list(changes or []),
+                                              message=message)
+
+    def images(self) -> list[Image]:
+        return self.image_store.list()
+
+    def image(self, name_or_id: str) -> Image:
+        return self.image_store.get(name_or_id)
+
+    def remove_image(self, name_or_id: str, force: bool = False) -> tuple[list[str], list[str]]:
+        """`rmi`: refused while a container uses the image unless forced (which removes them)."""
+        def users(image_id: str) -> list[str]:
+            return [cfg["id"] for cfg, _ in self.db.all_containers() if cfg["image_id"] == image_id]
+
+        def remove_containers(ids: list[str]) -> None:
+            for ctr_id in ids:
+                self.remove_container(self.container(ctr_id), force=True)
+
+        return self.image_store.remove(name_or_id, force=force, users=users, remove_containers=remove_containers)
+
+    # -- containers -----------------------------------------------------------------------
+    def _handle(self, config: ContainerConfig, st: ContainerRuntimeState) -> Container:
+        return Container(self, config, st)
+
+    def container(self, name_or_id: str) -> Container:
+        """Look a container up by name, full ID or unique ID prefix."""
+        ids = self.db.lookup_container(name_or_id)
+        if not ids:
+            raise NoSuchContainer(name_or_id)
+        if len(ids) > 1:
+            raise AmbiguousName(f'more than one result for container "{name_or_id}": '
+                                f"{len(ids)} containers match")
+        row = self.db.container_row(ids[0])
+        if row is None:
+            raise NoSuchContainer(name_or_id)
+        return self._handle(ContainerConfig.from_json(row[0]), ContainerRuntimeState.from_json(row[1]))
+
+    def containers(self, all: bool = True, sync: bool = True) -> list[Container]:
+        """Every container (or only running ones), oldest first, each synced with its exit file."""
+        out = []
+        for config_json, state_json in self.db.all_containers():
+            c = self._handle(ContainerConfig.from_json(config_json), ContainerRuntimeState.from_json(state_json))
+            if sync and c.st.state in (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.STOPPING):
+                try:
+                    c.sync()
+                except ContainerRemoved:
+                    continue
+            if all or c.st.state == ContainerState.RUNNING:
+                out.append(c)
+        return out
+
+    def _unique_name(self) -> str:
+        taken = {name for _, name in self.db.container_ids()}
+        for _ in range(100):
+            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+            if name not in taken:
+                return name
+        return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}_{secrets.token_hex(3)}"
+
+    def create_container(self, image: str | Image, command: Sequence[str] | None = None, *,
+                         name: str | None = None, env: dict[str, str] | Iterable[str] | None = None,
+                         workdir: str | None = None, user: str | None = None,
+                         entrypoint: str | Sequence[str] | None = None, stop_signal: str | int | None = None,
+                         stop_timeout: int | None = None, remove: bool = False,
+                         labels: dict[str, str] | None = None, network: str = "none") -> Container:
+        """Record a new container (state `created`); no process runs until init/start."""
+        img = image if isinstance(image, Image) else self.image_store.get(image)
+        image_cfg = img.container_config
+        if name is not None:
+            _validate_name(name)
+            row = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
+            if row:
+                raise ContainerExists(name, row[0][0])
+        if network not in ("none", "host"):
+            raise WorkbenchError(f'network mode "{network}" is not supported yet: use "none" or "host"')
+        if isinstance(entrypoint, str):
+            entrypoint_list = [entrypoint] if entrypoint else []
+        elif entrypoint is not None:
+            entrypoint_list = list(entrypoint)
+        else:
+            entrypoint_list = list(image_cfg.get("Entrypoint") or [])
+        if command is not None and len(command) > 0:
+            cmd = list(command)
+        elif entrypoint is not None:
+            cmd = []
+        else:
+            cmd = list(image_cfg.get("Cmd") or [])
+        if not cmd and not entrypoint_list:
+            from .errors import InvalidArgument
+
+            raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
+        ctr_id = secrets.token_hex(32)
+        env_list = _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [], env)
+        env_list.append(f"HOSTNAME={ctr_id[:12]}")
+        signal = parse_signal(stop_signal) if stop_signal is not None else (
+            parse_signal(image_cfg["StopSignal"]) if image_cfg.get("StopSignal") else 15)
+        config = ContainerConfig(
+            id=ctr_id, name=name or self._unique_name(), image_id=img.id,
+            image_name=img.names[0] if img.names else img.id,
+            command=cmd, entrypoint=entrypoint_list, env=env_list,
+            workdir=workdir or image_cfg.get("WorkingDir") or "/", user=user if user is not None else image_cfg.get("User", ""),
+            stop_signal=signal, stop_timeout=DEFAULT_STOP_TIMEOUT if stop_timeout is None else int(stop_timeout),
+            auto_remove=remove, labels={**(image_cfg.get("Labels") or {}), **(labels or {})},
+            network=network, hostname=ctr_id[:12], layer_id=ctr_id, created=time.time(),
+        )
+        if workdir and not workdir.startswith("/"):
+            from .errors import InvalidArgument
+
+            raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
+        self.layers.create(config.layer_id, writable=True)
+        try:
+            os.makedirs(os.path.join(self.root, "containers", ctr_id, "userdata"), mode=0o700)
+            with self.db.transaction() as cur:
+                self.db.add_layer(cur, config.layer_id, img.layers[-1], None, 0, "container")
+                try:
+                    cur.execute("INSERT INTO containers (id, name, config, state, created) VALUES (?, ?, ?, ?, ?)",
+                                (ctr_id, config.name, _dumps(config.to_json()),
+                                 _dumps(ContainerRuntimeState().to_json()), config.created))
+                except Exception as exc:
+                    if "UNIQUE" in str(exc):
+                        raise ContainerExists(config.name, "another container") from None
+                    raise
+        except BaseException:
+            self.layers.remove(config.layer_id)
+            shutil.rmtree(os.path.join(self.root, "containers", ctr_id), ignore_errors=True)
+            raise
+        return self._handle(config, ContainerRuntimeState())
+
+    def remove_container(self, c: Container | str, force: bool = False, timeout: int | None = None) -> None:
+        handle = self.container(c) if isinstance(c, str) else c
+        handle.remove(force=force, timeout=timeout)
+
+    def run(self, image: str | Image, command: Sequence[str] | None = None, *, detach: bool = False,
+            remove: bool = False, **options: Any) -> RunResult | Container:
+        """Create and start; detached returns the Container, else waits and returns its output."""
+        c = self.create_container(image, command, remove=remove, **options)
+        try:
+            c.start()
+        except BaseException:
+            if remove:
+                try:
+                    c.remove(force=True)
+                except WorkbenchError as exc:
+                    log.warning("removing %s after a failed start: %s", c.id, exc)
+            raise
+        if detach:
+            return c
+        code = c.wait()
+        from .logs import split_streams
+
+        stdout, stderr = split_streams(c.log_path) if os.path.exists(c.log_path) else (b"", b"")
+        if remove:
+            try:
+                c.remove(force=True)
+            except ContainerRemoved:
+                pass
+        return RunResult(code, stdout, stderr)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj)
+
+
+def _validate_name(name: str) -> None:
+    import re
+
+    from .errors import InvalidArgument
+
+    if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
+        raise InvalidArgument(f"container name {name!r} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+
+
+def _merge_env(*layers: Any) -> list[str]:
+    """Later layers override earlier ones, key by key, keeping first-seen order."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        if not layer:
+            continue
+        items = layer.items() if isinstance(layer, dict) else (
+            (e.split("=", 1)[0], e.split("=", 1)[1] if "=" in e else "") for e in layer)
+        for key, value in items:
+            merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]

@@ -1,0 +1,99 @@
+"""Overlay layer store: read-only image layers and per-container upper/work dirs, mounted with overlayfs."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+
+from ..errors import WorkbenchError
+
+_MNT_DETACH = 2
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    """mount(2); raises OSError with the errno."""
+    if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+
+
+def unmount(target: str) -> None:
+    """Lazy-detach unmount; not mounted is fine."""
+    if _libc.umount2(target.encode(), _MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"unmount {target}: {os.strerror(err)}")
+
+
+def is_mountpoint(path: str) -> bool:
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except FileNotFoundError:
+        return False
+
+
+class LayerStore:
+    """`<graph root>/layers/<id>/{diff,work,merged}`; directories are 0700."""
+
+    def __init__(self, root: str):
+        self.root = os.path.join(root, "layers")
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+
+    def dir(self, layer_id: str) -> str:
+        if not layer_id or "/" in layer_id or layer_id.startswith("."):
+            raise WorkbenchError(f"invalid layer id {layer_id!r}")
+        return os.path.join(self.root, layer_id)
+
+    def diff(self, layer_id: str) -> str:
+        return os.path.join(self.dir(layer_id), "diff")
+
+    def merged(self, layer_id: str) -> str:
+        return os.path.join(self.dir(layer_id), "merged")
+
+    def create(self, layer_id: str, *, writable: bool) -> str:
+        """Make the directories of a new layer; returns its diff dir."""
+        base = self.dir(layer_id)
+        os.mkdir(base, 0o700)
+        os.mkdir(os.path.join(base, "diff"), 0o755)
+        if writable:
+            os.mkdir(os.path.join(base, "work"), 0o700)
+            os.mkdir(os.path.join(base, "merged"), 0o700)
+        return os.path.join(base, "diff")
+
+    def mount(self, layer_id: str, lowers: list[str], *, volatile: bool = False) -> str:
+        """Mount a container layer over its image layers (top first); returns the mount point."""
+        target = self.merged(layer_id)
+        if is_mountpoint(target):
+            return target
+        lowerdir = ":".join(self.diff(lower) for lower in lowers)
+        options = f"lowerdir={lowerdir},upperdir={self.diff(layer_id)},workdir={os.path.join(self.dir(layer_id), 'work')}"
+        if volatile:
+            options += ",volatile"
+        try:
+            mount("overlay", target, "overlay", 0, options)
+        except OSError as exc:
+            if volatile and exc.errno == errno.EINVAL:
+                return self.mount(layer_id, lowers)
+            raise WorkbenchError(f"mounting storage for layer {layer_id}: {exc.strerror}") from exc
+        return target
+
+    def unmount(self, layer_id: str) -> None:
+        target = self.merged(layer_id)
+        while is_mountpoint(target):
+            unmount(target)
+
+    def remove(self, layer_id: str) -> None:
+        """Unmount (if needed) and delete a layer's directories."""
+        base = self.dir(layer_id)
+        if os.path.isdir(os.path.join(base, "merged")):
+            self.unmount(layer_id)
+        shutil.rmtree(base, ignore_errors=True)
+        if os.path.exists(base):
+            raise WorkbenchError(f"could not remove layer directory {base}")
