@@ -60,7 +60,7 @@ _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, run one command, render, and return the exit code."""
-    from .commands import HANDLERS
+    from .commands import handler as find_handler
     from .commands.context import Context
     from .commands.parser import parse
     from .engine.errors import WorkbenchError
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.help:
         out.line(args.usage)
         return 0
-    handler = HANDLERS[args.command_name]
+    handler = find_handler(args.command_name)
     handler_log = logging.StreamHandler(sys.stderr)
     handler_log.setFormatter(_PodmanLogFormat())
     logging.basicConfig(level=_LEVELS[args.log_level], handlers=[handler_log])
@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return 125
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file the user named, a permission, a full disk: say which
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        out.error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 125
     except BrokenPipeError:
         return 0
     finally:

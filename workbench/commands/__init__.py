@@ -1,34 +1,24 @@
-"""One table of commands: the grammar (parser.py) and the implementations, shared by every face."""
+"""One table of commands: the grammar (parser.py) and the implementations, shared by every face.
+
+Implementations are imported when their command runs, so start-up pays for one module only.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
-from . import containers, images, system
-
-HANDLERS: dict[str, Callable] = {
-    "create": containers.create,
-    "run": containers.run,
-    "init": containers.init,
-    "start": containers.start,
-    "stop": containers.stop,
-    "kill": containers.kill,
-    "wait": containers.wait,
-    "pause": containers.pause,
-    "unpause": containers.unpause,
-    "restart": containers.restart,
-    "rm": containers.rm,
-    "ps": containers.ps,
-    "logs": containers.logs,
-    "inspect": containers.inspect,
-    "container_inspect": containers.container_inspect,
-    "image_inspect": containers.image_inspect,
-    "cleanup": containers.cleanup,
-    "container_exists": containers.container_exists,
-    "import": images.import_,
-    "images": images.images,
-    "rmi": images.rmi,
-    "image_exists": images.image_exists,
-    "info": system.info,
-    "version": system.version,
+_IMPLEMENTATIONS = {
+    "containers": ("create", "run", "init", "start", "stop", "kill", "wait", "pause", "unpause", "restart",
+                   "rm", "ps", "logs", "inspect", "container_inspect", "image_inspect", "cleanup",
+                   "container_exists"),
+    "images": ("import", "images", "rmi", "image_exists"),
+    "system": ("info", "version"),
 }
+_MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
+
+
+def handler(name: str) -> Callable:
+    """The implementation of command `name` (`import` is `import_` in its module)."""
+    module = importlib.import_module(f"{__name__}.{_MODULE_OF[name]}")
+    return getattr(module, name + "_" if name == "import" else name)

@@ -280,9 +280,9 @@ def _emit_inspect(ctx: Context, items: list[dict], fmt: str | None) -> None:
 
 
 _NOT_FOUND = {
-    "all": 'no such object: "{name}"',
-    "container": 'no such container "{name}"',
-    "image": "{name}: image not known",
+    "all": 'inspecting object: no such object: "{name}"',
+    "container": "inspecting object: no such container {name}",
+    "image": "inspecting object: {name}: image not known",
 }
 
 
@@ -307,8 +307,7 @@ def inspect(ctx: Context) -> None:
             ctx.fail(_NOT_FOUND[kind].format(name=name))
             continue
         items.append(data)
-    if items or not ctx.exit_code:
-        _emit_inspect(ctx, items, a.format)
+    _emit_inspect(ctx, items, a.format)
 
 
 def container_inspect(ctx: Context) -> None:

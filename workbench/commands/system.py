@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
+import sys
 from typing import Any
 
 from .. import __version__
@@ -57,7 +57,7 @@ def _scalar(value: Any) -> str:
 
 
 def _arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
@@ -95,7 +95,7 @@ def info_data(ctx: Context) -> dict[str, Any]:
             "ImageStore": {"Number": len(rt.images())},
             "RunRoot": rt.runroot,
         },
-        "Version": {"Version": __version__, "PythonVersion": platform.python_version(), "OsArch": f"linux/{_arch()}"},
+        "Version": {"Version": __version__, "PythonVersion": "%d.%d.%d" % sys.version_info[:3], "OsArch": f"linux/{_arch()}"},
     }
 
 
@@ -112,7 +112,7 @@ def info(ctx: Context) -> None:
 
 
 def version(ctx: Context) -> None:
-    data = {"Version": __version__, "APIVersion": __version__, "PythonVersion": platform.python_version(),
+    data = {"Version": __version__, "APIVersion": __version__, "PythonVersion": "%d.%d.%d" % sys.version_info[:3],
             "OsArch": f"linux/{_arch()}"}
     if ctx.args.format:
         from .template import render

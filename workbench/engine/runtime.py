@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import secrets
 import shutil
 import sys
 import time
@@ -200,7 +199,7 @@ class Runtime:
             name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
             if name not in taken:
                 return name
-        return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}_{secrets.token_hex(3)}"
+        return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}_{os.urandom(3).hex()}"
 
     def create_container(self, image: str | Image, command: Sequence[str] | None = None, *,
                          name: str | None = None, env: dict[str, str] | Iterable[str] | None = None,
@@ -234,7 +233,7 @@ class Runtime:
             from .errors import InvalidArgument
 
             raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
-        ctr_id = secrets.token_hex(32)
+        ctr_id = os.urandom(32).hex()
         env_list = _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [], env)
         env_list.append(f"HOSTNAME={ctr_id[:12]}")
         signal = parse_signal(stop_signal) if stop_signal is not None else (

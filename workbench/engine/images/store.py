@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import gzip
-import hashlib
 import json
 import logging
 import os
-import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -127,6 +124,8 @@ def _exec_form(value: str) -> list[str]:
 
 
 def _pairs(value: str, instruction: str) -> list[tuple[str, str]]:
+    import shlex
+
     if "=" not in value.split(" ", 1)[0]:
         key, _, val = value.partition(" ")
         if not key:
@@ -139,21 +138,6 @@ def _pairs(value: str, instruction: str) -> list[tuple[str, str]]:
             raise InvalidArgument(f"{instruction} {item!r}: expected KEY=VALUE")
         out.append((key, val))
     return out
-
-
-class _HashingReader:
-    """Wraps a stream, hashing and counting what is read through it."""
-
-    def __init__(self, stream: BinaryIO):
-        self._stream = stream
-        self.hasher = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._stream.read(n)
-        self.hasher.update(data)
-        self.size += len(data)
-        return data
 
 
 class ImageStore:
@@ -223,6 +207,8 @@ class ImageStore:
     def import_rootfs(self, path: str, reference: str | None = None, *, changes: list[str] | None = None,
                       message: str = "") -> Image:
         """`podman import`: one layer from a rootfs tarball (plain or gzip), plus a config."""
+        import gzip
+
         from ..storage.archive import ArchiveError, WhiteoutMode, apply_tar
 
         name = refs.normalize_local(reference) if reference else None

@@ -173,7 +173,7 @@ def _create_error(launch: ConmonLaunch, message: dict | None) -> OCIRuntimeError
         text = str(message.get("message", "")).strip()
     if not text:
         text = "container create failed (no error message from the runtime)"
-    return classify_runtime_error(text)
+    return classify_runtime_error(f"{os.path.basename(launch.runtime)}: {text}")
 
 
 def _read_int(path: str) -> int:

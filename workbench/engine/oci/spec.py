@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 from dataclasses import dataclass, field
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -117,10 +116,6 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
     mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                    "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]})
     return mounts
-
-
-def seccomp_arch() -> str:
-    return platform.machine()
 
 
 def host_cgroup_v2() -> bool:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
 from typing import BinaryIO
 
 from ..errors import InvalidArgument
@@ -35,6 +33,8 @@ class ContentStore:
         return os.path.exists(self.path(digest))
 
     def put_bytes(self, data: bytes) -> str:
+        import hashlib
+
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
             self._commit(lambda f: f.write(data), digest)
@@ -42,9 +42,11 @@ class ContentStore:
 
     def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
         """Copy a stream into the store; returns (digest, size)."""
+        import hashlib
+
         hasher = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        fd, tmp = self._temp()
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(_CHUNK):
@@ -60,8 +62,12 @@ class ContentStore:
             raise
         return digest, size
 
+    def _temp(self) -> tuple[int, str]:
+        path = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+
     def _commit(self, write, digest: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        fd, tmp = self._temp()
         try:
             with os.fdopen(fd, "wb") as out:
                 write(out)

@@ -1,0 +1,951 @@
+"""Safe application of untrusted tar streams (image layers, rootfs tarballs) onto a directory.
+
+`tarfile` is used only as a header parser. Every write is relative to a directory fd: parents are
+resolved as if the destination were `/` (symlinks rebased, never followed out), leaves are
+replaced rather than followed, and metadata is set on the created object itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bz2
+import ctypes
+import decimal
+import enum
+import errno
+import gzip
+import hashlib
+import logging
+import lzma
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import threading
+import urllib.parse
+import zlib
+from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from workbench.engine.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+GiB = 1 << 30
+
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_META_PREFIX = ".wh..wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+_CHUNK = 1 << 20
+_MAXSYMLINKS = 40  # Linux's limit on symlinks followed in one resolution
+_MAX_WALK_DEPTH = 2048  # directories deep a single resolution may go
+_MAX_PAX_HEADER = 1 << 20  # bytes of one pax extended header
+_MAX_LONGNAME = 64 << 10  # bytes of one GNU long name / long link header
+_MAX_META_CHAIN = 16  # pax / GNU headers in front of one member
+_XATTR_NAME_MAX = 255
+_XATTR_SIZE_MAX = 64 << 10
+_XATTR_ALLOWED = frozenset({"security.capability", "system.posix_acl_access", "system.posix_acl_default"})
+
+_O_PATH = getattr(os, "O_PATH", 0o10000000)
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_NOFOLLOW = _DIR_FLAGS | os.O_NOFOLLOW
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+_META_TYPES = (*_PAX_TYPES, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+
+class ArchiveError(WorkbenchError):
+    """An archive is malformed, exceeds a limit, or tries to reach outside its destination."""
+
+
+class WhiteoutMode(enum.Enum):
+    """How `.wh.` entries are applied."""
+
+    OVERLAY = "overlay"  # a layer dir for overlayfs: char 0:0 whiteouts, trusted.overlay.opaque=y
+    APPLY = "apply"  # a flat rootfs: delete whited-out paths, empty opaque dirs
+
+
+@dataclass
+class ExtractLimits:
+    """Caps against tar/gzip bombs; `max_bytes` bounds the uncompressed tar stream."""
+
+    max_bytes: int = 64 * GiB
+    max_entries: int = 1_000_000
+    max_path: int = 4096
+    max_depth: int = 256
+
+
+@dataclass
+class ApplyResult:
+    """What `apply_tar` did: entries seen, regular-file bytes written, digest of the tar stream."""
+
+    entries: int
+    bytes: int
+    diff_id: str = ""  # "sha256:<hex>" of the uncompressed tar stream, trailing bytes included
+    compression: str = "none"
+
+
+# --------------------------------------------------------------------------- in-root resolution
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+_openat2_state: bool | None = None  # None: not probed yet; False forces the pure-Python walk
+_libc: ctypes.CDLL | None = None
+
+
+def _openat2(dir_fd: int, path: str, flags: int, mode: int = 0) -> int:
+    """openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS); raises OSError like os.open."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    creating = flags & os.O_CREAT or flags & _O_TMPFILE == _O_TMPFILE
+    how = _OpenHow(flags, mode if creating else 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    raw = os.fsencode(path)
+    err = errno.EAGAIN
+    for _ in range(16):  # EAGAIN: a concurrent rename raced the resolution
+        fd = _libc.syscall(
+            ctypes.c_long(_SYS_OPENAT2), ctypes.c_int(dir_fd), ctypes.c_char_p(raw),
+            ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd >= 0:
+            return fd
+        err = ctypes.get_errno()
+        if err not in (errno.EAGAIN, errno.EINTR):
+            break
+    raise OSError(err, os.strerror(err), path)
+
+
+def _openat2_available() -> bool:
+    """Whether openat2 works here (kernel >= 5.6 and not filtered by seccomp); probed once."""
+    global _openat2_state
+    if _openat2_state is None:
+        try:
+            fd = _openat2(-100, "/", _O_PATH | os.O_CLOEXEC)  # AT_FDCWD
+        except (OSError, AttributeError) as exc:
+            log.debug("openat2 unavailable, using the component walk: %s", exc)
+            _openat2_state = False
+        else:
+            os.close(fd)
+            _openat2_state = True
+    return _openat2_state
+
+
+def _check_path(path: str) -> None:
+    if "\0" in path:
+        raise ArchiveError(f"path {path!r} contains a NUL byte")
+
+
+def _reopen(root_fd: int, names: list[str]) -> int:
+    """Open the already-resolved directory chain `names` below root, following nothing."""
+    fd = os.dup(root_fd)
+    try:
+        for name in names:
+            child = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _mkdir_open(dir_fd: int, name: str, mode: int) -> int:
+    """Create directory `name` (exact `mode`) unless it appeared meanwhile, and open it no-follow."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+        created = True
+    except FileExistsError:
+        created = False
+    fd = os.open(name, _DIR_NOFOLLOW, dir_fd=dir_fd)
+    if created:
+        os.fchmod(fd, mode)
+    return fd
+
+
+def _walk(root_fd: int, parts: list[str], *, create: bool = False, mode: int = 0o755,
+          budget: list[int] | None = None) -> tuple[int, list[str]]:
+    """Open the directory `parts` names below root as a chroot would; returns (fd, real names)."""
+    budget = budget if budget is not None else [_MAXSYMLINKS]
+    pending = list(reversed(parts))  # a stack: pop() yields the next component
+    names: list[str] = []
+    fd = os.dup(root_fd)
+    try:
+        while pending:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":  # clamped at the root, like chroot
+                if names:
+                    names.pop()
+                    parent = _reopen(root_fd, names)
+                    os.close(fd)
+                    fd = parent
+                continue
+            try:
+                child = os.open(name, _DIR_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                child = _mkdir_open(fd, name, mode)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                    raise
+                if not stat.S_ISLNK(os.lstat(name, dir_fd=fd).st_mode):
+                    raise
+                budget[0] -= 1
+                if budget[0] < 0:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+                target = os.readlink(name, dir_fd=fd)
+                if not target:
+                    raise FileNotFoundError(errno.ENOENT, "empty symlink target", name) from None
+                if target.startswith("/"):  # absolute targets are rebased onto the root
+                    top = os.dup(root_fd)
+                    os.close(fd)
+                    fd = top
+                    names.clear()
+                pending.extend(reversed(target.split("/")))
+                continue
+            os.close(fd)
+            fd = child
+            names.append(name)
+            if len(names) > _MAX_WALK_DEPTH:
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, names
+
+
+def _open_walk(root_fd: int, path: str, flags: int, mode: int, follow: bool) -> int:
+    """Pure-Python open_in_root: walk parents in root, open the leaf no-follow, chase it if asked."""
+    budget = [_MAXSYMLINKS]
+    parts = path.split("/")
+    while True:
+        comps = [c for c in parts if c not in ("", ".")]
+        if not comps or comps[-1] == "..":
+            dfd, _ = _walk(root_fd, comps, budget=budget)
+            try:
+                return os.open(".", flags, mode, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+        dfd, names = _walk(root_fd, comps[:-1], budget=budget)
+        try:
+            leaf = comps[-1]
+            try:
+                fd = os.open(leaf, flags | os.O_NOFOLLOW, mode, dir_fd=dfd)
+            except OSError as exc:
+                if not follow or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                if not stat.S_ISLNK(os.lstat(leaf, dir_fd=dfd).st_mode):
+                    raise
+            else:
+                if not (follow and flags & _O_PATH and stat.S_ISLNK(os.fstat(fd).st_mode)):
+                    return fd
+                os.close(fd)
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            target = os.readlink(leaf, dir_fd=dfd)
+            if not target:
+                raise FileNotFoundError(errno.ENOENT, "empty symlink target", path)
+            parts = target.split("/") if target.startswith("/") else names + target.split("/")
+        finally:
+            os.close(dfd)
+
+
+def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644, *, follow: bool = False) -> int:
+    """Open `path` below the directory `root_fd` as if chrooted there; nothing resolves outside.
+
+    Parent symlinks are followed inside the root (absolute targets rebased, `..` clamped); the leaf
+    is opened O_NOFOLLOW unless `follow`. Errors are the kernel's (FileNotFoundError, ELOOP, ...).
+    """
+    _check_path(path)
+    flags |= os.O_CLOEXEC
+    follow = follow and not flags & os.O_NOFOLLOW
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    if _openat2_available():
+        return _openat2(root_fd, path or ".", flags, mode)
+    return _open_walk(root_fd, path, flags, mode, follow)
+
+
+def mkdirs_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
+    """Like `mkdir -p` below `root_fd` as if chrooted there; new dirs get exactly `mode`; returns an fd."""
+    _check_path(path)
+    if _openat2_available():
+        try:
+            return _openat2(root_fd, path or ".", _DIR_FLAGS)
+        except FileNotFoundError:
+            pass
+    fd, _ = _walk(root_fd, path.split("/"), create=True, mode=mode)
+    return fd
+
+
+# --------------------------------------------------------------------------- the input stream
+
+
+class _Prefixed:
+    """A read-only stream that replays `head` before the rest of `raw`."""
+
+    def __init__(self, head: bytes, raw: BinaryIO):
+        self._head = head
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = _CHUNK
+        if self._head:
+            out, self._head = self._head[:size], self._head[size:]
+            return out
+        return self._raw.read(size)
+
+
+class _ZstdReader:
+    """Decompresses zstd through the zstd binary, fed from a thread (no zstd module in 3.11)."""
+
+    def __init__(self, src: _Prefixed):
+        exe = shutil.which("zstd")
+        if exe is None:
+            raise ArchiveError("the archive is zstd-compressed but no zstd decoder is installed (apt install zstd)")
+        try:
+            self._proc = subprocess.Popen(
+                [exe, "-d", "-c", "-q", "--no-progress"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise ArchiveError(f"cannot run {exe}: {exc.strerror}") from None
+        self._src = src
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._feed, name="zstd-feed", daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            while chunk := self._src.read(_CHUNK):
+                stdin.write(chunk)
+        except (BrokenPipeError, ValueError):
+            pass  # the decoder is gone: read() reports why
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._error = exc
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def read(self, size: int) -> bytes:
+        assert self._proc.stdout is not None
+        data = self._proc.stdout.read(size)
+        if not data:
+            self._thread.join()
+            if self._error is not None:
+                raise ArchiveError(f"reading the archive failed: {self._error}")
+            if self._proc.wait() != 0:
+                assert self._proc.stderr is not None
+                msg = self._proc.stderr.read().decode(errors="replace").strip()
+                raise ArchiveError(f"corrupt zstd stream: {msg or 'zstd exited with ' + str(self._proc.returncode)}")
+        return data
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        self._thread.join(timeout=5)
+
+
+class _Source:
+    """The decompressed tar stream: counted against the size cap and hashed for the DiffID."""
+
+    def __init__(self, raw: BinaryIO, max_bytes: int):
+        head = b""
+        try:
+            while len(head) < 6:
+                more = raw.read(6 - len(head))
+                if not more:
+                    break
+                head += more
+        except OSError as exc:
+            raise ArchiveError(f"reading the archive failed: {exc}") from None
+        src = _Prefixed(head, raw)
+        self.compression = "none"
+        self._inner: _Prefixed | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | _ZstdReader = src
+        if head.startswith(b"\x1f\x8b"):
+            self.compression, self._inner = "gzip", gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload]
+        elif head.startswith(b"BZh"):
+            self.compression, self._inner = "bzip2", bz2.BZ2File(src)  # type: ignore[call-overload]
+        elif head.startswith(b"\xfd7zXZ\x00"):
+            self.compression, self._inner = "xz", lzma.LZMAFile(src)  # type: ignore[arg-type]
+        elif head.startswith(b"\x28\xb5\x2f\xfd"):
+            self.compression, self._inner = "zstd", _ZstdReader(src)
+        self.count = 0
+        self._max = max_bytes
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = _CHUNK
+        try:
+            data = self._inner.read(size)
+        except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+            raise ArchiveError(f"corrupt or unreadable {self.compression} stream: {exc}") from None
+        self.count += len(data)
+        if self.count > self._max:
+            raise ArchiveError(f"the archive exceeds the limit of {self._max} uncompressed bytes")
+        self._digest.update(data)
+        return data
+
+    def drain(self) -> None:
+        """Read what follows the end-of-archive marker, so the digest covers the whole stream."""
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self._digest.hexdigest()
+
+    def close(self) -> None:
+        if isinstance(self._inner, _ZstdReader):
+            self._inner.close()
+
+
+# --------------------------------------------------------------------------- header parsing
+
+
+def _parse_pax(buf: bytes) -> list[tuple[bytes, bytes]]:
+    """Split pax records ("<len> <key>=<value>\\n") in linear time (CPython's regex can ReDoS)."""
+    records = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        if buf[pos] == 0:  # NUL padding ends the records
+            if buf[pos:].strip(b"\0"):
+                raise ArchiveError("malformed pax header: data after padding")
+            break
+        space = buf.find(b" ", pos, min(end, pos + 21))
+        if space <= pos or not buf[pos:space].isdigit():
+            raise ArchiveError("malformed pax header: bad record length")
+        length = int(buf[pos:space])
+        stop = pos + length
+        if length <= space - pos + 1 or stop > end or buf[stop - 1] != 0x0A:
+            raise ArchiveError("malformed pax header: record length does not match")
+        equals = buf.find(b"=", space + 1, stop - 1)
+        if equals <= space + 1:
+            raise ArchiveError("malformed pax header: record without keyword")
+        records.append((buf[space + 1:equals], buf[equals + 1:stop - 1]))
+        pos = stop
+    return records
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """TarInfo that rejects negative sizes, sparse files, oversized or chained meta headers and
+    truncated/corrupt headers (which tarfile would silently take for the end of the archive)."""
+
+    @classmethod
+    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        offset = tf.fileobj.tell() if tf.fileobj is not None else -1
+        try:
+            return super().fromtarfile(tf)
+        except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
+            raise  # a zero block: the end-of-archive marker
+        except tarfile.HeaderError as exc:
+            raise ArchiveError(f"truncated or corrupt tar header at offset {offset}: {exc}") from None
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.size < 0:  # CVE-2025-8194: a negative size makes tarfile seek backwards forever
+            raise ArchiveError(f"tar header at offset {self.offset} has a negative size")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise ArchiveError(f"{self.name!r}: sparse files are not supported")
+        if self.type in _META_TYPES:
+            tf.meta_chain += 1  # type: ignore[attr-defined]
+            if tf.meta_chain > _MAX_META_CHAIN:  # type: ignore[attr-defined]
+                raise ArchiveError(f"more than {_MAX_META_CHAIN} chained extended headers at offset {self.offset}")
+            limit = _MAX_PAX_HEADER if self.type in _PAX_TYPES else _MAX_LONGNAME
+            if self.size > limit:
+                raise ArchiveError(f"extended header of {self.size} bytes at offset {self.offset} exceeds {limit}")
+            if self.type in _PAX_TYPES:
+                return self._proc_pax_checked(tf)
+        return super()._proc_member(tf)  # type: ignore[misc]
+
+    def _proc_pax_checked(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        """Our replacement for tarfile's pax parsing: linear, strict, no sparse."""
+        assert tf.fileobj is not None
+        blocks = self._block(self.size)  # type: ignore[attr-defined]
+        buf = tf.fileobj.read(blocks)
+        if len(buf) != blocks:
+            raise ArchiveError(f"truncated pax header at offset {self.offset}")
+        pax_headers: dict[str, str] = tf.pax_headers if self.type == tarfile.XGLTYPE else dict(tf.pax_headers)  # type: ignore[assignment]
+        for raw_key, raw_value in _parse_pax(buf[: self.size]):
+            key = raw_key.decode("utf-8", "surrogateescape")
+            if key.startswith("GNU.sparse."):
+                raise ArchiveError(f"sparse files are not supported (pax header at offset {self.offset})")
+            pax_headers[key] = raw_value.decode("utf-8", "surrogateescape")
+        try:
+            nxt = self.fromtarfile(tf)
+        except tarfile.HeaderError as exc:
+            raise ArchiveError(f"missing or corrupt header after the pax header at {self.offset}: {exc}") from None
+        if self.type != tarfile.XGLTYPE:
+            nxt._apply_pax_info(pax_headers, tf.encoding, tf.errors)  # type: ignore[attr-defined]
+            nxt.offset = self.offset
+            if nxt.size < 0:
+                raise ArchiveError(f"pax header at offset {self.offset} sets a negative size")
+            if "size" in pax_headers:  # the data that follows has the pax size
+                skip = nxt.isreg() or nxt.type not in tarfile.SUPPORTED_TYPES
+                tf.offset = nxt.offset_data + (nxt._block(nxt.size) if skip else 0)  # type: ignore[attr-defined]
+        return nxt
+
+
+class _TarReader(tarfile.TarFile):
+    """A stream-mode TarFile with guarded headers."""
+
+    tarinfo = _GuardedTarInfo
+    meta_chain = 0
+
+
+# --------------------------------------------------------------------------- applying entries
+
+
+def _member_xattrs(member: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
+    """The xattrs a member carries in PAX records (SCHILY.xattr.* and LIBARCHIVE.xattr.*)."""
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            yield key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")
+        elif key.startswith("LIBARCHIVE.xattr."):
+            name = urllib.parse.unquote(key[len("LIBARCHIVE.xattr."):], errors="surrogateescape")
+            try:
+                yield name, base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                raise ArchiveError(f"{member.name!r}: bad base64 in xattr {name!r}") from None
+
+
+def _xattr_allowed(name: str) -> bool:
+    """Allow-list: user.* (not the rootless overlay namespace) and a few security/system names."""
+    if name.startswith("user."):
+        return not name.startswith("user.overlay.")
+    return name in _XATTR_ALLOWED
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Applier:
+    """Applies members one by one below `root_fd`; directory metadata is set at the end."""
+
+    def __init__(self, root_fd: int, whiteouts: WhiteoutMode, limits: ExtractLimits, same_owner: bool):
+        self.root_fd = root_fd
+        self.whiteouts = whiteouts
+        self.limits = limits
+        self.same_owner = same_owner
+        self.can_mknod = os.geteuid() == 0
+        self.entries = 0
+        self.bytes = 0
+        self.dirs: dict[tuple[str, ...], tarfile.TarInfo] = {}
+        self.created: set[str] | None = set() if whiteouts is WhiteoutMode.APPLY else None
+
+    # -- driving
+
+    def run(self, tf: _TarReader) -> None:
+        while True:
+            tf.meta_chain = 0
+            member = tf.next()
+            tf.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every member otherwise
+            if member is None:
+                return
+            self.entries += 1
+            if self.entries > self.limits.max_entries:
+                raise ArchiveError(f"the archive has more than {self.limits.max_entries} entries")
+            try:
+                self._check(member)
+                self._apply(tf, member)
+            except ArchiveError:
+                raise
+            except (OSError, ValueError, OverflowError, tarfile.TarError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ArchiveError(f"{member.name!r}: {reason}") from exc
+
+    def finish(self) -> None:
+        """Set directory owners, modes and mtimes, deepest first (children changed their mtimes)."""
+        for parts, member in sorted(self.dirs.items(), key=lambda item: len(item[0]), reverse=True):
+            try:
+                fd = open_in_root(self.root_fd, "/".join(parts), _DIR_FLAGS)
+            except OSError:
+                continue  # replaced by a later entry
+            try:
+                self._own_mode_times(fd, member)
+            except (OSError, ValueError, OverflowError) as exc:
+                raise ArchiveError(f"{member.name!r}: {exc}") from exc
+            finally:
+                os.close(fd)
+
+    def _check(self, m: tarfile.TarInfo) -> None:
+        if m.size < 0 or m.offset < 0 or m.offset_data < 0:
+            raise ArchiveError(f"{m.name!r}: negative size or offset in the tar header")
+        if m.sparse is not None:  # type: ignore[attr-defined]
+            raise ArchiveError(f"{m.name!r}: sparse files are not supported")
+        if m.isreg() and self.bytes + m.size > self.limits.max_bytes:
+            raise ArchiveError(f"{m.name!r}: the archive exceeds the limit of {self.limits.max_bytes} bytes")
+        for what, value in (("uid", m.uid), ("gid", m.gid)):
+            if not 0 <= value < 0xFFFFFFFF:
+                raise ArchiveError(f"{m.name!r}: invalid {what} {value}")
+
+    def _clean(self, m: tarfile.TarInfo, name: str, what: str) -> tuple[str, ...]:
+        """Split a member path into components, dropping '.', '/' and resolving '..' lexically."""
+        if "\0" in name:
+            raise ArchiveError(f"{m.name!r}: {what} contains a NUL byte")
+        if len(os.fsencode(name)) > self.limits.max_path:
+            raise ArchiveError(f"{m.name[:64]!r}...: {what} longer than {self.limits.max_path} bytes")
+        parts: list[str] = []
+        for comp in name.split("/"):
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not parts:
+                    raise ArchiveError(f"{m.name!r}: {what} {name!r} points outside the destination")
+                parts.pop()
+            else:
+                parts.append(comp)
+        if len(parts) > self.limits.max_depth:
+            raise ArchiveError(f"{m.name[:64]!r}...: {what} deeper than {self.limits.max_depth} directories")
+        return tuple(parts)
+
+    def _apply(self, tf: _TarReader, m: tarfile.TarInfo) -> None:
+        parts = self._clean(m, m.name, "path")
+        if parts and parts[-1].startswith(WHITEOUT_PREFIX):
+            self._whiteout(m, parts)
+            return
+        if any(p.startswith(WHITEOUT_META_PREFIX) for p in parts):
+            log.debug("skipping AUFS metadata %r", m.name)
+            return
+        if not parts:
+            if not m.isdir():
+                raise ArchiveError(f"{m.name!r}: refusing to replace the destination root with a non-directory")
+            with _Fd(os.dup(self.root_fd)) as fd:
+                self._xattrs(m, fd=fd.fd)
+            self._defer_dir(m, parts)
+            return
+        if m.isreg():
+            self._file(tf, m, parts)
+        elif m.isdir():
+            self._dir(m, parts)
+        elif m.issym():
+            self._symlink(m, parts)
+        elif m.islnk():
+            self._hardlink(m, parts)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            self._special(m, parts)
+        else:
+            log.warning("skipping %r: unsupported tar entry type %r", m.name, m.type)
+            return
+        self._mark_created(parts)
+
+    def _mark_created(self, parts: tuple[str, ...]) -> None:
+        if self.created is None:
+            return
+        for depth in range(len(parts), 0, -1):
+            path = "/".join(parts[:depth])
+            if path in self.created:
+                break
+            self.created.add(path)
+
+    # -- entry kinds
+
+    def _parent(self, parts: tuple[str, ...]) -> _Fd:
+        return _Fd(mkdirs_in_root(self.root_fd, "/".join(parts[:-1])))
+
+    def _file(self, tf: _TarReader, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        with self._parent(parts) as parent:
+            name = parts[-1]
+            _clear(parent.fd, name, keep_dir=False)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            with _Fd(os.open(name, flags, 0o600, dir_fd=parent.fd)) as out:
+                src = tf.extractfile(m)
+                assert src is not None
+                written = 0
+                while chunk := src.read(_CHUNK):
+                    _write_all(out.fd, chunk)
+                    written += len(chunk)
+                    self.bytes += len(chunk)
+                if written != m.size:
+                    raise ArchiveError(f"{m.name!r}: unexpected end of data")
+                # owner before mode (chown clears setuid), xattrs after both (chown clears file caps)
+                self._own_mode_times(out.fd, m, xattrs=True)
+
+    def _dir(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        with self._parent(parts) as parent:
+            name = parts[-1]
+            if not _clear(parent.fd, name, keep_dir=True):
+                os.mkdir(name, 0o700, dir_fd=parent.fd)
+            with _Fd(os.open(name, _DIR_NOFOLLOW, dir_fd=parent.fd)) as fd:
+                self._xattrs(m, fd=fd.fd)
+        self._defer_dir(m, parts)
+
+    def _defer_dir(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        self.dirs.pop(parts, None)  # a duplicate moves to the end: last entry wins
+        self.dirs[parts] = m
+
+    def _symlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        target = m.linkname
+        if not target or "\0" in target or len(os.fsencode(target)) > self.limits.max_path:
+            raise ArchiveError(f"{m.name!r}: invalid symlink target {target[:64]!r}")
+        with self._parent(parts) as parent:
+            name = parts[-1]
+            _clear(parent.fd, name, keep_dir=False)
+            os.symlink(target, name, dir_fd=parent.fd)
+            self._own_times_nofollow(parent.fd, name, m)
+
+    def _hardlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        tparts = self._clean(m, m.linkname, "hardlink target")
+        if not tparts:
+            raise ArchiveError(f"{m.name!r}: hardlink to the destination root")
+        try:
+            src_dir = _Fd(open_in_root(self.root_fd, "/".join(tparts[:-1]), _DIR_FLAGS, follow=True))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ArchiveError(f"{m.name!r}: hardlink target {m.linkname!r} does not exist") from None
+        with src_dir:
+            try:
+                target = os.lstat(tparts[-1], dir_fd=src_dir.fd)
+            except FileNotFoundError:
+                raise ArchiveError(f"{m.name!r}: hardlink target {m.linkname!r} does not exist") from None
+            if stat.S_ISDIR(target.st_mode):
+                raise ArchiveError(f"{m.name!r}: hardlink target {m.linkname!r} is a directory")
+            with self._parent(parts) as parent:
+                name = parts[-1]
+                try:
+                    if os.path.samestat(os.lstat(name, dir_fd=parent.fd), target):
+                        return  # already this very file
+                except FileNotFoundError:
+                    pass
+                _clear(parent.fd, name, keep_dir=False)
+                # follow_symlinks=False: a link to a symlink links the symlink itself
+                os.link(tparts[-1], name, src_dir_fd=src_dir.fd, dst_dir_fd=parent.fd, follow_symlinks=False)
+
+    def _special(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        if m.isfifo():
+            kind, device = stat.S_IFIFO, 0
+        else:
+            if not (0 <= m.devmajor < 1 << 12 and 0 <= m.devminor < 1 << 20):
+                raise ArchiveError(f"{m.name!r}: invalid device number {m.devmajor}:{m.devminor}")
+            if not self.can_mknod:
+                log.warning("skipping device node %r: creating devices needs root", m.name)
+                return
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            device = os.makedev(m.devmajor, m.devminor)
+        with self._parent(parts) as parent:
+            name = parts[-1]
+            _clear(parent.fd, name, keep_dir=False)
+            try:
+                os.mknod(name, kind | 0o600, device, dir_fd=parent.fd)
+            except PermissionError:
+                if kind == stat.S_IFIFO:
+                    raise
+                log.warning("skipping device node %r: mknod not permitted here", m.name)
+                return
+            self._own_times_nofollow(parent.fd, name, m, chmod=True)
+
+    def _whiteout(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+        base, parent = parts[-1], parts[:-1]
+        if base == OPAQUE_MARKER:
+            self._opaque(parent)
+            return
+        if base.startswith(WHITEOUT_META_PREFIX):
+            log.debug("skipping AUFS metadata %r", m.name)
+            return
+        target = base[len(WHITEOUT_PREFIX):]
+        if target in ("", ".", ".."):
+            raise ArchiveError(f"{m.name!r}: invalid whiteout (it names {target or 'nothing'!r})")
+        if self.whiteouts is WhiteoutMode.OVERLAY:
+            try:
+                layer_dir = _Fd(mkdirs_in_root(self.root_fd, "/".join(parent)))
+            except NotADirectoryError:
+                log.debug("ignoring whiteout %r below a non-directory", m.name)
+                return
+            with layer_dir:
+                _clear(layer_dir.fd, target, keep_dir=False)
+                os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=layer_dir.fd)
+                if self.same_owner:
+                    os.chown(target, m.uid, m.gid, dir_fd=layer_dir.fd, follow_symlinks=False)
+            return
+        existing = self._existing_dir(parent)
+        if existing is not None:
+            with existing:
+                _clear(existing.fd, target, keep_dir=False)
+            if self.created is not None:
+                self.created.discard("/".join(parent + (target,)))
+
+    def _opaque(self, parent: tuple[str, ...]) -> None:
+        if self.whiteouts is WhiteoutMode.OVERLAY:
+            with _Fd(mkdirs_in_root(self.root_fd, "/".join(parent))) as layer_dir:
+                os.setxattr(layer_dir.fd, OVERLAY_OPAQUE_XATTR, b"y")
+            return
+        existing = self._existing_dir(parent)
+        if existing is not None:
+            with existing:
+                self._prune(existing.fd, "/".join(parent))
+
+    def _existing_dir(self, parts: tuple[str, ...]) -> _Fd | None:
+        try:
+            return _Fd(open_in_root(self.root_fd, "/".join(parts), _DIR_FLAGS, follow=True))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _prune(self, dir_fd: int, prefix: str) -> None:
+        """Remove what a lower layer left in an opaque dir, keeping what this archive created."""
+        assert self.created is not None
+        for name in os.listdir(dir_fd):
+            path = f"{prefix}/{name}" if prefix else name
+            if path not in self.created:
+                _clear(dir_fd, name, keep_dir=False)
+            elif stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+                with _Fd(os.open(name, _DIR_NOFOLLOW, dir_fd=dir_fd)) as child:
+                    self._prune(child.fd, path)
+
+    # -- metadata
+
+    def _own_mode_times(self, fd: int, m: tarfile.TarInfo, *, xattrs: bool = False) -> None:
+        if self.same_owner:
+            os.fchown(fd, m.uid, m.gid)
+        os.fchmod(fd, m.mode & 0o7777)
+        if xattrs:
+            self._xattrs(m, fd=fd)
+        _set_times(m, fd)
+
+    def _own_times_nofollow(self, dir_fd: int, name: str, m: tarfile.TarInfo, *, chmod: bool = False) -> None:
+        """Metadata for objects that cannot be opened safely (symlinks, devices, fifos)."""
+        if self.same_owner:
+            os.chown(name, m.uid, m.gid, dir_fd=dir_fd, follow_symlinks=False)
+        if chmod:
+            with _Fd(os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)) as pfd:
+                if not stat.S_ISLNK(os.fstat(pfd.fd).st_mode):
+                    os.chmod(f"/proc/self/fd/{pfd.fd}", m.mode & 0o7777)
+        self._xattrs(m, dir_fd=dir_fd, name=name)
+        _set_times(m, name, dir_fd=dir_fd)
+
+    def _xattrs(self, m: tarfile.TarInfo, *, fd: int | None = None, dir_fd: int | None = None,
+                name: str | None = None) -> None:
+        for key, value in _member_xattrs(m):
+            if not _xattr_allowed(key):
+                log.debug("%r: dropping xattr %r", m.name, key)
+                continue
+            if len(os.fsencode(key)) > _XATTR_NAME_MAX or len(value) > _XATTR_SIZE_MAX:
+                raise ArchiveError(f"{m.name!r}: xattr {key[:64]!r} is too large")
+            try:
+                if fd is not None:
+                    os.setxattr(fd, key, value)
+                else:  # lsetxattr, the parent pinned by its fd
+                    os.setxattr(f"/proc/self/fd/{dir_fd}/{name}", key, value, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                log.warning("%r: cannot set xattr %r: %s", m.name, key, exc.strerror)
+
+
+def _mtime_ns(m: tarfile.TarInfo) -> int | None:
+    """The member's mtime in ns, exact for pax's decimal strings (tarfile rounds them to floats)."""
+    try:
+        exact = decimal.Decimal(m.pax_headers.get("mtime", m.mtime))
+        if not exact.is_finite() or abs(exact) > 1 << 40:
+            return None
+        return int((exact * 1_000_000_000).to_integral_value(decimal.ROUND_FLOOR))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+
+
+def _set_times(m: tarfile.TarInfo, target: int | str, dir_fd: int | None = None) -> None:
+    ns = _mtime_ns(m)
+    if ns is None:
+        log.debug("%r: mtime %r not applied", m.name, m.mtime)
+        return
+    if isinstance(target, int):
+        os.utime(target, ns=(ns, ns))
+    else:
+        os.utime(target, ns=(ns, ns), dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _clear(dir_fd: int, name: str, *, keep_dir: bool) -> bool:
+    """Remove whatever is at `name` without following it; returns True if a directory was kept."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        if keep_dir:
+            return True
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
+    return False
+
+
+class _Fd:
+    """Owns a file descriptor for a `with` block."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __enter__(self) -> _Fd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def apply_tar(
+    stream: BinaryIO,
+    dest: str | os.PathLike[str],
+    *,
+    whiteouts: WhiteoutMode = WhiteoutMode.OVERLAY,
+    limits: ExtractLimits | None = None,
+    same_owner: bool = True,
+) -> ApplyResult:
+    """Apply a (possibly gzip/bzip2/xz/zstd-compressed) tar stream onto the existing dir `dest`.
+
+    Raises ArchiveError on any malformed, oversized or escaping input; the caller removes `dest`.
+    """
+    limits = limits or ExtractLimits()
+    try:
+        root_fd = os.open(dest, _DIR_FLAGS)
+    except OSError as exc:
+        raise ArchiveError(f"cannot open destination {os.fspath(dest)!r}: {exc.strerror}") from None
+    source: _Source | None = None
+    try:
+        source = _Source(stream, limits.max_bytes)
+        applier = _Applier(root_fd, whiteouts, limits, same_owner)
+        try:
+            reader = _TarReader.open(  # type: ignore[call-overload]
+                fileobj=source, mode="r|", encoding="utf-8", errors="surrogateescape"
+            )
+            with reader as tf:
+                applier.run(tf)
+            applier.finish()
+            source.drain()
+        except (tarfile.TarError, EOFError) as exc:
+            raise ArchiveError(f"invalid tar stream: {exc}") from None
+        return ApplyResult(entries=applier.entries, bytes=applier.bytes, diff_id=source.diff_id,
+                           compression=source.compression)
+    finally:
+        if source is not None:
+            source.close()
+        os.close(root_fd)
