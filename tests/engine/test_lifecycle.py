@@ -243,7 +243,7 @@ def test_remove_force_leaves_nothing_behind(rt, busybox, state):
 
 
 def test_logs_keep_partial_lines_and_both_streams(rt, busybox):
-    c = rt.run(busybox, ["sh", "-c", "printf a; sleep 0.2; printf 'b\\n'; echo e >&2; printf tail"], detach=True)
+    c = rt.run(busybox, ["sh", "-c", "printf a; sleep 0.2; printf 'b\\n'; sleep 0.1; echo e >&2; sleep 0.1; printf tail"], detach=True)
     assert c.wait() == 0
     assert c.logs() == "ab\ne\ntail"
     records = open(c.log_path, "rb").read().splitlines()

@@ -226,7 +226,7 @@ class Container:
         from . import logs
 
         since_dt = logs.parse_since(since) if isinstance(since, str) else since
-        until_dt = logs.parse_since(until) if isinstance(until, str) else until
+        until_dt = logs.parse_until(until) if isinstance(until, str) else until
         if not os.path.exists(self.log_path):
             return iter(())
         if follow:
