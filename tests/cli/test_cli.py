@@ -183,3 +183,12 @@ def test_container_outlives_the_cli_process(cli, image):
     cid = cli("run", "-d", image, "sleep", "100").stdout.strip()
     time.sleep(0.2)
     assert cli("inspect", "-f", "{{.State.Running}}", cid).stdout == "true\n"
+
+
+def test_ps_and_images_json_format(cli, image):
+    cid = cli("create", "--name", "js", image, "true").stdout.strip()
+    rows = json.loads(cli("ps", "-a", "--format", "json").stdout)
+    assert [r["Names"] for r in rows] == ["js"] and rows[0]["ID"] == cid[:12]
+    images = json.loads(cli("images", "--format", "json").stdout)
+    assert images[0]["Repository"] == "localhost/busybox"
+    assert cli("ps", "-a", "--format", "table").stdout.startswith("CONTAINER ID")

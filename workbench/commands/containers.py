@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 from ..engine.errors import ContainerRemoved, NoSuchContainer, NoSuchImage, WorkbenchError
 from . import humanize
 from .context import Context
-from .output import to_json
+from .output import emit_table, to_json
 
 PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}
@@ -252,7 +252,7 @@ def ps(ctx: Context) -> None:
             ctx.out.line(c.id if a.no_trunc else c.id[:12])
         return
     rows = [ps_row(c, now, a.no_trunc) for c in containers]
-    ctx.out.table(rows, a.format or PS_FORMAT, PS_HEADERS, noheading=a.noheading)
+    emit_table(ctx.out, rows, a.format, PS_FORMAT, PS_HEADERS, noheading=a.noheading)
 
 
 # -- logs --------------------------------------------------------------------------

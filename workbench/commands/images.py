@@ -7,6 +7,7 @@ import time
 from ..engine.errors import ImageInUse, NoSuchImage, WorkbenchError
 from . import humanize
 from .context import Context
+from .output import emit_table
 
 IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedHuman}}\t{{.Size}}"
 IMAGES_HEADERS = {"ID": "IMAGE ID", "CreatedHuman": "CREATED", "Repository": "REPOSITORY"}
@@ -54,7 +55,8 @@ def images(ctx: Context) -> None:
                 seen.append(ident)
                 ctx.out.line(ident)
         return
-    ctx.out.table(image_rows(imgs, a.no_trunc), a.format or IMAGES_FORMAT, IMAGES_HEADERS, noheading=a.noheading)
+    emit_table(ctx.out, image_rows(imgs, a.no_trunc), a.format, IMAGES_FORMAT, IMAGES_HEADERS,
+               noheading=a.noheading)
 
 
 def rmi(ctx: Context) -> None:

@@ -20,3 +20,12 @@ class Output(Protocol):
 def to_json(data: Any) -> str:
     """Podman's JSON layout: 4-space indent, no HTML escaping."""
     return json.dumps(data, indent=4, ensure_ascii=False, default=str)
+
+
+def emit_table(out: Output, rows: list[dict[str, Any]], fmt: str | None, default: str,
+               headers: dict[str, str] | None = None, *, noheading: bool = False) -> None:
+    """Podman's `--format` conventions: absent or `table` -> the default table, `json` -> a JSON array."""
+    if fmt == "json":
+        out.document(rows)
+    else:
+        out.table(rows, default if fmt in (None, "", "table") else fmt, headers, noheading=noheading)
