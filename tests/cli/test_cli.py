@@ -101,7 +101,7 @@ def test_create_init_start_attach(cli, image):
 
 
 def test_logs_flags(cli, image):
-    cid = cli("run", "-d", image, "sh", "-c", "echo one; echo two >&2; echo three").stdout.strip()
+    cid = cli("run", "-d", image, "sh", "-c", "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three").stdout.strip()
     assert cli("wait", cid).stdout == "0\n"
     proc = cli("logs", cid)
     assert proc.stdout == "one\nthree\n" and proc.stderr == "two\n"

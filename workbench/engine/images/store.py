@@ -83,11 +83,9 @@ def _go_arch() -> str:
 def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
     """Apply Dockerfile-style `--change` instructions (CMD, ENTRYPOINT, ENV, ...) to an image config."""
     for change in changes:
-        instruction, _, value = change.strip().partition(" ")
-        instruction = instruction.upper()
-        if "=" in instruction and not value:  # `CMD=...` form
-            instruction, _, value = change.partition("=")
-            instruction = instruction.upper()
+        text = change.strip()
+        cut = min((i for i in (text.find(" "), text.find("=")) if i > 0), default=len(text))
+        instruction, value = text[:cut].upper(), text[cut + 1:]
         value = value.strip()
         if instruction in ("CMD", "ENTRYPOINT"):
             config["Cmd" if instruction == "CMD" else "Entrypoint"] = _exec_form(value)
