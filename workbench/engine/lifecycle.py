@@ -18,7 +18,7 @@ from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .oci import conmon
 from .oci import spec as ocispec
 from .state import ContainerState as S
-from .waiting import pid_alive, wait_for_file
+from .waiting import pid_alive
 
 if TYPE_CHECKING:
     from .container import Container
@@ -221,7 +221,7 @@ def wait_for_exit(c: "Container", timeout: float | None) -> bool:
             return True
         conmon_pid = current.get("conmon_pid", 0)
         return bool(conmon_pid) and not pid_alive(conmon_pid)
-    return wait_for_file(c.rt.exit_dir, c.id, timeout, done)
+    return c.rt.exit_watcher.wait_for(c.id, timeout, done)
 
 
 def stop(c: "Container", timeout: int) -> None:
@@ -239,7 +239,7 @@ def stop(c: "Container", timeout: int) -> None:
         _signal_and_wait(c, timeout)
     c.sync()
     if c.st.state == S.STOPPING:
-        wait_for_file(c.rt.exit_dir, c.id, EXIT_FILE_TIMEOUT, lambda: not pid_alive(c.st.conmon_pid))
+        c.rt.exit_watcher.wait_for(c.id, EXIT_FILE_TIMEOUT, lambda: not pid_alive(c.st.conmon_pid))
         if not handle_exit_file(c):
             _mark_stopped(c, -1, time.time(), "container did not write an exit file")
         c.save()

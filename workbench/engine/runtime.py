@@ -65,9 +65,12 @@ class Runtime:
         self.image_store = ImageStore(self.db, self.content, self.layers)
         self._oci = None
         self._conmon: str | None = None
+        self._exit_watcher = None
         self._refresh_after_reboot()
 
     def close(self) -> None:
+        if self._exit_watcher is not None:
+            self._exit_watcher.close()
         self.db.close()
 
     def __enter__(self) -> "Runtime":
@@ -85,6 +88,15 @@ class Runtime:
             path = detect_runtime(self._oci_preference)
             self._oci = OCIRuntime(path, os.path.join(self.runroot, os.path.basename(path)))
         return self._oci
+
+    @property
+    def exit_watcher(self):
+        """The shared inotify watch on the exits directory."""
+        if self._exit_watcher is None:
+            from .waiting import DirWatcher
+
+            self._exit_watcher = DirWatcher(self.exit_dir)
+        return self._exit_watcher
 
     @property
     def oci_name(self) -> str:

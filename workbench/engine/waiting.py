@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import select
+import threading
 import time
 from typing import Callable
 
@@ -14,37 +15,61 @@ _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def wait_for_file(directory: str, name: str, timeout: float | None,
-                  done: Callable[[], bool] | None = None, recheck: float = 0.25) -> bool:
-    """Block until `directory/name` exists or `done()` is true; False on timeout.
+class DirWatcher:
+    """One long-lived inotify watch on a directory, shared by every thread that waits on it.
 
-    conmon writes exit files by rename, so IN_MOVED_TO wakes us; `done` is re-checked every
-    `recheck` seconds for conditions no file signals (another process cleaned up, conmon died).
+    Closing an inotify fd costs the kernel an RCU grace period (~15 ms here), so the fd lives as
+    long as the Runtime. One thread at a time sleeps in select(); the others wait on a condition
+    it signals after each wake-up.
     """
-    path = os.path.join(directory, name)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    fd = _libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-    try:
-        if fd >= 0:
-            _libc.inotify_add_watch(fd, directory.encode(), _IN_CREATE | _IN_MOVED_TO)
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._fd = _libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        if self._fd >= 0 and _libc.inotify_add_watch(self._fd, directory.encode(), _IN_CREATE | _IN_MOVED_TO) < 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._cond = threading.Condition()
+        self._polling = False
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def wait_for(self, name: str, timeout: float | None, done: Callable[[], bool] | None = None,
+                  recheck: float = 0.25) -> bool:
+        """Block until `name` exists in the directory or `done()` is true; False on timeout.
+
+        conmon writes exit files by rename, so IN_MOVED_TO wakes us; `done` is re-checked every
+        `recheck` seconds for conditions no file signals (another process cleaned up, conmon died).
+        """
+        path = os.path.join(self.directory, name)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if os.path.exists(path) or (done is not None and done()):
                 return True
             remaining = recheck if deadline is None else min(recheck, deadline - time.monotonic())
             if remaining <= 0:
                 return False
-            if fd >= 0:
-                ready, _, _ = select.select([fd], [], [], remaining)
-                if ready:
+            if self._fd < 0:
+                time.sleep(min(remaining, 0.01))
+                continue
+            with self._cond:
+                if self._polling:
+                    self._cond.wait(min(remaining, 0.05))
+                    continue
+                self._polling = True
+            try:
+                if select.select([self._fd], [], [], remaining)[0]:
                     try:
-                        os.read(fd, 65536)
+                        os.read(self._fd, 65536)
                     except BlockingIOError:
                         pass
-            else:
-                time.sleep(min(remaining, 0.01))
-    finally:
-        if fd >= 0:
-            os.close(fd)
+            finally:
+                with self._cond:
+                    self._polling = False
+                    self._cond.notify_all()
 
 
 def pid_alive(pid: int) -> bool:
