@@ -9,8 +9,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
-from . import lifecycle
 from . import state as states
+from .exits import handle_exit_file
 from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+
+
+def _steps():
+    """The lifecycle steps, imported on first use: `ps` and `inspect` never need them."""
+    from . import lifecycle
+
+    return lifecycle
 
 
 def _rfc3339(ts: float) -> str:
@@ -109,7 +116,7 @@ class Container:
                 self.valid = False
                 raise ContainerRemoved(self.id)
             self.st = ContainerRuntimeState.from_json(data)
-            if lifecycle.handle_exit_file(self):
+            if handle_exit_file(self):
                 self.save()
 
     def save(self) -> None:
@@ -125,7 +132,7 @@ class Container:
         """Create the container in the OCI runtime without starting it."""
         with self._locked():
             self._check("init")
-            lifecycle.init(self)
+            _steps().init(self)
 
     def start(self) -> None:
         """Start the container (initialising it first when needed)."""
@@ -133,7 +140,7 @@ class Container:
             if self.st.state == ContainerState.RUNNING:
                 raise ContainerStateError(f"container {self.id} is already running: container already running")
             self._check("start")
-            lifecycle.start(self)
+            _steps().start(self)
 
     def stop(self, timeout: int | None = None) -> None:
         """Send the stop signal, then SIGKILL after `timeout` seconds (default: the container's)."""
@@ -141,14 +148,14 @@ class Container:
             if self.st.state in (ContainerState.STOPPED, ContainerState.EXITED):
                 return  # idempotent, as the CLI treats ErrCtrStopped
             self._check("stop")
-            lifecycle.stop(self, self.config.stop_timeout if timeout is None else int(timeout))
+            _steps().stop(self, self.config.stop_timeout if timeout is None else int(timeout))
 
     def kill(self, signal: str | int = "SIGKILL") -> None:
         """Send a signal to the container's main process."""
         number = parse_signal(signal)
         with self._locked():
             self._check("kill")
-            lifecycle.kill(self, number)
+            _steps().kill(self, number)
 
     def pause(self) -> None:
         with self._locked():
@@ -169,11 +176,11 @@ class Container:
         with self._locked():
             self._check("restart")
             if self.st.state in (ContainerState.RUNNING, ContainerState.STOPPING):
-                lifecycle.stop(self, self.config.stop_timeout if timeout is None else int(timeout))
+                _steps().stop(self, self.config.stop_timeout if timeout is None else int(timeout))
             if self.st.state == ContainerState.STOPPED:
-                lifecycle.cleanup(self)
+                _steps().cleanup(self)
             self.st.restart_count += 1
-            lifecycle.start(self)
+            _steps().start(self)
 
     def wait(self, timeout: float | None = None) -> int:
         """Block until the container exits; returns its exit code (also after removal, for a while)."""
@@ -195,13 +202,13 @@ class Container:
             if self.st.state == ContainerState.CREATED:
                 time.sleep(0.05 if remaining is None else min(0.05, remaining))
             else:
-                lifecycle.wait_for_exit(self, remaining)
+                _steps().wait_for_exit(self, remaining)
 
     def cleanup(self) -> None:
         """Release what a stopped container holds (runtime state, mounts); refused while running."""
         with self._locked():
             self._check("cleanup")
-            lifecycle.cleanup(self)
+            _steps().cleanup(self)
 
     def batch(self, fn: Callable[["Container"], T]) -> T:
         """Run `fn(self)` holding the lock, synced once; inner calls neither lock nor sync again."""
@@ -216,7 +223,7 @@ class Container:
         with self._locked():
             if not force:
                 self._check("remove")
-            lifecycle.remove(self, force, timeout)
+            _steps().remove(self, force, timeout)
         self.rt.locks.free(self.id)
 
     # -- logs ------------------------------------------------------------------------------

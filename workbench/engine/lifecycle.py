@@ -18,7 +18,7 @@ from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .oci import conmon
 from .oci import spec as ocispec
 from .state import ContainerState as S
-from .waiting import pid_alive
+from .exits import handle_exit_file, mark_stopped, pid_alive
 
 if TYPE_CHECKING:
     from .container import Container
@@ -29,39 +29,6 @@ log = logging.getLogger(__name__)
 EXIT_FILE_TIMEOUT = 5.0
 #: How long SIGKILL gets before we give up (libpod's killContainerTimeout).
 KILL_TIMEOUT = 5.0
-
-
-# -- sync -------------------------------------------------------------------------
-def handle_exit_file(c: "Container") -> bool:
-    """If the container's process exited, record it (Stopped, exit code); True when it changed."""
-    st = c.st
-    if st.state not in (S.RUNNING, S.PAUSED, S.STOPPING):
-        return False
-    result = conmon.read_exit_file(c.exit_file)
-    if result is None:
-        if st.conmon_pid and not pid_alive(st.conmon_pid):
-            result = conmon.read_exit_file(c.exit_file)
-            if result is None:
-                _mark_stopped(c, -1, time.time(), "conmon died without writing exit file, container exit code unknown")
-                return True
-        return False
-    _mark_stopped(c, result[0], result[1])
-    return True
-
-
-def _mark_stopped(c: "Container", code: int, when: float, error: str = "") -> None:
-    st = c.st
-    st.state = S.STOPPED
-    st.pid = 0
-    st.conmon_pid = 0
-    st.exit_code = code
-    st.exited = True
-    st.finished_at = max(when, st.started_at)
-    st.oom_killed = os.path.exists(os.path.join(c.run_dir, "persist", "oom")) or os.path.exists(
-        os.path.join(c.bundle, "oom"))
-    if error:
-        st.error = error
-    c.rt.db.set_exit_code(c.id, code)
 
 
 # -- storage and runtime files -------------------------------------------------------
@@ -241,7 +208,7 @@ def stop(c: "Container", timeout: int) -> None:
     if c.st.state == S.STOPPING:
         c.rt.exit_watcher.wait_for(c.id, EXIT_FILE_TIMEOUT, lambda: not pid_alive(c.st.conmon_pid))
         if not handle_exit_file(c):
-            _mark_stopped(c, -1, time.time(), "container did not write an exit file")
+            mark_stopped(c, -1, time.time(), "container did not write an exit file")
         c.save()
 
 

@@ -9,18 +9,19 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from . import lifecycle
 from .container import Container
 from .db import Database
 from .errors import AmbiguousName, ContainerExists, ContainerRemoved, NoSuchContainer, WorkbenchError
-from .images.store import Image, ImageStore
 from .locks import FileLock, LockManager
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 from .storage.content import ContentStore
 from .storage.layers import LayerStore, is_mountpoint
+
+if TYPE_CHECKING:
+    from .images.store import Image, ImageStore
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Runtime:
         self.locks = LockManager(os.path.join(self.runroot, "locks"))
         self.content = ContentStore(self.root)
         self.layers = LayerStore(self.root)
-        self.image_store = ImageStore(self.db, self.content, self.layers)
+        self._image_store: ImageStore | None = None
         self._oci = None
         self._conmon: str | None = None
         self._exit_watcher = None
@@ -88,6 +89,14 @@ class Runtime:
             path = detect_runtime(self._oci_preference)
             self._oci = OCIRuntime(path, os.path.join(self.runroot, os.path.basename(path)))
         return self._oci
+
+    @property
+    def image_store(self) -> "ImageStore":
+        if self._image_store is None:
+            from .images.store import ImageStore
+
+            self._image_store = ImageStore(self.db, self.content, self.layers)
+        return self._image_store
 
     @property
     def exit_watcher(self):
@@ -220,7 +229,7 @@ class Runtime:
                          stop_timeout: int | None = None, remove: bool = False,
                          labels: dict[str, str] | None = None, network: str = "none") -> Container:
         """Record a new container (state `created`); no process runs until init/start."""
-        img = image if isinstance(image, Image) else self.image_store.get(image)
+        img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
             _validate_name(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import select
 import threading
@@ -12,7 +11,7 @@ from typing import Callable
 
 _IN_CREATE, _IN_MOVED_TO = 0x100, 0x80
 _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc; find_library would spawn ldconfig
 
 
 class DirWatcher:
@@ -70,15 +69,3 @@ class DirWatcher:
                 with self._cond:
                     self._polling = False
                     self._cond.notify_all()
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

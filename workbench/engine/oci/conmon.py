@@ -185,17 +185,3 @@ def _read_int(path: str) -> int:
             time.sleep(0.001)
     log.warning("conmon pidfile %s missing; wait will fall back to the exit file", path)
     return 0
-
-
-def read_exit_file(path: str) -> tuple[int, float] | None:
-    """(exit code, time the file was written) or None while the container runs."""
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-            st = os.fstat(f.fileno())
-    except FileNotFoundError:
-        return None
-    try:
-        return int(text), st.st_mtime
-    except ValueError:
-        return -1, st.st_mtime
