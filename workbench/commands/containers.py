@@ -32,7 +32,7 @@ def create(ctx: Context) -> None:
 
 def _stream_until_exit(ctx: Context, c) -> int:
     """Print the container's output as it is logged until it exits; returns its exit code."""
-    for stream, data in c.log_chunks(follow=True):
+    for stream, data in c.log_chunks(follow=True, poll_interval=0.01):
         ctx.out.stream(stream, data)
     return c.wait()
 

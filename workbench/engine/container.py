@@ -228,26 +228,30 @@ class Container:
 
     # -- logs ------------------------------------------------------------------------------
     def log_chunks(self, *, follow: bool = False, tail: int | None = None, since: Any = None,
-                   until: Any = None, timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
-        """(stream, bytes) chunks as `podman logs` writes them."""
+                   until: Any = None, timestamps: bool = False,
+                   poll_interval: float = 0.1) -> Iterator[tuple[str, bytes]]:
+        """(stream, bytes) chunks as `podman logs` writes them; `follow` ends when the container exits."""
         from . import logs
 
         since_dt = logs.parse_since(since) if isinstance(since, str) else since
         until_dt = logs.parse_until(until) if isinstance(until, str) else until
-        if not os.path.exists(self.log_path):
+        if not os.path.exists(self.log_path) and not follow:
             return iter(())
         if follow:
-            def running() -> bool:
-                try:
-                    return self.state in states.ACTIVE_STATES
-                except ContainerRemoved:
-                    return False
-            records = logs.follow_records(self.log_path, is_running=running, since=since_dt, tail=tail)
+            records = logs.follow_records(self.log_path, is_running=self._maybe_running, since=since_dt,
+                                          tail=tail, poll_interval=poll_interval)
             if until_dt is not None:
                 records = (r for r in records if r.time <= until_dt)
         else:
             records = logs.read_records(self.log_path, since=since_dt, until=until_dt, tail=tail)
         return logs.render(records, timestamps=timestamps)
+
+    def _maybe_running(self) -> bool:
+        """A lock-free liveness check for followers: no exit file and an active state in the store."""
+        if os.path.exists(self.exit_file):
+            return False
+        data = self.rt.db.container_state(self.id)
+        return data is not None and ContainerState[data["state"]] in states.ACTIVE_STATES
 
     def logs(self, **kwargs: Any) -> str:
         """The container's output (stdout and stderr interleaved) as text."""
