@@ -190,6 +190,10 @@ class Container:
                 with self._locked():
                     if self.st.state not in (ContainerState.RUNNING, ContainerState.PAUSED,
                                              ContainerState.STOPPING, ContainerState.CREATED):
+                        if self.st.state == ContainerState.STOPPED:
+                            # Do the exit command's work now rather than wait for its process:
+                            # callers see `exited` as soon as wait() returns, as with podman.
+                            _steps().cleanup(self)
                         return self.st.exit_code
             except ContainerRemoved:
                 code = self.rt.db.exit_code(self.id)

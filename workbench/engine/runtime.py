@@ -50,8 +50,8 @@ class Runtime:
 
     def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None,
                  log_level: str | None = None):
-        self.root = os.path.abspath(root or DEFAULT_ROOT)
-        self.runroot = os.path.abspath(runroot or DEFAULT_RUNROOT)
+        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or DEFAULT_ROOT)
+        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or DEFAULT_RUNROOT)
         self.log_level = log_level
         self._oci_preference = oci_runtime or os.environ.get("WORKBENCH_RUNTIME") or None
         for path in (self.root, self.runroot, os.path.join(self.root, "containers"),

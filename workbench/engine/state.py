@@ -95,7 +95,7 @@ class ContainerConfig:
     image_config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dict(vars(self))  # fields are JSON values already; asdict's deep copy is slow
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ContainerConfig":
@@ -123,7 +123,7 @@ class ContainerRuntimeState:
     checked_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        data = dict(vars(self))
         data["state"] = self.state.name
         return data
 
