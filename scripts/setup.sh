@@ -1,50 +1,115 @@
 #!/usr/bin/env bash
-# Idempotent set-up for `make test` and `make lab`: system packages, then the Python environment.
-# A second run with everything present only checks, and takes a few seconds.
+# Idempotent set-up behind `make test` and `make lab`: the system packages the engine drives,
+# then the Python environment in .venv. A second run only checks (well under a second).
+#
+#   PYTHON=/path/to/python3.12 scripts/setup.sh    use that interpreter to create .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The engine: runc (crun where the cgroup layout allows), conmon, busybox-static for base images,
-# iproute2 for namespaces. podman brings the reference seccomp profile the tests compare with and
-# the side-by-side benchmarks; procps gives pgrep for leak checks.
-PACKAGES=(runc crun conmon busybox-static iproute2 procps podman)
+# runc and crun: OCI runtimes (crun where the cgroup layout allows it, else runc); conmon: the
+# monitor process; busybox-static: base images (images/bootstrap.py); iproute2: network
+# namespaces; procps (pgrep) and zstd: used by the tests; podman and skopeo: the references that
+# tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with.
+PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo)
+# Where a package cannot be checked with dpkg (not Debian): a command each package provides.
+declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
+    [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo)
+MIN_PYTHON=(3 11)
+VENV=.venv
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
-        echo "setup: missing system packages: ${missing[*]}" >&2
-        echo "setup: install them as root, e.g.: apt-get install ${missing[*]}" >&2
-        exit 1
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $*" >&2; exit 1; }
+is_root() { [[ $(id -u) -eq 0 ]]; }
+is_debian() { [[ -r /etc/debian_version ]] && command -v dpkg-query >/dev/null && command -v apt-get >/dev/null; }
+
+# Prints the packages of "$@" that are not installed, one per line.
+missing_packages() {
+    if is_debian; then
+        local installed
+        installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null | awk '$2 == "ii" {print $1}' || true)
+        local pkg
+        for pkg in "$@"; do
+            grep -qxF "$pkg" <<<"$installed" || echo "$pkg"
+        done
+    else
+        local pkg
+        for pkg in "$@"; do
+            PATH="$PATH:/usr/sbin:/sbin:/usr/libexec/podman" command -v "${PROVIDES[$pkg]:-$pkg}" >/dev/null || echo "$pkg"
+        done
     fi
-    echo "setup: installing ${missing[*]}"
+}
+
+# Installs Debian packages "$@" as root, or explains what to install and exits.
+apt_install() {
+    if ! is_debian; then
+        die "missing: $* (the names are Debian's; install your distribution's equivalents and run this again)"
+    fi
+    if ! is_root; then
+        die "missing Debian packages: $*
+setup: install them as root and run this again:
+setup:     sudo apt-get install -y $*"
+    fi
+    say "installing Debian packages: $*"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. System packages.
+mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+if ((${#missing[@]})); then
+    apt_install "${missing[@]}"
+    mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+    ((${#missing[@]} == 0)) || die "still missing after apt-get install: ${missing[*]}"
+fi
+say "system packages present: ${PACKAGES[*]}"
+
+# 2. The Python environment.
+version_ok() {  # the interpreter "$1" is at least MIN_PYTHON
+    "$1" -c "import sys; sys.exit(sys.version_info < (${MIN_PYTHON[0]}, ${MIN_PYTHON[1]}))" 2>/dev/null
+}
+
+find_python() {  # prints the first suitable interpreter: $PYTHON, else python3 on PATH, else python3.N
+    local candidates=("${PYTHON:-}")
+    [[ -n "${PYTHON:-}" ]] || candidates=(python3 python3.14 python3.13 python3.12 python3.11)
+    local py
+    for py in "${candidates[@]}"; do
+        if command -v "$py" >/dev/null && version_ok "$py"; then
+            command -v "$py"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if ! { [[ -x $VENV/bin/python ]] && version_ok "$VENV/bin/python"; }; then
+    if ! python=$(find_python); then
+        found=$( (command -v "${PYTHON:-python3}" >/dev/null && "${PYTHON:-python3}" --version) 2>&1 || echo "none")
+        die "Python ${MIN_PYTHON[0]}.${MIN_PYTHON[1]} or newer is needed as python3 on PATH (found: ${found});
+setup: install it (Debian 12: apt-get install python3 python3-venv) or point PYTHON=/path/to/python3.11 at one"
+    fi
+    if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+        if is_debian && [[ $python == /usr/bin/* ]]; then
+            apt_install python3-venv
+        else
+            die "$python cannot create virtual environments (no ensurepip/venv module); install its venv support"
+        fi
+    fi
+    say "creating $VENV with $python ($("$python" --version 2>&1))"
+    rm -f "$VENV"/.installed-*
+    "$python" -m venv --clear "$VENV"
 fi
 
-PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    echo "setup: Python 3.11 or newer is required (found: $("$PYTHON" --version 2>&1 || echo none));" \
-         "install python3 and python3-venv, or set PYTHON=/path/to/python3.11" >&2
-    exit 1
-fi
-if [[ ! -x .venv/bin/python ]]; then
-    echo "setup: creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
-if [[ ! -f "$stamp" ]]; then
-    echo "setup: installing workbench with its test and jupyter extras"
-    rm -f .venv/.installed-*
-    # compat mode: a plain path entry, not an import hook that every start-up would pay for
-    .venv/bin/pip install -q -e '.[test,jupyter]' --config-settings editable_mode=compat
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [[ ! -f $stamp ]]; then
+    say "installing workbench and its [test,jupyter] extras into $VENV (pyproject.toml changed or first run)"
+    rm -f "$VENV"/.installed-*
+    # compat mode: a plain path entry instead of an import hook that every interpreter start pays for
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,jupyter]' \
+        --config-settings editable_mode=compat
     touch "$stamp"
 fi
-# PYTHONDONTWRITEBYTECODE is common in sandboxes: compile once so the CLI (also conmon's exit
-# command) does not recompile the package on every start.
-.venv/bin/python -m compileall -q workbench
-echo "setup: ready ($(.venv/bin/python --version), $(runc --version | head -1))"
+# PYTHONDONTWRITEBYTECODE is common in sandboxes: compile once (only what changed) so the CLI,
+# which conmon also runs as the exit command, does not recompile the package on every start.
+"$VENV/bin/python" -m compileall -q workbench >/dev/null
+say "ready: $VENV ($("$VENV/bin/python" --version 2>&1))"
