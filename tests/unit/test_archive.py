@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import pytest
 
 from workbench.engine.errors import WorkbenchError
-from workbench.engine.storage import archive
+from workbench.engine.storage import archive, rootpath
 from workbench.engine.storage.archive import (
     ApplyResult,
     ArchiveError,
@@ -118,16 +118,16 @@ def resolver(request, monkeypatch):
     if request.param == "walk":
         def forbidden(*args, **kwargs):
             raise AssertionError("openat2 used although forced off")
-        monkeypatch.setattr(archive, "_openat2_state", False)
-        monkeypatch.setattr(archive, "_openat2", forbidden)
+        monkeypatch.setattr(rootpath, "_openat2_state", False)
+        monkeypatch.setattr(rootpath, "_openat2", forbidden)
     else:
-        assert archive._openat2_available(), "openat2 must work on this kernel (>= 5.6)"
-        real = archive._openat2
+        assert rootpath._openat2_available(), "openat2 must work on this kernel (>= 5.6)"
+        real = rootpath._openat2
 
         def spy(dir_fd, path, *args, **kwargs):
             calls.append(path)
             return real(dir_fd, path, *args, **kwargs)
-        monkeypatch.setattr(archive, "_openat2", spy)
+        monkeypatch.setattr(rootpath, "_openat2", spy)
     return SimpleNamespace(name=request.param, calls=calls)
 
 
@@ -940,7 +940,7 @@ def test_open_in_root_errors(tree: Path, root_fd: int, outside):
         open_in_root(root_fd, "magic/passwd", os.O_RDONLY)  # a /proc magic link is just a path here
     with pytest.raises(NotADirectoryError):
         open_in_root(root_fd, "usr/lib/x/y", os.O_RDONLY)
-    with pytest.raises(ArchiveError):
+    with pytest.raises(rootpath.UnsafePath):
         open_in_root(root_fd, "bad\0name", os.O_RDONLY)
     assert outside.check()
 

@@ -101,7 +101,7 @@ def _command(c: "Container") -> list[str]:
 
 
 def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> dict:
-    from .storage.archive import mkdirs_in_root
+    from .storage.rootpath import mkdirs_in_root
     from .users import resolve_user
 
     user = resolve_user(rootfs, c.config.user)

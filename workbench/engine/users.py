@@ -24,7 +24,7 @@ class ExecUser:
 
 def _read_account_file(rootfs: str, path: str) -> list[list[str]]:
     """Lines of a colon-separated account file inside `rootfs`, opened no-follow; [] when absent."""
-    from .storage.archive import open_in_root
+    from .storage.rootpath import open_in_root
 
     root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
