@@ -7,7 +7,6 @@ a datetime, and `--timestamps` output reuses the stamp bytes exactly as conmon w
 
 from __future__ import annotations
 
-import calendar
 import logging
 import os
 import re
@@ -15,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any, BinaryIO
 
 from .errors import InvalidArgument
@@ -177,7 +175,7 @@ def _stamp_ns(stamp: bytes) -> int:
     seconds = _SECONDS_CACHE.get(key)
     if seconds is None:
         dt = _stamp_datetime(stamp[:20] + b"000000000" + stamp[29:])
-        seconds = calendar.timegm(dt.utctimetuple())
+        seconds = int(dt.timestamp())  # tz-aware and whole seconds: exact
         if len(_SECONDS_CACHE) > 4096:
             _SECONDS_CACHE.clear()
         _SECONDS_CACHE[key] = seconds
@@ -541,6 +539,8 @@ def _parse_date(value: str) -> datetime | None:
 def _parse_unix(value: str) -> datetime | None:
     if _NUMBER_RE.fullmatch(value) is None:
         return None
+    from decimal import Decimal, InvalidOperation
+
     try:
         ns = int(Decimal(value) * 1_000_000_000)  # truncates toward zero like Go's math.Modf
     except InvalidOperation:
