@@ -5,7 +5,8 @@
 # Both start with scripts/setup.sh, which installs what is missing and is quick when nothing is.
 
 NOTEBOOK := notebooks/quickstart.ipynb
-# jupyter lab flags: root needs --allow-root; with no display there is no browser to open.
+# jupyter lab flags: root needs --allow-root; with no display there is no browser to open (the
+# printed URL, default_url below, opens the quickstart).
 LAB_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-root) \
 	$(if $(DISPLAY)$(WAYLAND_DISPLAY),,--no-browser)
 
@@ -27,7 +28,8 @@ lab: setup
 ifeq ($(HEADLESS),1)
 	@.venv/bin/python scripts/run_notebook.py $(NOTEBOOK)
 else
-	@.venv/bin/python -m jupyterlab --ServerApp.root_dir=notebooks $(LAB_FLAGS) $(NOTEBOOK)
+	@.venv/bin/python -m jupyterlab --ServerApp.root_dir=notebooks \
+		--LabApp.default_url=/lab/tree/$(notdir $(NOTEBOOK)) $(LAB_FLAGS)
 endif
 
 bench: setup

@@ -44,6 +44,7 @@ def _run(path: str, socket_dir: str) -> int:
         kernel_name="python3",
         kernel_manager_class=_this_python_kernel_manager(socket_dir),
         allow_errors=False,
+        interrupt_on_timeout=True,  # a cell over time gets KeyboardInterrupt, then the kernel shuts down cleanly
         store_widget_state=False,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}},
         on_notebook_start=lambda notebook: print(f"{path}: kernel {client.km.kernel_spec.argv[0]}", flush=True),
@@ -53,12 +54,14 @@ def _run(path: str, socket_dir: str) -> int:
     try:
         client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-        if isinstance(exc, CellExecutionError):
-            reason = f"{exc.ename}: {exc.evalue}"
-        elif isinstance(exc, CellTimeoutError):
-            reason = f"no result within {CELL_TIMEOUT} s"
-        else:
+        if isinstance(exc, DeadKernelError):
             reason = f"the kernel died ({exc})"
+        elif isinstance(exc, CellTimeoutError) or exc.ename == "KeyboardInterrupt":
+            reason = f"interrupted after the {CELL_TIMEOUT} s cell timeout"
+        else:
+            reason = f"{exc.ename}: {exc.evalue}"
+        if current and not isinstance(exc, CellExecutionError):  # its outputs so far were not printed
+            _print_cell(current["cell"], current["index"])
         where = f"cell {current['index']}" if current else "start-up"
         print(f"\n{path}: FAILED in {where}: {reason}", file=sys.stderr)
         if current:
