@@ -63,7 +63,7 @@ def _arch() -> str:
 
 def info_data(ctx: Context) -> dict[str, Any]:
     rt = ctx.rt
-    from ..engine.oci.runc import cgroup_layout
+    from ..engine import cgroups
 
     containers = rt.containers()
     counts = {"number": len(containers), "paused": 0, "running": 0, "stopped": 0}
@@ -77,7 +77,7 @@ def info_data(ctx: Context) -> dict[str, Any]:
         "Host": {
             "Arch": _arch(),
             "CgroupManager": "cgroupfs",
-            "CgroupVersion": "v2" if cgroup_layout() == "v2" else "v1",
+            "CgroupVersion": "v2" if cgroups.is_v2() else "v1",
             "Conmon": {"Path": rt.conmon_path, "Package": "conmon"},
             "CPUs": os.cpu_count(),
             "Hostname": uname.nodename,

@@ -227,7 +227,7 @@ class Container:
         with self._locked():
             if not force:
                 self._check("remove")
-            _steps().remove(self, force, timeout)
+            _steps().remove(self, timeout)
         self.rt.locks.free(self.id)
 
     # -- logs ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING
 
+from . import cgroups
 from . import state as states
 from .signals import signal_name
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
@@ -125,7 +126,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         additional_gids=list(user.additional_gids), hostname=c.config.hostname,
         stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
         bind_files=bind_files, annotations=dict(c.config.annotations), network=c.config.network,
-        cgroup_v2=ocispec.host_cgroup_v2(), seccomp=seccomp,
+        cgroup_v2=cgroups.is_v2(), seccomp=seccomp,
     ))
 
 
@@ -284,7 +285,7 @@ def cleanup(c: "Container") -> None:
         raise errors[0]
 
 
-def remove(c: "Container", force: bool, timeout: int | None) -> None:
+def remove(c: "Container", timeout: int | None) -> None:
     """Stop if forced, clean up, then delete the layer, files and DB rows."""
     if c.st.state == S.PAUSED:
         c.rt.oci.kill(c.id, 9)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import random
 import shutil
 import sys
@@ -13,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from .container import Container
 from .db import Database
-from .errors import AmbiguousName, ContainerExists, ContainerRemoved, NoSuchContainer, WorkbenchError
+from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidArgument, NoSuchContainer,
+                     WorkbenchError)
 from .locks import FileLock, LockManager
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
@@ -251,8 +254,6 @@ class Runtime:
         else:
             cmd = list(image_cfg.get("Cmd") or [])
         if not cmd and not entrypoint_list:
-            from .errors import InvalidArgument
-
             raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
         ctr_id = os.urandom(32).hex()
         env_list = _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [], env)
@@ -269,8 +270,6 @@ class Runtime:
             network=network, hostname=ctr_id[:12], layer_id=ctr_id, created=time.time(),
         )
         if workdir and not workdir.startswith("/"):
-            from .errors import InvalidArgument
-
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
         self.layers.create(config.layer_id, writable=True)
         try:
@@ -323,16 +322,10 @@ class Runtime:
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj)
 
 
 def _validate_name(name: str) -> None:
-    import re
-
-    from .errors import InvalidArgument
-
     if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
         raise InvalidArgument(f"container name {name!r} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 

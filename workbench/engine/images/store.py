@@ -9,10 +9,10 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import Any, Callable
 
 from ..db import Database
-from ..errors import ImageInUse, InvalidArgument, NoSuchImage, WorkbenchError
+from ..errors import ImageInUse, InvalidArgument, NoSuchImage
 from ..storage.content import ContentStore
 from ..storage.layers import LayerStore
 from . import reference as refs

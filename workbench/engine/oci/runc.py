@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -11,27 +10,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from .. import cgroups
 from ..errors import OCIRuntimeError, WorkbenchError
 
 log = logging.getLogger(__name__)
 
 _ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": ""}
-
-
-@functools.lru_cache(maxsize=1)
-def cgroup_layout() -> str:
-    """'v2' (unified), 'hybrid' (v1 controllers plus a cgroup2 mount) or 'v1'."""
-    try:
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split(" - ") for line in f]
-    except OSError:
-        return "v1"
-    v2_at_root = any(p[1].startswith("cgroup2 ") and p[0].split()[4] == "/sys/fs/cgroup" for p in mounts if len(p) > 1)
-    if v2_at_root:
-        return "v2"
-    if any(p[1].startswith("cgroup2 ") for p in mounts if len(p) > 1):
-        return "hybrid"
-    return "v1"
 
 
 def detect_runtime(preferred: str | None = None) -> str:
@@ -45,7 +29,7 @@ def detect_runtime(preferred: str | None = None) -> str:
         if not path:
             raise WorkbenchError(f"OCI runtime {preferred!r} not found: install it (apt-get install {os.path.basename(preferred)})")
         return path
-    order = ["crun", "runc"] if cgroup_layout() != "hybrid" else ["runc"]
+    order = ["crun", "runc"] if cgroups.layout() != "hybrid" else ["runc"]
     for name in order:
         path = shutil.which(name, path=_ENV["PATH"])
         if path:
