@@ -306,3 +306,4 @@ def test_inspect_is_podman_shaped(rt, busybox):
     assert data["Config"]["StopTimeout"] == 3
     assert data["ImageName"] == busybox
     assert data["OCIRuntime"] == "runc"
+    assert "CAP_CHOWN" in data["EffectiveCaps"] and len(data["BoundingCaps"]) == 11

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from . import state as states
 from .exits import handle_exit_file
 from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact
+from .oci.spec import DEFAULT_CAPABILITIES
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
@@ -342,8 +343,8 @@ class Container:
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "EffectiveCaps": [],
-            "BoundingCaps": [],
+            "EffectiveCaps": list(DEFAULT_CAPABILITIES) if _is_root(cfg.user) else [],
+            "BoundingCaps": list(DEFAULT_CAPABILITIES),
             "ExecIDs": [],
             "GraphDriver": {"Name": "overlay", "Data": {
                 "UpperDir": self.rt.layers.diff(cfg.layer_id),
@@ -410,6 +411,11 @@ class Container:
             data["SizeRw"] = _dir_size(self.rt.layers.diff(cfg.layer_id))
             data["SizeRootFs"] = data["SizeRw"] + self.rt.image_store.get(cfg.image_id).size
         return data
+
+
+def _is_root(user: str) -> bool:
+    """Whether a `--user` value names uid 0 (an empty user is the image default, root here)."""
+    return user.partition(":")[0] in ("", "0", "root")
 
 
 def _dir_size(path: str) -> int:
