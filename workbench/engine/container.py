@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 from . import state as states
 from .exits import handle_exit_file
 from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact
-from .oci.spec import DEFAULT_CAPABILITIES
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
@@ -300,6 +299,8 @@ class Container:
             return self._inspect_data(size)
 
     def _inspect_data(self, size: bool) -> dict[str, Any]:
+        from .oci.spec import DEFAULT_CAPABILITIES
+
         cfg, st = self.config, self.st
         state = st.state
         data: dict[str, Any] = {

@@ -20,11 +20,11 @@ from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidAr
 from .locks import FileLock, LockManager
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
-from .storage.content import ContentStore
-from .storage.layers import LayerStore, is_mountpoint
 
 if TYPE_CHECKING:
     from .images.store import Image, ImageStore
+    from .storage.content import ContentStore
+    from .storage.layers import LayerStore
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ class Runtime:
         os.makedirs(self.exit_dir, mode=0o700, exist_ok=True)
         self.db = Database(os.path.join(self.root, "state.db"))
         self.locks = LockManager(os.path.join(self.runroot, "locks"))
-        self.content = ContentStore(self.root)
-        self.layers = LayerStore(self.root)
+        self._content: ContentStore | None = None
+        self._layers: LayerStore | None = None
         self._image_store: ImageStore | None = None
         self._oci = None
         self._conmon: str | None = None
@@ -92,6 +92,23 @@ class Runtime:
             path = detect_runtime(self._oci_preference)
             self._oci = OCIRuntime(path, os.path.join(self.runroot, os.path.basename(path)))
         return self._oci
+
+    @property
+    def content(self) -> "ContentStore":
+        if self._content is None:
+            from .storage.content import ContentStore
+
+            self._content = ContentStore(self.root)
+        return self._content
+
+    @property
+    def layers(self) -> "LayerStore":
+        """Overlay layers; loaded on first use (it brings ctypes and mount(2)), `ps` never needs it."""
+        if self._layers is None:
+            from .storage.layers import LayerStore
+
+            self._layers = LayerStore(self.root)
+        return self._layers
 
     @property
     def image_store(self) -> "ImageStore":
@@ -143,9 +160,7 @@ class Runtime:
             for config_json, state_json in self.db.all_containers():
                 config = ContainerConfig.from_json(config_json)
                 st = ContainerRuntimeState.from_json(state_json)
-                merged = self.layers.merged(config.layer_id)
-                if is_mountpoint(merged):
-                    self.layers.unmount(config.layer_id)
+                self.layers.unmount(config.layer_id)  # a no-op when nothing is mounted
                 if st.state in (ContainerState.STOPPED, ContainerState.EXITED, ContainerState.STOPPING,
                                 ContainerState.RUNNING, ContainerState.PAUSED):
                     st.state = ContainerState.EXITED
