@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import Any
@@ -43,19 +42,28 @@ class TextOutput:
         self._err.flush()
 
 
-class _PodmanLogFormat(logging.Formatter):
-    """`WARN[0002] message`, as Podman's logrus text formatter prints."""
-
-    _start = time.monotonic()
-    _names = {"WARNING": "WARN", "CRITICAL": "FATA", "ERROR": "ERRO", "INFO": "INFO", "DEBUG": "DEBU"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        elapsed = int(time.monotonic() - self._start)
-        return f"{self._names.get(record.levelname, record.levelname[:4])}[{elapsed:04d}] {record.getMessage()}"
+_LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50, "panic": 50}
+#: Read-only commands: at the default level they leave `logging` unimported (a rare warning still
+#: reaches stderr through logging's last-resort handler).
+_QUIET_COMMANDS = frozenset({"ps", "inspect", "container_inspect", "image_inspect", "images", "container_exists",
+                             "image_exists", "version", "info"})
 
 
-_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL, "panic": logging.CRITICAL}
+def _configure_logging(level: str) -> None:
+    """Podman's `WARN[0002] message` lines on stderr, at the level --log-level asks for."""
+    import logging
+
+    start = time.monotonic()
+    names = {"WARNING": "WARN", "CRITICAL": "FATA", "ERROR": "ERRO", "INFO": "INFO", "DEBUG": "DEBU"}
+
+    class PodmanFormat(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            elapsed = int(time.monotonic() - start)
+            return f"{names.get(record.levelname, record.levelname[:4])}[{elapsed:04d}] {record.getMessage()}"
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PodmanFormat())
+    logging.basicConfig(level=_LEVELS[level], handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         out.line(args.usage)
         return 0
     handler = find_handler(args.command_name)
-    handler_log = logging.StreamHandler(sys.stderr)
-    handler_log.setFormatter(_PodmanLogFormat())
-    logging.basicConfig(level=_LEVELS[args.log_level], handlers=[handler_log])
+    if args.command_name not in _QUIET_COMMANDS or _LEVELS[args.log_level] < 30:
+        _configure_logging(args.log_level)
     ctx = Context(args=args, out=out)
     try:
         handler(ctx)
@@ -90,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # a file the user named, a permission, a full disk: say which
-        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        if "logging" in sys.modules:
+            sys.modules["logging"].getLogger(__name__).debug("command failed", exc_info=True)
         out.error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         return 125
     except BrokenPipeError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .output import Output
@@ -13,12 +12,14 @@ if TYPE_CHECKING:
     from ..engine.runtime import Runtime
 
 
-@dataclass
 class Context:
-    args: argparse.Namespace
-    out: Output
-    _runtime: Any = field(default=None, repr=False)
-    exit_code: int = 0
+    """One command's run: its arguments, where its output goes, its exit code."""
+
+    def __init__(self, args: argparse.Namespace, out: Output):
+        self.args = args
+        self.out = out
+        self.exit_code = 0
+        self._runtime: Any = None
 
     @property
     def rt(self) -> "Runtime":

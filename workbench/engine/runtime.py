@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
 from .container import Container
 from .db import Database
@@ -26,7 +24,13 @@ if TYPE_CHECKING:
     from .storage.content import ContentStore
     from .storage.layers import LayerStore
 
-log = logging.getLogger(__name__)
+
+
+def _log():
+    """This module's logger, imported on first use: `ps` should not pay for logging."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/var/lib/workbench"
 DEFAULT_RUNROOT = "/run/workbench"
@@ -39,8 +43,7 @@ _NAMES = ("curie", "darwin", "euler", "fermi", "gauss", "hopper", "hypatia", "ke
           "newton", "noether", "pascal", "ramanujan", "shannon", "tesla", "turing", "volta", "wu", "yalow")
 
 
-@dataclass
-class RunResult:
+class RunResult(NamedTuple):
     """The outcome of a foreground `run`."""
 
     exit_code: int
@@ -173,7 +176,7 @@ class Runtime:
                     try:
                         self._handle(config, st).remove(force=True)
                     except WorkbenchError as exc:
-                        log.warning("removing %s after reboot: %s", config.id, exc)
+                        _log().warning("removing %s after reboot: %s", config.id, exc)
             with open(alive, "w"):
                 pass
 
@@ -320,7 +323,7 @@ class Runtime:
                 try:
                     c.remove(force=True)
                 except WorkbenchError as exc:
-                    log.warning("removing %s after a failed start: %s", c.id, exc)
+                    _log().warning("removing %s after a failed start: %s", c.id, exc)
             raise
         if detach:
             return c

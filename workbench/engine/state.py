@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ContainerStateError
@@ -70,10 +68,54 @@ def is_legal(operation: str, state: ContainerState) -> bool:
     return state in TRANSITIONS[operation][0]
 
 
-@dataclass
-class ContainerConfig:
+class _Record:
+    """A plain record of JSON-able fields; `_DEFAULTS` names them (dataclasses cost every CLI start 10 ms)."""
+
+    __slots__ = ()
+    _DEFAULTS: dict[str, Any] = {}
+
+    def __init__(self, **values: Any):
+        unknown = set(values) - set(self._DEFAULTS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(unknown)}")
+        for name, default in self._DEFAULTS.items():
+            if name in values:
+                value = values[name]
+            elif default is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            else:
+                value = default.copy() if isinstance(default, (dict, list)) else default
+            setattr(self, name, value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._DEFAULTS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]):
+        return cls(**{k: v for k, v in data.items() if k in cls._DEFAULTS})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_json() == other.to_json()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_json().items())})"
+
+
+_REQUIRED = object()
+
+
+class ContainerConfig(_Record):
     """What the user asked for at create time; immutable after create."""
 
+    __slots__ = ("id", "name", "image_id", "image_name", "command", "entrypoint", "env", "workdir", "user",
+                 "stop_signal", "stop_timeout", "auto_remove", "labels", "annotations", "network", "hostname",
+                 "layer_id", "created", "image_config")
+    _DEFAULTS = {
+        "id": _REQUIRED, "name": _REQUIRED, "image_id": _REQUIRED, "image_name": _REQUIRED,
+        "command": _REQUIRED, "entrypoint": _REQUIRED, "env": _REQUIRED, "workdir": _REQUIRED, "user": _REQUIRED,
+        "stop_signal": 15, "stop_timeout": 10, "auto_remove": False, "labels": {}, "annotations": {},
+        "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
+    }
     id: str
     name: str
     image_id: str
@@ -83,53 +125,50 @@ class ContainerConfig:
     env: list[str]
     workdir: str
     user: str
-    stop_signal: int = 15
-    stop_timeout: int = 10
-    auto_remove: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    network: str = "none"
-    hostname: str = ""
-    layer_id: str = ""
-    created: float = 0.0
-    image_config: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(vars(self))  # fields are JSON values already; asdict's deep copy is slow
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ContainerConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    stop_signal: int
+    stop_timeout: int
+    auto_remove: bool
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    network: str
+    hostname: str
+    layer_id: str
+    created: float
+    image_config: dict[str, Any]
 
 
-@dataclass
-class ContainerRuntimeState:
+class ContainerRuntimeState(_Record):
     """What changes as the container lives; saved after every operation."""
 
-    state: ContainerState = S.CONFIGURED
-    pid: int = 0
-    conmon_pid: int = 0
-    exit_code: int = 0
-    exited: bool = False
-    oom_killed: bool = False
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    error: str = ""
-    stopped_by_user: bool = False
-    mounted: bool = False
-    mountpoint: str = ""
-    restart_count: int = 0
-    checked_at: float = 0.0
+    __slots__ = ("state", "pid", "conmon_pid", "exit_code", "exited", "oom_killed", "started_at", "finished_at",
+                 "error", "stopped_by_user", "mounted", "mountpoint", "restart_count", "checked_at")
+    _DEFAULTS = {
+        "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
+        "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
+        "mountpoint": "", "restart_count": 0, "checked_at": 0.0,
+    }
+    state: ContainerState
+    pid: int
+    conmon_pid: int
+    exit_code: int
+    exited: bool
+    oom_killed: bool
+    started_at: float
+    finished_at: float
+    error: str
+    stopped_by_user: bool
+    mounted: bool
+    mountpoint: str
+    restart_count: int
+    checked_at: float
 
     def to_json(self) -> dict[str, Any]:
-        data = dict(vars(self))
+        data = super().to_json()
         data["state"] = self.state.name
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ContainerRuntimeState":
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
+        values = {k: v for k, v in data.items() if k in cls._DEFAULTS}
         values["state"] = ContainerState[values.get("state", "CONFIGURED")]
         return cls(**values)
