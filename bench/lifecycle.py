@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -51,30 +52,49 @@ class Engine:
         return usage.ru_maxrss
 
 
-def median_of(fn, runs: int) -> float:
-    fn()  # warm-up
-    return statistics.median(fn() for _ in range(runs))
+def interleaved_medians(fns: dict[str, Callable[[], float]], runs: int) -> dict[str, float]:
+    """Median of `runs` timings per engine, alternating engines each round so that drift in the
+    machine's load (large here) falls on both sides alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            samples[name].append(fn())
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bench_engine(engine: Engine, image: str, runs: int, counts: dict[str, int]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    out["CLI run --rm"] = median_of(lambda: engine.timed("run", "--rm", "--network", "none", image, "true"), runs)
-    ids = [engine("create", "--network", "none", image, "sleep", "1000").stdout.strip()
-           for _ in range(counts["ps"])]
-    out["ps -a (200)"] = median_of(lambda: engine.timed("ps", "-a"), runs)
-    start_ids = ids[: counts["start"]]
-    out["start 50"] = engine.timed("start", *start_ids)
-    out["rm -f 200"] = engine.timed("rm", "-f", "-t", "0", *ids)
-    out["CLI peak RSS (MiB)"] = engine.peak_rss_kib("run", "--rm", "--network", "none", image, "true") / 1024
+def bench_engines(engines: dict[str, Engine], image: str, runs: int, counts: dict[str, int]) -> dict[str, dict]:
+    out: dict[str, dict] = {name: {} for name in engines}
+
+    def record(metric: str, medians: dict[str, float]) -> None:
+        for name, value in medians.items():
+            out[name][metric] = value
+
+    record("CLI run --rm", interleaved_medians(
+        {n: (lambda e=e: e.timed("run", "--rm", "--network", "none", image, "true")) for n, e in engines.items()},
+        runs))
+    ids = {n: [e("create", "--network", "none", image, "sleep", "1000").stdout.strip()
+               for _ in range(counts["ps"])] for n, e in engines.items()}
+    record("ps -a (200)", interleaved_medians({n: (lambda e=e: e.timed("ps", "-a")) for n, e in engines.items()},
+                                              runs))
+    for name, e in engines.items():
+        out[name]["start 50"] = e.timed("start", *ids[name][: counts["start"]])
+        out[name]["rm -f 200"] = e.timed("rm", "-f", "-t", "0", *ids[name])
+        out[name]["CLI peak RSS (MiB)"] = e.peak_rss_kib("run", "--rm", "--network", "none", image, "true") / 1024
     return out
 
 
-def bench_in_process(rt: Runtime, image: str, runs: int) -> float:
+def bench_in_process(rt: Runtime, image: str, runs: int, podman: Engine | None) -> dict[str, float]:
+    """In-process `rt.run` against Podman's CLI run (Podman has no in-process API), interleaved."""
     def once() -> float:
         start = time.perf_counter()
         rt.run(image, ["true"], remove=True)
         return time.perf_counter() - start
-    return median_of(once, runs)
+    fns: dict[str, Callable[[], float]] = {"workbench": once}
+    if podman is not None:
+        fns["podman"] = lambda: podman.timed("run", "--rm", "--network", "none", image, "true")
+    return interleaved_medians(fns, runs)
 
 
 def _rss_kib() -> int:
@@ -118,11 +138,10 @@ def main() -> int:
             engines["podman"] = pm
         else:
             print("podman is not installed: printing Workbench's figures only (apt-get install podman)")
-        results = {name: bench_engine(e, "localhost/bench/busybox", opts.runs, counts) for name, e in engines.items()}
+        results = bench_engines(engines, "localhost/bench/busybox", opts.runs, counts)
         rt = Runtime(wb_root, wb_run)
-        results["workbench"]["in-process run"] = bench_in_process(rt, "localhost/bench/busybox", opts.runs)
-        if "podman" in results:  # Podman has no in-process API: its CLI is the comparison
-            results["podman"]["in-process run"] = results["podman"]["CLI run --rm"]
+        for name, value in bench_in_process(rt, "localhost/bench/busybox", opts.runs, engines.get("podman")).items():
+            results[name]["in-process run"] = value
         long_lived = bench_long_lived(rt, "localhost/bench/busybox", 100 if opts.quick else opts.long)
         rt.close()
         _report(results, long_lived, counts)
