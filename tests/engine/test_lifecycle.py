@@ -117,6 +117,14 @@ def test_illegal_transitions_raise_and_change_nothing(rt, busybox, state):
         assert c.state == state, op
 
 
+def test_stop_of_an_initialized_container_returns_it_to_created_and_unmounts(rt, busybox):
+    c = _make_in_state(rt, busybox, S.CREATED)
+    c.stop()
+    assert c.state == S.CONFIGURED
+    assert not os.path.ismount(rt.layers.merged(c.config.layer_id))
+    assert rt.oci.state(c.id) is None
+
+
 def test_stop_is_idempotent_on_exited(rt, busybox):
     c = _make_in_state(rt, busybox, S.EXITED)
     c.stop()

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from . import cgroups
 from . import state as states
-from .signals import signal_name
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
+from .exits import handle_exit_file, mark_stopped, pid_alive
 from .oci import conmon
 from .oci import spec as ocispec
+from .signals import signal_name
 from .state import ContainerState as S
-from .exits import handle_exit_file, mark_stopped, pid_alive
 
 if TYPE_CHECKING:
     from .container import Container
@@ -196,10 +196,8 @@ def stop(c: "Container", timeout: int) -> None:
     """Stop signal, SIGKILL after `timeout` seconds; Running/Created/Stopping -> Stopped."""
     c.st.stopped_by_user = True
     if c.st.state == S.CREATED:
-        # Never started: nothing to signal, just drop it from the runtime.
-        cleanup_runtime(c)
-        c.st.state = S.CONFIGURED
-        c.save()
+        # Never started: nothing to signal; drop it from the runtime and unmount (-> Configured).
+        cleanup(c)
         return
     c.st.state = S.STOPPING
     c.save()
