@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any, Iterator
 
+from .errors import ContainerExists
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -102,11 +104,15 @@ class Database:
             return self._conn.execute(sql, args).rowcount
 
     # -- containers ---------------------------------------------------------
-    def add_container(self, ctr_id: str, name: str, config: dict, state: dict, created: float) -> None:
-        self.execute(
-            "INSERT INTO containers (id, name, config, state, created) VALUES (?, ?, ?, ?, ?)",
-            (ctr_id, name, json.dumps(config), json.dumps(state), created),
-        )
+    def add_container(self, cur: sqlite3.Cursor, ctr_id: str, name: str, config: dict, state: dict,
+                      created: float) -> None:
+        """Insert a container row inside `cur`'s transaction; a taken name is ContainerExists."""
+        try:
+            cur.execute("INSERT INTO containers (id, name, config, state, created) VALUES (?, ?, ?, ?, ?)",
+                        (ctr_id, name, json.dumps(config), json.dumps(state), created))
+        except sqlite3.IntegrityError:
+            owner = cur.execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
+            raise ContainerExists(name, owner[0] if owner else "another container") from None
 
     def container_row(self, ctr_id: str) -> tuple[dict, dict] | None:
         rows = self.query("SELECT config, state FROM containers WHERE id = ?", (ctr_id,))
@@ -120,9 +126,6 @@ class Database:
 
     def save_state(self, ctr_id: str, state: dict) -> bool:
         return self.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state), ctr_id)) == 1
-
-    def remove_container(self, ctr_id: str) -> None:
-        self.execute("DELETE FROM containers WHERE id = ?", (ctr_id,))
 
     def container_ids(self) -> list[tuple[str, str]]:
         """(id, name) of every container, oldest first."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import random
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from .images.store import Image, ImageStore
     from .storage.content import ContentStore
     from .storage.layers import LayerStore
-
 
 
 def _log():
@@ -54,11 +52,9 @@ class RunResult(NamedTuple):
 class Runtime:
     """The engine's entry point; every process (kernel, CLI, cleanup) opens its own on the same store."""
 
-    def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None,
-                 log_level: str | None = None):
+    def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None):
         self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or DEFAULT_ROOT)
         self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or DEFAULT_RUNROOT)
-        self.log_level = log_level
         self._oci_preference = oci_runtime or os.environ.get("WORKBENCH_RUNTIME") or None
         for path in (self.root, self.runroot, os.path.join(self.root, "containers"),
                      os.path.join(self.runroot, "containers")):
@@ -294,14 +290,8 @@ class Runtime:
             os.makedirs(os.path.join(self.root, "containers", ctr_id, "userdata"), mode=0o700)
             with self.db.transaction() as cur:
                 self.db.add_layer(cur, config.layer_id, img.layers[-1], None, 0, "container")
-                try:
-                    cur.execute("INSERT INTO containers (id, name, config, state, created) VALUES (?, ?, ?, ?, ?)",
-                                (ctr_id, config.name, _dumps(config.to_json()),
-                                 _dumps(ContainerRuntimeState().to_json()), config.created))
-                except Exception as exc:
-                    if "UNIQUE" in str(exc):
-                        raise ContainerExists(config.name, "another container") from None
-                    raise
+                self.db.add_container(cur, ctr_id, config.name, config.to_json(),
+                                      ContainerRuntimeState().to_json(), config.created)
         except BaseException:
             self.layers.remove(config.layer_id)
             shutil.rmtree(os.path.join(self.root, "containers", ctr_id), ignore_errors=True)
@@ -337,10 +327,6 @@ class Runtime:
             except ContainerRemoved:
                 pass
         return RunResult(code, stdout, stderr)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj)
 
 
 def _validate_name(name: str) -> None:

@@ -107,15 +107,13 @@ _REQUIRED = object()
 class ContainerConfig(_Record):
     """What the user asked for at create time; immutable after create."""
 
-    __slots__ = ("id", "name", "image_id", "image_name", "command", "entrypoint", "env", "workdir", "user",
-                 "stop_signal", "stop_timeout", "auto_remove", "labels", "annotations", "network", "hostname",
-                 "layer_id", "created", "image_config")
     _DEFAULTS = {
         "id": _REQUIRED, "name": _REQUIRED, "image_id": _REQUIRED, "image_name": _REQUIRED,
         "command": _REQUIRED, "entrypoint": _REQUIRED, "env": _REQUIRED, "workdir": _REQUIRED, "user": _REQUIRED,
         "stop_signal": 15, "stop_timeout": 10, "auto_remove": False, "labels": {}, "annotations": {},
         "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
     }
+    __slots__ = tuple(_DEFAULTS)
     id: str
     name: str
     image_id: str
@@ -140,13 +138,12 @@ class ContainerConfig(_Record):
 class ContainerRuntimeState(_Record):
     """What changes as the container lives; saved after every operation."""
 
-    __slots__ = ("state", "pid", "conmon_pid", "exit_code", "exited", "oom_killed", "started_at", "finished_at",
-                 "error", "stopped_by_user", "mounted", "mountpoint", "restart_count", "checked_at")
     _DEFAULTS = {
         "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
         "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
-        "mountpoint": "", "restart_count": 0, "checked_at": 0.0,
+        "mountpoint": "", "restart_count": 0,
     }
+    __slots__ = tuple(_DEFAULTS)
     state: ContainerState
     pid: int
     conmon_pid: int
@@ -160,7 +157,6 @@ class ContainerRuntimeState(_Record):
     mounted: bool
     mountpoint: str
     restart_count: int
-    checked_at: float
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
