@@ -43,12 +43,6 @@ class TextOutput:
 
 
 _LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50, "panic": 50}
-#: Read-only commands: at the default level they leave `logging` unimported (a rare warning still
-#: reaches stderr through logging's last-resort handler).
-_QUIET_COMMANDS = frozenset({"ps", "inspect", "container_inspect", "image_inspect", "images", "container_exists",
-                             "image_exists", "version", "info"})
-
-
 def _configure_logging(level: str) -> None:
     """Podman's `WARN[0002] message` lines on stderr, at the level --log-level asks for."""
     import logging
@@ -83,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         out.line(args.usage)
         return 0
     handler = find_handler(args.command_name)
-    if args.command_name not in _QUIET_COMMANDS or _LEVELS[args.log_level] < 30:
-        _configure_logging(args.log_level)
+    from .engine import logger
+
+    logger.on_first_use(lambda: _configure_logging(args.log_level))
     ctx = Context(args=args, out=out)
     try:
         handler(ctx)
@@ -97,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # a file the user named, a permission, a full disk: say which
-        if "logging" in sys.modules:
-            sys.modules["logging"].getLogger(__name__).debug("command failed", exc_info=True)
+        logger.get(__name__).debug("command failed", exc_info=True)
         out.error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         return 125
     except BrokenPipeError:

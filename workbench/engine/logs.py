@@ -7,7 +7,6 @@ a datetime, and `--timestamps` output reuses the stamp bytes exactly as conmon w
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -16,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 
+from . import logger
 from .errors import InvalidArgument
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 __all__ = [
     "InvalidTimeValue",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import InvalidArgument
 
@@ -12,8 +12,7 @@ from .errors import InvalidArgument
 MAX_ACCOUNT_FILE = 4 << 20
 
 
-@dataclass(frozen=True)
-class ExecUser:
+class ExecUser(NamedTuple):
     """A resolved user: numeric ids, supplementary groups and home directory."""
 
     uid: int

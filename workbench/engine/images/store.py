@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .. import logger
 from ..db import Database
 from ..errors import ImageInUse, InvalidArgument, NoSuchImage
 from ..storage.content import ContentStore
 from ..storage.layers import LayerStore
 from . import reference as refs
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 
 def _rfc3339(ts: float) -> str:

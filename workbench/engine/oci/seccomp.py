@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable, Mapping
 
-log = logging.getLogger(__name__)
+from .. import logger
+
+log = logger.get(__name__)
 
 PROFILE_SOURCE_NOTE = """\
 This profile is Workbench's own encoding of the policy Podman 4.3 applies by default

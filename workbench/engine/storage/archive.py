@@ -15,7 +15,6 @@ import enum
 import errno
 import gzip
 import hashlib
-import logging
 import lzma
 import os
 import shutil
@@ -31,12 +30,13 @@ from typing import BinaryIO
 
 from workbench.engine.errors import WorkbenchError
 
+from .. import logger
 from .rootpath import DIR_FLAGS as _DIR_FLAGS
 from .rootpath import DIR_NOFOLLOW as _DIR_NOFOLLOW
 from .rootpath import O_PATH as _O_PATH
 from .rootpath import mkdirs_in_root, open_in_root  # noqa: F401  (part of this module's API)
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 GiB = 1 << 30
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import stat
 
+from .. import logger
 from ..errors import WorkbenchError
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 _MAXSYMLINKS = 40  # Linux's limit on symlinks followed in one resolution
 _MAX_WALK_DEPTH = 2048  # directories deep a single resolution may go
