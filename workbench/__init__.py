@@ -14,6 +14,9 @@ _EXPORTS = {
     "RunResult": "workbench.engine.runtime",
     "Container": "workbench.engine.container",
     "ContainerState": "workbench.engine.state",
+    "ExecResult": "workbench.engine.exec",
+    "Session": "workbench.engine.attach",
+    "NoSuchExecSession": "workbench.engine.errors",
     "Image": "workbench.engine.images.store",
     "WorkbenchError": "workbench.engine.errors",
     "NoSuchContainer": "workbench.engine.errors",
@@ -32,7 +35,9 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .engine.attach import Session
     from .engine.container import Container
+    from .engine.exec import ExecResult
     from .engine.errors import *  # noqa: F401,F403
     from .engine.images.store import Image
     from .engine.runtime import Runtime, RunResult

@@ -14,11 +14,12 @@ _IMPLEMENTATIONS = {
                    "container_exists"),
     "images": ("import", "images", "rmi", "image_exists"),
     "system": ("info", "version"),
+    "sessions": ("exec", "attach"),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
 
 
 def handler(name: str) -> Callable:
-    """The implementation of command `name` (`import` is `import_` in its module)."""
+    """The implementation of command `name` (`import` and `exec` carry a `_`: they are Python names)."""
     module = importlib.import_module(f"{__name__}.{_MODULE_OF[name]}")
-    return getattr(module, name + "_" if name == "import" else name)
+    return getattr(module, name + "_" if name in ("import", "exec") else name)

@@ -22,7 +22,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
         labels[key] = value
     return dict(name=a.name, env=ctx.env_from_flags(a.env), workdir=a.workdir, user=a.user,
                 entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
-                remove=a.rm, labels=labels, network=a.network)
+                remove=a.rm, labels=labels, network=a.network, tty=a.tty, stdin=a.interactive)
 
 
 def create(ctx: Context) -> None:
@@ -30,27 +30,22 @@ def create(ctx: Context) -> None:
     ctx.out.line(c.id)
 
 
-def _stream_until_exit(ctx: Context, c) -> int:
-    """Print the container's output as it is logged until it exits; returns its exit code."""
-    for stream, data in c.log_chunks(follow=True, poll_interval=0.01):
-        ctx.out.stream(stream, data)
-    return c.wait()
-
-
 def run(ctx: Context) -> None:
-    rt = ctx.rt
-    c = rt.create_container(ctx.args.image, ctx.args.command or None, **_create_options(ctx))
+    a = ctx.args
+    c = ctx.rt.create_container(a.image, a.command or None, **_create_options(ctx))
     try:
-        c.start()
+        if a.detach:
+            c.start()
+            ctx.out.line(c.id)
+            return
+        from .sessions import attach_and_wait
+
+        attach_and_wait(ctx, c, stdin=a.interactive, start=True)
     except WorkbenchError:
-        if ctx.args.rm:
+        if a.rm:
             _quietly(lambda: c.remove(force=True))
         raise
-    if ctx.args.detach:
-        ctx.out.line(c.id)
-        return
-    ctx.exit_code = _stream_until_exit(ctx, c)
-    if ctx.args.rm:
+    if a.rm:
         _quietly(lambda: c.remove(force=True))
 
 
@@ -99,12 +94,13 @@ def init(ctx: Context) -> None:
 
 def start(ctx: Context) -> None:
     a = ctx.args
-    if a.attach:
+    if a.attach or a.interactive:
         if len(a.containers) != 1:
             raise WorkbenchError("you cannot start and attach multiple containers at once")
+        from .sessions import attach_and_wait
+
         c = ctx.rt.container(a.containers[0])
-        c.start()
-        ctx.exit_code = _stream_until_exit(ctx, c)
+        attach_and_wait(ctx, c, stdin=a.interactive, start=True)
         if c.config.auto_remove:
             _quietly(lambda: c.remove(force=True))
         return

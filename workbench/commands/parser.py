@@ -16,7 +16,17 @@ class UsageError(InvalidArgument):
     """Bad command line (unknown flag, missing argument); exit code 125 like Podman."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """A fixed width: argparse would otherwise import shutil on every add_argument to ask the terminal."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, width=100)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=_Formatter, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
@@ -28,7 +38,26 @@ def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True, at_least_o
     p.add_argument("containers", nargs="+" if at_least_one else "*")
 
 
+def _bool(value: str) -> bool:
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+
+
+def _attach_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detach-keys")
+    p.add_argument("--sig-proxy", type=_bool, nargs="?", const=True, default=True)
+
+
+def _tty_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+
+
 def _create_flags(p: argparse.ArgumentParser) -> None:
+    _tty_flags(p)
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("-w", "--workdir")
@@ -44,7 +73,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _create(p): _create_flags(p)
-def _run(p): p.add_argument("-d", "--detach", action="store_true"); _create_flags(p)
+def _run(p): p.add_argument("-d", "--detach", action="store_true"); _attach_flags(p); _create_flags(p)
 def _init(p): _containers(p)
 def _pause(p): _containers(p)
 def _wait(p): _containers(p, all_flag=False, at_least_one=True)
@@ -54,7 +83,27 @@ def _image_exists(p): p.add_argument("image")
 
 def _start(p):
     p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    _attach_flags(p)
     _containers(p, all_flag=False)
+
+
+def _exec(p):
+    _tty_flags(p)
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--detach-keys")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _attach(p):
+    p.add_argument("--no-stdin", action="store_true")
+    _attach_flags(p)
+    p.add_argument("container")
 
 
 def _stop(p):
@@ -149,7 +198,7 @@ _CONTAINER = {
     "create": ("create", _create), "run": ("run", _run), "init": ("init", _init), "start": ("start", _start),
     "stop": ("stop", _stop), "kill": ("kill", _kill), "wait": ("wait", _wait), "pause": ("pause", _pause),
     "unpause": ("unpause", _pause), "restart": ("restart", _restart), "rm": ("rm", _rm), "ps": ("ps", _ps),
-    "logs": ("logs", _logs),
+    "logs": ("logs", _logs), "exec": ("exec", _exec), "attach": ("attach", _attach),
 }
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     **{(word,): entry for word, entry in _CONTAINER.items()},

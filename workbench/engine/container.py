@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
 from . import state as states
 from .exits import handle_exit_file
-from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact
+from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact, NoSuchExecSession
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
 if TYPE_CHECKING:
+    from .attach import Session
+    from .exec import ExecResult
     from .runtime import Runtime
 
 T = TypeVar("T")
@@ -29,9 +30,39 @@ def _steps():
     return lifecycle
 
 
+def _exec_steps():
+    from . import exec as exec_steps
+
+    return exec_steps
+
+
+class _MainProcess:
+    """The container's main process behind an attach Session."""
+
+    def __init__(self, c: "Container"):
+        self.c = c
+
+    def poll(self) -> int | None:
+        with self.c._locked():
+            if self.c.st.state in states.ACTIVE_STATES:
+                return None
+            return self.c.st.exit_code
+
+    def wait(self, timeout: float | None) -> int:
+        return self.c.wait(timeout)
+
+    def signal(self, sig: int) -> None:
+        self.c.kill(sig)
+
+    def release(self) -> None:
+        pass
+
+
 def _rfc3339(ts: float) -> str:
     if not ts:
         return "0001-01-01T00:00:00Z"
+    import datetime
+
     return datetime.datetime.fromtimestamp(ts).astimezone().isoformat()
 
 
@@ -230,6 +261,93 @@ class Container:
             _steps().remove(self, timeout)
         self.rt.locks.free(self.id)
 
+    # -- exec and attach ---------------------------------------------------------------------
+    def exec(self, cmd: Sequence[str], *, tty: bool = False, stdin: bytes | str | None = None,
+             env: dict[str, str] | Sequence[str] | None = None, user: str | None = None,
+             workdir: str | None = None, privileged: bool = False, capture: bool = True) -> "ExecResult":
+        """Run a command in the running container and collect its output (stdin: bytes to feed it).
+
+        With capture=False the output goes straight to this process's stdout and stderr instead.
+        """
+        from .exec import ExecResult
+
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        if tty:
+            with self.exec_session(cmd, tty=True, stdin=data is not None, env=env, user=user, workdir=workdir,
+                                   privileged=privileged) as session:
+                if data is not None:
+                    session.write(data)
+                    session.close_stdin()
+                stdout, _ = session.output()
+                return ExecResult(session.wait(), stdout, b"")
+        rec = self._new_exec(cmd, tty=False, stdin=data is not None, env=env, user=user, workdir=workdir,
+                             privileged=privileged, detach=False)
+        return _exec_steps().run_direct(self, rec, input=data, capture=capture)
+
+    def exec_session(self, cmd: Sequence[str], *, tty: bool = True, stdin: bool = True,
+                     env: dict[str, str] | Sequence[str] | None = None, user: str | None = None,
+                     workdir: str | None = None, privileged: bool = False, size: tuple[int, int] | None = None,
+                     on_output: Callable[[str, bytes], None] | None = None) -> "Session":
+        """Start an interactive exec session (a terminal by default) and return its stream."""
+        rec = self._new_exec(cmd, tty=tty, stdin=stdin, env=env, user=user, workdir=workdir,
+                             privileged=privileged, detach=False)
+        session = _exec_steps().start(self, rec, size=size, on_output=on_output)
+        assert session is not None
+        return session
+
+    def exec_detached(self, cmd: Sequence[str], *, tty: bool = False,
+                      env: dict[str, str] | Sequence[str] | None = None, user: str | None = None,
+                      workdir: str | None = None, privileged: bool = False) -> str:
+        """Start a command in the background (`exec -d`); returns the session ID for exec_inspect."""
+        rec = self._new_exec(cmd, tty=tty, stdin=False, env=env, user=user, workdir=workdir,
+                             privileged=privileged, detach=True)
+        _exec_steps().start(self, rec)
+        return rec.id
+
+    def _new_exec(self, cmd: Sequence[str], **options: Any):
+        with self._locked():
+            self._check("exec")
+            return _exec_steps().create(self, cmd, **options)
+
+    def exec_ids(self) -> list[str]:
+        """IDs of the container's recorded exec sessions (running or detached and finished)."""
+        with self._locked():
+            return [rec.id for rec in _exec_steps().records(self)]
+
+    def exec_inspect(self, session_id: str) -> dict[str, Any]:
+        """Podman-shaped data about one exec session."""
+        steps = _exec_steps()
+        with self._locked():
+            for rec in steps.records(self):
+                if rec.id == session_id or (len(session_id) >= 3 and rec.id.startswith(session_id)):
+                    return steps.inspect(self, rec)
+        raise NoSuchExecSession(f"no exec session with ID {session_id} found: no such exec session")
+
+    def attach_session(self, *, stdin: bool | None = None, start: bool = False, size: tuple[int, int] | None = None,
+                       on_output: Callable[[str, bytes], None] | None = None) -> "Session":
+        """Attach to the main process (created or running); with `start`, attach first, then start,
+        so no output is lost. `stdin` defaults to whether the container keeps stdin open."""
+        from .attach import Session, connect, write_resize
+
+        with self._locked():
+            if start and self.st.state in (ContainerState.CONFIGURED, ContainerState.STOPPED, ContainerState.EXITED):
+                _steps().init(self)
+            self._check("attach")
+            sock = connect(os.path.join(self.bundle, "attach"))
+            try:
+                ctl = os.path.join(self.bundle, "ctl")
+                if size is not None and self.config.tty:
+                    write_resize(ctl, *size)
+                if start and self.st.state == ContainerState.CREATED:
+                    _steps().start(self)
+            except BaseException:
+                sock.close()
+                raise
+            open_stdin = self.config.stdin or self.config.tty
+            return Session(sock, _MainProcess(self), session_id=self.id, pid=self.st.pid, tty=self.config.tty,
+                           stdin=open_stdin if stdin is None else (stdin and open_stdin), ctl_path=ctl,
+                           on_output=on_output)
+
     # -- logs ------------------------------------------------------------------------------
     def log_chunks(self, *, follow: bool = False, tail: int | None = None, since: Any = None,
                    until: Any = None, timestamps: bool = False,
@@ -346,7 +464,7 @@ class Container:
             "AppArmorProfile": "",
             "EffectiveCaps": list(DEFAULT_CAPABILITIES) if _is_root(cfg.user) else [],
             "BoundingCaps": list(DEFAULT_CAPABILITIES),
-            "ExecIDs": [],
+            "ExecIDs": [rec.id for rec in _exec_steps().records(self)] if state in states.ACTIVE_STATES else [],
             "GraphDriver": {"Name": "overlay", "Data": {
                 "UpperDir": self.rt.layers.diff(cfg.layer_id),
                 "WorkDir": os.path.join(self.rt.layers.dir(cfg.layer_id), "work"),
@@ -362,12 +480,12 @@ class Container:
                 "Hostname": cfg.hostname,
                 "Domainname": "",
                 "User": cfg.user,
-                "AttachStdin": False,
+                "AttachStdin": cfg.stdin,
                 "AttachStdout": False,
                 "AttachStderr": False,
-                "Tty": False,
-                "OpenStdin": False,
-                "StdinOnce": False,
+                "Tty": cfg.tty,
+                "OpenStdin": cfg.stdin,
+                "StdinOnce": cfg.stdin,
                 "Env": list(cfg.env),
                 "Cmd": list(cfg.command) or None,
                 "Image": cfg.image_name,

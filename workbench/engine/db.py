@@ -1,4 +1,4 @@
-"""SQLite state store: containers, exit codes, images, image names and layers (WAL, versioned schema)."""
+"""SQLite state store: containers, exec sessions, exit codes, images, image names and layers (WAL, versioned schema)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from .errors import ContainerExists
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: exec_sessions
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -22,6 +22,13 @@ CREATE TABLE IF NOT EXISTS containers (
     state TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exec_sessions (
+    id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    data TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exec_sessions_by_container ON exec_sessions (container_id);
 CREATE TABLE IF NOT EXISTS exit_codes (
     id TEXT PRIMARY KEY,
     code INTEGER NOT NULL,
@@ -144,6 +151,26 @@ class Database:
             return []
         rows = self.query("SELECT id FROM containers WHERE id >= ? AND id < ?", (name_or_id, name_or_id + "g"))
         return [r[0] for r in rows]
+
+    # -- exec sessions ------------------------------------------------------
+    def add_exec_session(self, session_id: str, ctr_id: str, data: dict) -> None:
+        self.execute("INSERT INTO exec_sessions (id, container_id, data, created) VALUES (?, ?, ?, ?)",
+                     (session_id, ctr_id, json.dumps(data), time.time()))
+
+    def save_exec_session(self, session_id: str, data: dict) -> bool:
+        return self.execute("UPDATE exec_sessions SET data = ? WHERE id = ?", (json.dumps(data), session_id)) == 1
+
+    def exec_session(self, session_id: str) -> dict | None:
+        rows = self.query("SELECT data FROM exec_sessions WHERE id = ?", (session_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def exec_sessions(self, ctr_id: str) -> list[dict]:
+        """The container's exec sessions, oldest first."""
+        rows = self.query("SELECT data FROM exec_sessions WHERE container_id = ? ORDER BY created", (ctr_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    def remove_exec_session(self, session_id: str) -> None:
+        self.execute("DELETE FROM exec_sessions WHERE id = ?", (session_id,))
 
     # -- exit codes ---------------------------------------------------------
     def set_exit_code(self, ctr_id: str, code: int) -> None:

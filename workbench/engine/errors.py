@@ -29,6 +29,10 @@ class NoSuchArtifact(WorkbenchError):
     """A container has no artifact of that name."""
 
 
+class NoSuchExecSession(WorkbenchError):
+    """No exec session with that ID."""
+
+
 class ContainerExists(WorkbenchError):
     """The container name is already taken."""
 

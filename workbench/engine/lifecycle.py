@@ -6,16 +6,16 @@ Every function here expects the container lock to be held and the state synced.
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 import time
 from typing import TYPE_CHECKING
 
+from . import logger
 from . import cgroups
 from . import state as states
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .exits import handle_exit_file, mark_stopped, pid_alive
+from .files import remove_tree
 from .oci import conmon
 from .oci import spec as ocispec
 from .signals import signal_name
@@ -24,7 +24,7 @@ from .state import ContainerState as S
 if TYPE_CHECKING:
     from .container import Container
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 #: How long to wait for conmon to write the exit file after the process died (libpod: 5 s).
 EXIT_FILE_TIMEOUT = 5.0
@@ -126,7 +126,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         additional_gids=list(user.additional_gids), hostname=c.config.hostname,
         stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
         bind_files=bind_files, annotations=dict(c.config.annotations), network=c.config.network,
-        cgroup_v2=cgroups.is_v2(), seccomp=seccomp,
+        cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
     ))
 
 
@@ -146,7 +146,8 @@ def init(c: "Container") -> None:
         launch = conmon.ConmonLaunch(
             conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
             name=c.config.name, bundle=c.bundle, run_dir=c.run_dir, exit_dir=c.rt.exit_dir,
-            log_path=c.log_path, exit_command=c.rt.exit_command(c.id),
+            log_path=c.log_path, exit_command=c.rt.exit_command(c.id), terminal=c.config.tty,
+            stdin=c.config.stdin,
         )
         pid, conmon_pid = conmon.create_container(launch)
     except BaseException as exc:
@@ -267,7 +268,10 @@ def cleanup_runtime(c: "Container") -> None:
 
 def cleanup(c: "Container") -> None:
     """Everything a stopped container holds on the host: runtime state, conmon files, mounts."""
+    from . import exec as exec_sessions
+
     errors = []
+    exec_sessions.remove_all(c)
     if c.st.state not in (S.CONFIGURED, S.EXITED):
         try:
             cleanup_runtime(c)
@@ -300,8 +304,8 @@ def remove(c: "Container", timeout: int | None) -> None:
     c.st.state = S.REMOVING
     c.save()
     c.rt.layers.remove(c.config.layer_id)
-    shutil.rmtree(c.static_dir, ignore_errors=True)
-    shutil.rmtree(c.run_dir, ignore_errors=True)
+    remove_tree(c.static_dir)
+    remove_tree(c.run_dir)
     try:
         os.unlink(c.exit_file)
     except FileNotFoundError:

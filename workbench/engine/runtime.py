@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import random
-import shutil
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
 
+from . import logger
 from .container import Container
 from .db import Database
 from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidArgument, NoSuchContainer,
@@ -24,11 +23,7 @@ if TYPE_CHECKING:
     from .storage.layers import LayerStore
 
 
-def _log():
-    """This module's logger, imported on first use: `ps` should not pay for logging."""
-    import logging
-
-    return logging.getLogger(__name__)
+log = logger.get(__name__)
 
 DEFAULT_ROOT = "/var/lib/workbench"
 DEFAULT_RUNROOT = "/run/workbench"
@@ -172,7 +167,7 @@ class Runtime:
                     try:
                         self._handle(config, st).remove(force=True)
                     except WorkbenchError as exc:
-                        _log().warning("removing %s after reboot: %s", config.id, exc)
+                        log.warning("removing %s after reboot: %s", config.id, exc)
             with open(alive, "w"):
                 pass
 
@@ -234,17 +229,18 @@ class Runtime:
     def _unique_name(self) -> str:
         taken = {name for _, name in self.db.container_ids()}
         for _ in range(100):
-            name = f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+            name = f"{_pick(_ADJECTIVES)}_{_pick(_NAMES)}"
             if name not in taken:
                 return name
-        return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}_{os.urandom(3).hex()}"
+        return f"{_pick(_ADJECTIVES)}_{_pick(_NAMES)}_{os.urandom(3).hex()}"
 
     def create_container(self, image: str | Image, command: Sequence[str] | None = None, *,
                          name: str | None = None, env: dict[str, str] | Iterable[str] | None = None,
                          workdir: str | None = None, user: str | None = None,
                          entrypoint: str | Sequence[str] | None = None, stop_signal: str | int | None = None,
                          stop_timeout: int | None = None, remove: bool = False,
-                         labels: dict[str, str] | None = None, network: str = "none") -> Container:
+                         labels: dict[str, str] | None = None, network: str = "none", tty: bool = False,
+                         stdin: bool = False) -> Container:
         """Record a new container (state `created`); no process runs until init/start."""
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
@@ -282,6 +278,7 @@ class Runtime:
             stop_signal=signal, stop_timeout=DEFAULT_STOP_TIMEOUT if stop_timeout is None else int(stop_timeout),
             auto_remove=remove, labels={**(image_cfg.get("Labels") or {}), **(labels or {})},
             network=network, hostname=ctr_id[:12], layer_id=ctr_id, created=time.time(),
+            tty=bool(tty), stdin=bool(stdin),
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -293,6 +290,8 @@ class Runtime:
                 self.db.add_container(cur, ctr_id, config.name, config.to_json(),
                                       ContainerRuntimeState().to_json(), config.created)
         except BaseException:
+            import shutil
+
             self.layers.remove(config.layer_id)
             shutil.rmtree(os.path.join(self.root, "containers", ctr_id), ignore_errors=True)
             raise
@@ -313,7 +312,7 @@ class Runtime:
                 try:
                     c.remove(force=True)
                 except WorkbenchError as exc:
-                    _log().warning("removing %s after a failed start: %s", c.id, exc)
+                    log.warning("removing %s after a failed start: %s", c.id, exc)
             raise
         if detach:
             return c
@@ -327,6 +326,11 @@ class Runtime:
             except ContainerRemoved:
                 pass
         return RunResult(code, stdout, stderr)
+
+
+def _pick(words: tuple[str, ...]) -> str:
+    """A random word (os.urandom: the `random` module costs the CLI a few ms to import)."""
+    return words[int.from_bytes(os.urandom(2), "little") % len(words)]
 
 
 def _validate_name(name: str) -> None:

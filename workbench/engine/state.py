@@ -49,7 +49,7 @@ TRANSITIONS: dict[str, tuple[frozenset[ContainerState], str]] = {
                "cannot remove container {id} as it is {state} - running or paused containers "
                "cannot be removed without force" + _IMPROPER),
     "exec": (frozenset({S.RUNNING}), "can only create exec sessions on running containers" + _IMPROPER),
-    "attach": (frozenset({S.RUNNING}), "can only attach to created or running containers" + _IMPROPER),
+    "attach": (frozenset({S.CREATED, S.RUNNING}), "can only attach to created or running containers" + _IMPROPER),
 }
 
 #: States in which a container has processes (conmon and maybe the workload).
@@ -68,7 +68,7 @@ def is_legal(operation: str, state: ContainerState) -> bool:
     return state in TRANSITIONS[operation][0]
 
 
-class _Record:
+class Record:
     """A plain record of JSON-able fields; `_DEFAULTS` names them (dataclasses cost every CLI start 10 ms)."""
 
     __slots__ = ()
@@ -81,7 +81,7 @@ class _Record:
         for name, default in self._DEFAULTS.items():
             if name in values:
                 value = values[name]
-            elif default is _REQUIRED:
+            elif default is REQUIRED:
                 raise TypeError(f"{type(self).__name__}: missing field {name!r}")
             else:
                 value = default.copy() if isinstance(default, (dict, list)) else default
@@ -101,17 +101,18 @@ class _Record:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.to_json().items())})"
 
 
-_REQUIRED = object()
+REQUIRED = object()
 
 
-class ContainerConfig(_Record):
+class ContainerConfig(Record):
     """What the user asked for at create time; immutable after create."""
 
     _DEFAULTS = {
-        "id": _REQUIRED, "name": _REQUIRED, "image_id": _REQUIRED, "image_name": _REQUIRED,
-        "command": _REQUIRED, "entrypoint": _REQUIRED, "env": _REQUIRED, "workdir": _REQUIRED, "user": _REQUIRED,
+        "id": REQUIRED, "name": REQUIRED, "image_id": REQUIRED, "image_name": REQUIRED,
+        "command": REQUIRED, "entrypoint": REQUIRED, "env": REQUIRED, "workdir": REQUIRED, "user": REQUIRED,
         "stop_signal": 15, "stop_timeout": 10, "auto_remove": False, "labels": {}, "annotations": {},
         "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
+        "tty": False, "stdin": False,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -133,9 +134,11 @@ class ContainerConfig(_Record):
     layer_id: str
     created: float
     image_config: dict[str, Any]
+    tty: bool
+    stdin: bool
 
 
-class ContainerRuntimeState(_Record):
+class ContainerRuntimeState(Record):
     """What changes as the container lives; saved after every operation."""
 
     _DEFAULTS = {

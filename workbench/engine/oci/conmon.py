@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import select
-import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from typing import Callable
 
+from .. import logger
 from ..errors import OCIRuntimeError, WorkbenchError, classify_runtime_error
+from ..files import remove_tree
+from .runc import logged_error, which
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 #: libpod's define.ContainerCreateTimeout.
 CREATE_TIMEOUT = 240.0
@@ -24,33 +25,33 @@ CONMON_FILES = ("attach", "ctl", "winsz", "oom")
 
 
 def find_conmon() -> str:
-    path = shutil.which("conmon", path=_PATH)
+    path = which("conmon")
     if not path:
         raise WorkbenchError("conmon not found: install it (apt-get install conmon)")
     return path
 
 
-@dataclass
 class ConmonLaunch:
-    """Everything conmon needs to create one container."""
+    """Everything conmon needs to create one container, or to run one exec session in it.
 
-    conmon: str
-    runtime: str
-    runtime_root: str
-    ctr_id: str
-    name: str
-    bundle: str
-    run_dir: str
-    exit_dir: str
-    log_path: str
-    exit_command: list[str] = field(default_factory=list)
-    terminal: bool = False
-    stdin: bool = False
-    log_level: str = "error"
+    For a container, `run_dir` holds the pid files, the runtime's log and the persist dir; for an
+    exec session (`exec_spec` set) it is the session's own directory, which is also its bundle.
+    `log_path` None means no log ("-l none"), as for exec sessions.
+    """
+
+    def __init__(self, *, conmon: str, runtime: str, runtime_root: str, ctr_id: str, name: str, bundle: str,
+                 run_dir: str, exit_dir: str, log_path: str | None, exit_command: list[str] | None = None,
+                 terminal: bool = False, stdin: bool = False, log_level: str = "error", session_id: str = "",
+                 exec_spec: str = ""):
+        self.conmon, self.runtime, self.runtime_root = conmon, runtime, runtime_root
+        self.ctr_id, self.name, self.bundle, self.run_dir, self.exit_dir = ctr_id, name, bundle, run_dir, exit_dir
+        self.log_path, self.exit_command = log_path, list(exit_command or [])
+        self.terminal, self.stdin, self.log_level = terminal, stdin, log_level
+        self.session_id, self.exec_spec = session_id, exec_spec
 
     @property
     def pidfile(self) -> str:
-        return os.path.join(self.run_dir, "pidfile")
+        return os.path.join(self.run_dir, "exec_pid" if self.exec_spec else "pidfile")
 
     @property
     def conmon_pidfile(self) -> str:
@@ -65,16 +66,21 @@ class ConmonLaunch:
         return os.path.join(self.run_dir, "persist")
 
     def argv(self) -> list[str]:
+        log_spec = f"k8s-file:{self.log_path}" if self.log_path else "none"
         args = [
-            self.conmon, "--api-version", "1", "-c", self.ctr_id, "-u", self.ctr_id, "-r", self.runtime,
-            "-b", self.bundle, "-p", self.pidfile, "-n", self.name, "--exit-dir", self.exit_dir,
-            "--persist-dir", self.persist_dir, "--full-attach", "-l", f"k8s-file:{self.log_path}",
+            self.conmon, "--api-version", "1", "-c", self.ctr_id, "-u", self.session_id or self.ctr_id,
+            "-r", self.runtime, "-b", self.bundle, "-p", self.pidfile, "-n", self.name,
+            "--exit-dir", self.exit_dir, "--persist-dir", self.persist_dir, "--full-attach", "-l", log_spec,
             "--log-level", self.log_level,
             "--runtime-arg", "--root", "--runtime-arg", self.runtime_root,
             "--runtime-arg", "--log-format=json", "--runtime-arg", "--log", f"--runtime-arg={self.oci_log}",
         ]
-        if self.terminal:
-            args.append("-t")
+        if self.exec_spec:
+            # Exec may take both: -i lets a half-closed attach client close the process's stdin.
+            args += ["-t"] * self.terminal + ["-i"] * self.stdin
+            args += ["-e", "--exec-attach", "--exec-process-spec", self.exec_spec]
+        elif self.terminal:
+            args.append("-t")  # never with -i: a detaching client would close the pty (libpod-notes 4)
         elif self.stdin:
             args.append("-i")
         args += ["--conmon-pidfile", self.conmon_pidfile]
@@ -94,42 +100,96 @@ def remove_conmon_files(bundle: str, run_dir: str, exit_file: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    shutil.rmtree(os.path.join(run_dir, "persist"), ignore_errors=True)
+    remove_tree(os.path.join(run_dir, "persist"))
+
+
+class _Pipes:
+    """The socketpairs conmon reads its fd numbers from: sync, start and (exec) attach."""
+
+    def __init__(self, attach: bool):
+        names = ("_OCI_SYNCPIPE", "_OCI_STARTPIPE") + (("_OCI_ATTACHPIPE",) if attach else ())
+        self.pairs = {name: socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for name in names}
+
+    def parent(self, name: str) -> socket.socket:
+        return self.pairs[name][0]
+
+    def child_fds(self) -> dict[str, int]:
+        return {name: pair[1].fileno() for name, pair in self.pairs.items()}
+
+    def close_children(self) -> None:
+        for _, child in self.pairs.values():
+            child.close()
+
+    def close(self, keep: socket.socket | None = None) -> None:
+        for pair in self.pairs.values():
+            for sock in pair:
+                if sock is not keep:
+                    sock.close()
+
+
+def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> None:
+    """Start conmon and let it double-fork; returns once the intermediate process has exited."""
+    os.makedirs(launch.persist_dir, exist_ok=True)
+    env = {"PATH": _PATH, "XDG_RUNTIME_DIR": ""}
+    env.update((name, str(fd)) for name, fd in pipes.child_fds().items())
+    for key in ("LANG", "LC_ALL", "TZ", "TMPDIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    proc = subprocess.Popen(
+        launch.argv(), cwd=launch.run_dir if launch.exec_spec else launch.bundle, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        pass_fds=tuple(pipes.child_fds().values()), start_new_session=True,
+    )
+    pipes.close_children()
+    pipes.parent("_OCI_STARTPIPE").send(b"\0")
+    early_output = proc.stdout.read() if proc.stdout else b""
+    rc = proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+    if rc != 0:
+        raise OCIRuntimeError(f"conmon failed: exit status {rc}: {early_output.decode(errors='replace').strip()}")
 
 
 def create_container(launch: ConmonLaunch, timeout: float = CREATE_TIMEOUT) -> tuple[int, int]:
     """Start conmon, which runs `<runtime> create`; returns (container pid, conmon pid)."""
-    os.makedirs(launch.persist_dir, exist_ok=True)
-    sync_parent, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    start_parent, start_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pipes = _Pipes(attach=False)
     try:
-        env = {"PATH": _PATH, "XDG_RUNTIME_DIR": "",
-               "_OCI_SYNCPIPE": str(sync_child.fileno()), "_OCI_STARTPIPE": str(start_child.fileno())}
-        for key in ("LANG", "LC_ALL", "TZ", "TMPDIR"):
-            if key in os.environ:
-                env[key] = os.environ[key]
-        proc = subprocess.Popen(
-            launch.argv(), cwd=launch.bundle, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(sync_child.fileno(), start_child.fileno()), start_new_session=True,
-        )
-        sync_child.close()
-        start_child.close()
-        start_parent.send(b"\0")
-        early_output = proc.stdout.read() if proc.stdout else b""
-        rc = proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        if rc != 0:
-            raise OCIRuntimeError(f"conmon failed: exit status {rc}: {early_output.decode(errors='replace').strip()}")
-        message = _read_sync(sync_parent, timeout)
+        _spawn(launch, pipes)
+        message = _read_sync(pipes.parent("_OCI_SYNCPIPE"), timeout)
     finally:
-        for sock in (sync_parent, sync_child, start_parent, start_child):
-            sock.close()
+        pipes.close()
     pid = message.get("data", -1) if message else -1
     if not isinstance(pid, int) or pid <= 0:
         raise _create_error(launch, message)
     return pid, _read_int(launch.conmon_pidfile)
+
+
+def start_exec(launch: ConmonLaunch, before_start: Callable[[], None],
+               timeout: float = CREATE_TIMEOUT) -> tuple[int, int, socket.socket]:
+    """Run an exec session through conmon (libpod's startExec).
+
+    conmon says on the attach pipe when its attach socket is ready; `before_start` then connects
+    (and sizes the terminal) before the second start byte lets `runc exec` run, so no output is
+    lost. Returns (exec pid, conmon pid, sync socket); the sync socket later carries the exit code.
+    """
+    pipes = _Pipes(attach=True)
+    sync = pipes.parent("_OCI_SYNCPIPE")
+    try:
+        _spawn(launch, pipes)
+        ready = _read_sync(pipes.parent("_OCI_ATTACHPIPE"), timeout)
+        if not ready or ready.get("data") != 0:
+            raise _create_error(launch, ready)
+        before_start()
+        pipes.parent("_OCI_STARTPIPE").send(b"\0")
+        message = _read_sync(sync, timeout)
+        pid = message.get("data", -1) if message else -1
+        if not isinstance(pid, int) or pid <= 0:
+            raise _create_error(launch, message)
+    except BaseException:
+        pipes.close()
+        raise
+    pipes.close(keep=sync)
+    return pid, _read_int(launch.conmon_pidfile), sync
 
 
 def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
@@ -157,22 +217,12 @@ def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
 
 def _create_error(launch: ConmonLaunch, message: dict | None) -> OCIRuntimeError:
     """Prefer the runtime's JSON log (its last error), else conmon's message; classify 126/127."""
-    text = ""
-    try:
-        with open(launch.oci_log, "rb") as f:
-            for line in f.read().decode(errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("level") in ("error", "fatal"):
-                    text = entry.get("msg", text)
-    except FileNotFoundError:
-        pass
+    text = logged_error(launch.oci_log)
     if not text and message:
         text = str(message.get("message", "")).strip()
     if not text:
-        text = "container create failed (no error message from the runtime)"
+        what = "exec" if launch.exec_spec else "container create"
+        text = f"{what} failed (no error message from the runtime)"
     return classify_runtime_error(f"{os.path.basename(launch.runtime)}: {text}")
 
 

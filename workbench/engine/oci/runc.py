@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-import shutil
 import subprocess
-from dataclasses import dataclass
 
+from .. import logger
 from .. import cgroups
 from ..errors import OCIRuntimeError, WorkbenchError
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 _ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": ""}
+
+
+def which(name: str, path: str = _ENV["PATH"]) -> str | None:
+    """shutil.which for a plain name (importing shutil costs the CLI its compression modules)."""
+    if "/" in name:
+        return name if os.access(name, os.X_OK) and not os.path.isdir(name) else None
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(directory, name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
 
 
 def detect_runtime(preferred: str | None = None) -> str:
@@ -25,24 +34,24 @@ def detect_runtime(preferred: str | None = None) -> str:
     only runc is used.
     """
     if preferred:
-        path = shutil.which(preferred) or (preferred if os.access(preferred, os.X_OK) else None)
+        path = which(preferred, os.environ.get("PATH", _ENV["PATH"])) or which(preferred)
         if not path:
             raise WorkbenchError(f"OCI runtime {preferred!r} not found: install it (apt-get install {os.path.basename(preferred)})")
         return path
     order = ["crun", "runc"] if cgroups.layout() != "hybrid" else ["runc"]
     for name in order:
-        path = shutil.which(name, path=_ENV["PATH"])
+        path = which(name)
         if path:
             return path
     raise WorkbenchError("no OCI runtime found: install runc (apt-get install runc)")
 
 
-@dataclass
 class OCIRuntime:
     """One OCI runtime binary plus the state directory every call passes as `--root`."""
 
-    path: str
-    root: str
+    def __init__(self, path: str, root: str):
+        self.path = path
+        self.root = root
 
     @property
     def name(self) -> str:
@@ -87,6 +96,24 @@ class OCIRuntime:
     def version(self) -> str:
         proc = subprocess.run([self.path, "--version"], capture_output=True, env=_ENV)
         return proc.stdout.decode(errors="replace").splitlines()[0] if proc.stdout else self.name
+
+
+def logged_error(log_path: str) -> str:
+    """The last error the runtime wrote to its `--log` file (JSON lines), or ''."""
+    message = ""
+    try:
+        with open(log_path, "rb") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return ""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            message = str(entry.get("msg", message))
+    return message
 
 
 def _last_msg(stderr: str) -> str:

@@ -1,0 +1,71 @@
+"""Interactive commands: exec, attach, and the attached half of run and start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.errors import InvalidArgument, WorkbenchError
+from .context import Context
+from .terminal import DEFAULT_DETACH_KEYS, interact, parse_detach_keys, terminal_size
+
+
+def _detach_keys(ctx: Context) -> bytes:
+    keys = ctx.args.detach_keys
+    return parse_detach_keys(DEFAULT_DETACH_KEYS if keys is None else keys)
+
+
+def exec_(ctx: Context) -> None:
+    a = ctx.args
+    keys = _detach_keys(ctx)
+    if not a.command:
+        raise InvalidArgument("must provide a non-empty command to start an exec session")
+    c = ctx.rt.container(a.container)
+    options: dict[str, Any] = dict(env=ctx.env_from_flags(a.env), user=a.user, workdir=a.workdir,
+                                   privileged=a.privileged)
+    if a.detach:
+        ctx.out.line(c.exec_detached(a.command, tty=a.tty, **options))
+        return
+    if not a.interactive and not a.tty:
+        # Nothing to attach: `runc exec` writes straight to our stdout and stderr.
+        ctx.exit_code = c.exec(a.command, capture=False, **options).exit_code
+        return
+    session = c.exec_session(a.command, tty=a.tty, stdin=a.interactive,
+                             size=terminal_size() if a.tty else None, **options)
+    try:
+        detached = interact(session, ctx.out, stdin=a.interactive, detach_keys=keys)
+        if not detached:
+            ctx.exit_code = session.wait()
+    finally:
+        session.close()
+
+
+def attach(ctx: Context) -> None:
+    a = ctx.args
+    keys = _detach_keys(ctx)
+    c = ctx.rt.container(a.container)
+    _attach_and_wait(ctx, c, stdin=not a.no_stdin, keys=keys, start=False)
+
+
+def attach_and_wait(ctx: Context, c, *, stdin: bool, start: bool) -> None:
+    """`run` and `start -a`: attach before starting so no output is lost, then wait for the exit."""
+    _attach_and_wait(ctx, c, stdin=stdin, keys=_detach_keys(ctx), start=start)
+
+
+def _attach_and_wait(ctx: Context, c, *, stdin: bool, keys: bytes, start: bool) -> None:
+    session = c.attach_session(stdin=stdin, start=start, size=terminal_size() if c.config.tty else None)
+    try:
+        proxy = _signal_proxy(c) if ctx.args.sig_proxy else None
+        detached = interact(session, ctx.out, stdin=session.stdin, detach_keys=keys, proxy_signal=proxy)
+    finally:
+        session.close()
+    if not detached:
+        ctx.exit_code = c.wait()
+
+
+def _signal_proxy(c):
+    def forward(number: int) -> None:
+        try:
+            c.kill(number)
+        except WorkbenchError:
+            pass  # the container is already gone: nothing to forward to
+    return forward

@@ -1,0 +1,140 @@
+"""The local end of an interactive session: raw terminal, stdin forwarding, detach keys, SIGWINCH."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Iterator
+
+from ..engine.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ..engine.attach import Session
+    from .output import Output
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+#: Signals a non-terminal session forwards to the container (Podman's --sig-proxy).
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+_CTRL_KEYS = {**{chr(c): c - ord("a") + 1 for c in range(ord("a"), ord("z") + 1)},
+              "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """`ctrl-p,ctrl-q` style keys as bytes (moby's term.ToBytes); "" disables detaching."""
+    out = bytearray()
+    for key in spec.split(",") if spec else []:
+        if len(key) == 1:
+            out.append(ord(key))
+        elif key.startswith("ctrl-") and len(key) == 6 and key[5].lower() in _CTRL_KEYS:
+            out.append(_CTRL_KEYS[key[5].lower()])
+        else:
+            raise InvalidArgument(f"invalid detach keys: unknown character: '{key}'")
+    return bytes(out)
+
+
+class DetachMatcher:
+    """Spots the detach sequence typed key by key; anything else is passed on unchanged."""
+
+    def __init__(self, keys: bytes):
+        self.keys = keys
+        self._held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to forward, detach now?)."""
+        if not self.keys:
+            return data, False
+        if len(data) == 1 and data == self.keys[len(self._held):len(self._held) + 1]:
+            self._held += data
+            if self._held == self.keys:
+                self._held = b""
+                return b"", True
+            return b"", False
+        held, self._held = self._held, b""
+        if len(data) == 1 and data == self.keys[:1]:
+            self._held = data
+            return held, False
+        return held + data, False
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """Put a terminal in raw mode and restore it on every way out (exceptions, signals)."""
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def terminal_size() -> tuple[int, int] | None:
+    """(rows, cols) of our terminal, or None when stdout is not one."""
+    for stream in (sys.stdout, sys.stdin):
+        try:
+            size = os.get_terminal_size(stream.fileno())
+            return size.lines, size.columns
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
+def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: bytes,
+             proxy_signal=None) -> bool:
+    """Copy output to `out` and our stdin to the session until it ends; True when the user detached.
+
+    In terminal mode the local terminal is raw and window changes resize the session; otherwise
+    signals we receive are forwarded by `proxy_signal` (Podman's --sig-proxy).
+    """
+    detached = threading.Event()
+    local_tty = stdin and session.tty and os.isatty(0)
+    previous: dict[int, object] = {}
+    if session.tty and terminal_size() is not None:
+        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: _resize(session))
+    if proxy_signal is not None and not local_tty:
+        for sig in PROXIED_SIGNALS:
+            previous[sig] = signal.signal(sig, lambda number, _frame: proxy_signal(number))
+    try:
+        with raw_terminal(0) if local_tty else contextlib.nullcontext():
+            if stdin:
+                threading.Thread(target=_pump_stdin, args=(session, detach_keys, detached), daemon=True,
+                                 name="workbench-stdin").start()
+            for stream, data in session:
+                out.stream(stream, data)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    return detached.is_set()
+
+
+def _resize(session: "Session") -> None:
+    size = terminal_size()
+    if size is not None:
+        try:
+            session.resize(*size)
+        except Exception:  # a resize racing the end of the session is harmless
+            pass
+
+
+def _pump_stdin(session: "Session", detach_keys: bytes, detached: threading.Event) -> None:
+    matcher = DetachMatcher(detach_keys)
+    try:
+        while True:
+            data = os.read(0, 32768)
+            if not data:
+                session.close_stdin()
+                return
+            forward, detach = matcher.feed(data)
+            if forward:
+                session.write(forward)
+            if detach:
+                detached.set()
+                session.close()
+                return
+    except Exception:  # the session ended under us: nothing more to forward
+        return
