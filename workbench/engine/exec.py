@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 #: How long the exit file may lag behind the end of a session's output (libpod waits 5 s).
 EXIT_FILE_TIMEOUT = 5.0
 
-#: Capability names by number (linux/capability.h); privileged sessions get those the kernel has.
+#: Capability names by number (linux/capability.h); privileged sessions get those we have.
 _CAPABILITIES = (
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
     "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
@@ -166,12 +166,13 @@ def _merge_env(base: Sequence[str], extra: Sequence[str]) -> list[str]:
 
 
 def _all_capabilities() -> list[str]:
+    """Every capability in our own bounding set, as Podman gives privileged processes."""
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except (OSError, ValueError):
-        last = len(_CAPABILITIES) - 1
-    return [f"CAP_{name}" for name in _CAPABILITIES[: last + 1]]
+        with open("/proc/self/status") as f:
+            mask = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    except (OSError, StopIteration, ValueError):
+        mask = (1 << len(_CAPABILITIES)) - 1
+    return [f"CAP_{name}" for bit, name in enumerate(_CAPABILITIES) if mask >> bit & 1]
 
 
 # -- running it through conmon ----------------------------------------------------------------
