@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = find_handler(args.command_name)
     from .engine import logger
 
-    logger.on_first_use(lambda: _configure_logging(args.log_level))
+    logger.on_first_use(lambda: _configure_logging(args.log_level), _LEVELS[args.log_level])
     ctx = Context(args=args, out=out)
     try:
         handler(ctx)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .. import logger
 from ..db import Database
@@ -24,8 +22,7 @@ def _rfc3339(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-@dataclass
-class Image:
+class Image(NamedTuple):
     """One image: its OCI config, its layers (bottom first) and its names."""
 
     id: str
@@ -35,7 +32,7 @@ class Image:
     size: int
     created: float
     digest: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = []  # never mutated: NamedTuple fields are read-only
 
     @property
     def short_id(self) -> str:
@@ -220,6 +217,8 @@ class ImageStore:
         layer_id = layer_digest[7:]
         if not self.db.layer(layer_id):
             diff = self.layers.dir(layer_id)
+            import shutil
+
             shutil.rmtree(diff, ignore_errors=True)  # a crash mid-import leaves a partial dir
             diff = self.layers.create(layer_id, writable=False)
             try:

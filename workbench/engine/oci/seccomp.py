@@ -5,9 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from .. import logger
 
@@ -43,8 +42,7 @@ class Op(str, Enum):
     NE = "SCMP_CMP_NE"
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(NamedTuple):
     """One argument condition: syscall argument `index` compared with `value`."""
 
     index: int
@@ -56,8 +54,7 @@ class Arg:
         return {"index": self.index, "value": self.value, "valueTwo": 0, "op": self.op.value}
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """A set of syscalls with one action, and the conditions under which the rule applies.
 
     `with_caps`: all must be in the bounding set; `without_caps`: none may be;

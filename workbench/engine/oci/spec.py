@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -23,8 +23,7 @@ PIDS_LIMIT = 2048
 CGROUP_PARENT = "/workbench_parent"
 
 
-@dataclass
-class SpecInput:
+class SpecInput(NamedTuple):
     """What the spec generator needs to know about one container."""
 
     ctr_id: str
@@ -40,7 +39,7 @@ class SpecInput:
     auto_remove: bool
     created: float
     bind_files: dict[str, str]  # container path -> host file (hosts, hostname, resolv.conf, .containerenv)
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] | None = None
     terminal: bool = False
     network: str = "none"
     cgroup_v2: bool = False
@@ -62,7 +61,7 @@ def generate(spec_in: SpecInput) -> dict:
         "io.podman.annotations.privileged": "FALSE",
         "io.podman.annotations.publish-all": "FALSE",
         "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
-        **spec_in.annotations,
+        **(spec_in.annotations or {}),
     }
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if spec_in.network != "host":

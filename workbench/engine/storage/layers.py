@@ -5,8 +5,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 
+from ..files import remove_tree
 from ..errors import WorkbenchError
 
 _MNT_DETACH = 2
@@ -93,6 +93,7 @@ class LayerStore:
         base = self.dir(layer_id)
         if os.path.isdir(os.path.join(base, "merged")):
             self.unmount(layer_id)
-        shutil.rmtree(base, ignore_errors=True)
-        if os.path.exists(base):
-            raise WorkbenchError(f"could not remove layer directory {base}")
+        try:
+            remove_tree(base)
+        except OSError as exc:
+            raise WorkbenchError(f"could not remove layer directory {base}: {exc.strerror or exc}") from exc
