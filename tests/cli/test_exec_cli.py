@@ -155,13 +155,16 @@ def test_exec_bad_input(cli, image, box):
     assert proc.returncode == 125
     assert proc.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n'
     proc = cli("exec", box)
-    assert proc.returncode == 125 and "command" in proc.stderr
+    assert proc.returncode == 125
+    assert proc.stderr == "Error: must provide a non-empty command to start an exec session: invalid argument\n"
     proc = cli("exec", "--detach-keys", "ctrl-", box, "true")
     assert proc.returncode == 125 and "invalid detach keys" in proc.stderr
     proc = cli("exec", "-u", "nosuchuser", box, "id")
     assert proc.returncode == 125 and "unable to find user nosuchuser" in proc.stderr
     proc = cli("exec", "-w", "/nonexistent", box, "pwd")
-    assert proc.returncode == 125 and "/nonexistent" in proc.stderr
+    assert proc.returncode == 127 and 'workdir "/nonexistent" does not exist' in proc.stderr
+    proc = cli("exec", "-w", "/etc/passwd", box, "pwd")
+    assert proc.returncode == 126 and "not a usable directory" in proc.stderr
     cli("create", "--name", "idle", image, "true")
     proc = cli("exec", "idle", "true")
     assert proc.returncode == 125
@@ -216,7 +219,15 @@ def test_start_ai_attaches_stdin_before_starting(cli, pty_cli, image):
 # -- attach and run without a terminal ----------------------------------------------------------
 def test_run_interactive_with_piped_stdin(cli, image):
     proc = cli("run", "-i", "--rm", image, "sh", "-c", "cat; exit 2", input="piped\n")
-    assert (proc.returncode, proc.stdout) == (2, "piped\n")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "piped\n", "")
+
+
+def test_run_tty_without_a_terminal_warns_like_podman(cli, image):
+    proc = cli("run", "-t", "--rm", image, "tty", input="")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "/dev/pts/0\n", "")  # text mode: \r\n read as \n
+    proc = cli("run", "-it", "--rm", image, "sh", "-c", "exit 3", input="")
+    assert proc.returncode == 3
+    assert "The input device is not a TTY. The --tty and --interactive flags might not work properly" in proc.stderr
 
 
 def test_run_forwards_signals_to_the_container(store, cli, image):
@@ -241,7 +252,8 @@ def test_attach_bad_input(cli, image):
     assert cli("attach", "nosuch").returncode == 125
     cli("run", "--name", "done", image, "true")
     proc = cli("attach", "done")
-    assert proc.returncode == 125
-    assert "can only attach to created or running containers" in proc.stderr
+    assert (proc.returncode, proc.stderr) == (125, "Error: you can only attach to running containers\n")
+    cli("create", "--name", "fresh", image, "true")
+    assert cli("attach", "fresh").stderr == "Error: you can only attach to running containers\n"
     proc = cli("run", "--detach-keys", "bogus", "--rm", image, "true")
     assert proc.returncode == 125 and "invalid detach keys" in proc.stderr

@@ -112,7 +112,7 @@ def test_exec_capabilities_default_non_root_and_privileged(ctr):
 def test_exec_bad_input_is_a_clear_error_and_leaves_nothing(ctr):
     with pytest.raises(InvalidArgument, match="unable to find user nosuchuser"):
         ctr.exec(["id"], user="nosuchuser")
-    with pytest.raises(InvalidArgument, match='workdir "/nonexistent" does not exist'):
+    with pytest.raises(OCIRuntimeNotFound, match='workdir "/nonexistent" does not exist'):
         ctr.exec(["pwd"], workdir="/nonexistent")
     with pytest.raises(InvalidArgument, match="must be an absolute path"):
         ctr.exec(["pwd"], workdir="relative")

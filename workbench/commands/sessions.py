@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.errors import InvalidArgument, WorkbenchError
+from ..engine import logger
+from ..engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
+from ..engine.state import ContainerState
 from .context import Context
 from .terminal import DEFAULT_DETACH_KEYS, interact, parse_detach_keys, terminal_size
 
@@ -18,7 +20,7 @@ def exec_(ctx: Context) -> None:
     a = ctx.args
     keys = _detach_keys(ctx)
     if not a.command:
-        raise InvalidArgument("must provide a non-empty command to start an exec session")
+        raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
     c = ctx.rt.container(a.container)
     options: dict[str, Any] = dict(env=ctx.env_from_flags(a.env), user=a.user, workdir=a.workdir,
                                    privileged=a.privileged)
@@ -29,6 +31,7 @@ def exec_(ctx: Context) -> None:
         # Nothing to attach: `runc exec` writes straight to our stdout and stderr.
         ctx.exit_code = c.exec(a.command, capture=False, **options).exit_code
         return
+    _warn_without_terminal(a.tty, a.interactive)
     session = c.exec_session(a.command, tty=a.tty, stdin=a.interactive,
                              size=terminal_size() if a.tty else None, **options)
     try:
@@ -43,11 +46,14 @@ def attach(ctx: Context) -> None:
     a = ctx.args
     keys = _detach_keys(ctx)
     c = ctx.rt.container(a.container)
+    if c.state != ContainerState.RUNNING:
+        raise ContainerStateError("you can only attach to running containers")
     _attach_and_wait(ctx, c, stdin=not a.no_stdin, keys=keys, start=False)
 
 
 def attach_and_wait(ctx: Context, c, *, stdin: bool, start: bool) -> None:
     """`run` and `start -a`: attach before starting so no output is lost, then wait for the exit."""
+    _warn_without_terminal(c.config.tty, stdin)
     _attach_and_wait(ctx, c, stdin=stdin, keys=_detach_keys(ctx), start=start)
 
 
@@ -60,6 +66,14 @@ def _attach_and_wait(ctx: Context, c, *, stdin: bool, keys: bytes, start: bool) 
         session.close()
     if not detached:
         ctx.exit_code = c.wait()
+
+
+def _warn_without_terminal(tty: bool, interactive: bool) -> None:
+    import os
+
+    if tty and interactive and not os.isatty(0):
+        logger.get(__name__).warning(
+            "The input device is not a TTY. The --tty and --interactive flags might not work properly")
 
 
 def _signal_proxy(c):

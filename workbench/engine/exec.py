@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
-from .errors import InvalidArgument, classify_runtime_error
+from .errors import InvalidArgument, OCIRuntimeError, OCIRuntimeNotFound, classify_runtime_error
 from .exits import pid_alive, read_exit_file
 from .files import remove_tree
 from .state import REQUIRED, Record
@@ -132,9 +132,12 @@ def _process_spec(c: "Container", rec: ExecRecord) -> dict:
     root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.close(open_in_root(root_fd, cwd, os.O_PATH | os.O_DIRECTORY, follow=True))
+    except FileNotFoundError:
+        # Podman exits 127 here (runc cannot chdir), 126 when the path is not a directory.
+        raise OCIRuntimeNotFound(f'workdir "{cwd}" does not exist in container {c.id[:12]}') from None
     except (OSError, UnsafePath) as exc:
-        reason = "does not exist" if isinstance(exc, FileNotFoundError) else "is not a directory"
-        raise InvalidArgument(f'workdir "{cwd}" {reason} in container {c.id[:12]}') from None
+        raise OCIRuntimeError(f'workdir "{cwd}" in container {c.id[:12]} is not a usable directory: '
+                              f'{getattr(exc, "strerror", None) or exc}') from None
     finally:
         os.close(root_fd)
     env = _merge_env(c.config.env, rec.env)
