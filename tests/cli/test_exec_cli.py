@@ -207,6 +207,16 @@ def test_run_it_and_detach_keys_then_attach(cli, pty_cli, image):
     assert cli("inspect", "--format", "{{.State.ExitCode}}", "shell").stdout == "5\n"
 
 
+def test_terminal_is_restored_when_the_cli_is_terminated(cli, pty_cli, box):
+    t = pty_cli("exec", "-it", box, *REPL)
+    t.send(b"echo $((6*7))\n")
+    t.expect(b"42\r\n")
+    assert not t.attrs_restored()  # raw while the session runs
+    t.proc.send_signal(signal.SIGTERM)
+    assert t.wait() == 128 + signal.SIGTERM
+    assert t.attrs_restored()
+
+
 def test_start_ai_attaches_stdin_before_starting(cli, pty_cli, image):
     assert cli("create", "-it", "--name", "later", image, "sh", "-c", "read x; echo got $x; exit 4").returncode == 0
     t = pty_cli("start", "-ai", "later")

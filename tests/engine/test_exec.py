@@ -267,9 +267,22 @@ def test_sessions_leave_no_bundles_processes_or_records(ctr):
         assert _conmons_of(session_id) == ""
 
 
+def test_failed_session_starts_leave_nothing_half_open(ctr):
+    for tty in (False, True):
+        with pytest.raises(OCIRuntimeNotFound):
+            ctr.exec_session(["/no/such/cmd"], tty=tty)
+        with pytest.raises(OCIRuntimePermissionDenied):
+            ctr.exec_session(["/etc/passwd"], tty=tty)
+    with pytest.raises(OCIRuntimeNotFound):
+        ctr.exec_detached(["/no/such/cmd"])
+    assert _sessions_left(ctr) == [] and ctr.exec_ids() == []
+
+
 def test_closing_a_session_detaches_and_the_process_goes_on(ctr):
-    s = ctr.exec_session(["sh", "-c", "sleep 0.5; touch /tmp/done"], tty=False, stdin=False)
+    s = ctr.exec_session(["sh", "-c", "sleep 0.5; touch /tmp/done"], tty=False)
     s.close()
+    with pytest.raises(InvalidArgument, match="stdin is closed"):
+        s.write(b"too late")
     assert s.id in ctr.exec_ids()
     assert _wait_until(lambda: ctr.exec(["test", "-e", "/tmp/done"]).exit_code == 0)
     assert _wait_until(lambda: ctr.exec_inspect(s.id)["Running"] is False)

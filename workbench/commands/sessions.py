@@ -8,7 +8,7 @@ from ..engine import logger
 from ..engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
 from ..engine.state import ContainerState
 from .context import Context
-from .terminal import DEFAULT_DETACH_KEYS, interact, parse_detach_keys, terminal_size
+from .terminal import DEFAULT_DETACH_KEYS, Terminated, interact, parse_detach_keys, terminal_size
 
 
 def _detach_keys(ctx: Context) -> bytes:
@@ -38,6 +38,8 @@ def exec_(ctx: Context) -> None:
         detached = interact(session, ctx.out, stdin=a.interactive, detach_keys=keys)
         if not detached:
             ctx.exit_code = session.wait()
+    except Terminated as exc:
+        ctx.exit_code = exc.exit_code
     finally:
         session.close()
 
@@ -62,6 +64,9 @@ def _attach_and_wait(ctx: Context, c, *, stdin: bool, keys: bytes, start: bool) 
     try:
         proxy = _signal_proxy(c) if ctx.args.sig_proxy else None
         detached = interact(session, ctx.out, stdin=session.stdin, detach_keys=keys, proxy_signal=proxy)
+    except Terminated as exc:
+        ctx.exit_code = exc.exit_code
+        return
     finally:
         session.close()
     if not detached:

@@ -18,6 +18,17 @@ if TYPE_CHECKING:
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 #: Signals a non-terminal session forwards to the container (Podman's --sig-proxy).
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+#: Signals that end the CLI while the local terminal is raw: turned into an exception so that
+#: the terminal is restored on the way out.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class Terminated(Exception):
+    """The CLI received an ending signal while a session ran; `exit_code` is 128 + the signal."""
+
+    def __init__(self, number: int):
+        super().__init__(f"terminated by signal {number}")
+        self.exit_code = 128 + number
 _CTRL_KEYS = {**{chr(c): c - ord("a") + 1 for c in range(ord("a"), ord("z") + 1)},
               "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
 
@@ -99,6 +110,9 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
     if proxy_signal is not None and not local_tty:
         for sig in PROXIED_SIGNALS:
             previous[sig] = signal.signal(sig, lambda number, _frame: proxy_signal(number))
+    elif local_tty:
+        for sig in ENDING_SIGNALS:
+            previous[sig] = signal.signal(sig, _raise_terminated)
     try:
         with raw_terminal(0) if local_tty else contextlib.nullcontext():
             if stdin:
@@ -110,6 +124,10 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
     return detached.is_set()
+
+
+def _raise_terminated(number: int, _frame: object) -> None:
+    raise Terminated(number)
 
 
 def _resize(session: "Session") -> None:
