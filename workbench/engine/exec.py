@@ -109,7 +109,7 @@ def create(c: "Container", command: Sequence[str], *, tty: bool, stdin: bool, en
     os.makedirs(os.path.join(path, "exit"), mode=0o700)
     try:
         with open(os.path.join(path, "process.json"), "w") as f:
-            json.dump(spec, f)
+            f.write(json.dumps(spec))  # dumps uses the C encoder; dump(f) encodes chunk by chunk
         rec.state, rec.started_at = "running", time.time()
         c.rt.db.add_exec_session(rec.id, c.id, rec.to_json())
     except BaseException:

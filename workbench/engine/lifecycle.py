@@ -159,7 +159,7 @@ def init(c: "Container") -> None:
         bind_files = write_runtime_files(c)
         spec = generate_spec(c, rootfs, bind_files)
         with open(os.path.join(c.bundle, "config.json"), "w") as f:
-            json.dump(spec, f)
+            f.write(json.dumps(spec))  # dumps uses the C encoder; dump(f) encodes chunk by chunk
         launch = conmon.ConmonLaunch(
             conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
             name=c.config.name, bundle=c.bundle, run_dir=c.run_dir, exit_dir=c.rt.exit_dir,
