@@ -120,16 +120,49 @@ def create(c: "Container", command: Sequence[str], *, tty: bool, stdin: bool, en
 
 def _process_spec(c: "Container", rec: ExecRecord) -> dict:
     """A deep copy of the container's process with the session's command, user, env, cwd and caps."""
-    from .storage.rootpath import UnsafePath, open_in_root
-    from .users import resolve_user
-
     with open(os.path.join(c.bundle, "config.json")) as f:
         process = json.load(f)["process"]
-    rootfs = c.st.mountpoint
-    user_spec = rec.user or c.config.user
-    user = resolve_user(rootfs, user_spec)
+    same_user = not rec.user or rec.user == c.config.user
+    if same_user:
+        # Resolved at init from the container's own account files; HOME is already in its env.
+        user = process["user"]
+        uid, gid, extra_gids = user["uid"], user["gid"], list(user.get("additionalGids") or [])
+        env = _merge_env(process.get("env") or [], rec.env)
+    else:
+        from .users import resolve_user
+
+        found = resolve_user(c.st.mountpoint, rec.user)
+        uid, gid, extra_gids = found.uid, found.gid, list(found.additional_gids)
+        env = _merge_env(c.config.env, rec.env)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={found.home}")
     cwd = rec.workdir or process.get("cwd") or "/"
-    root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if rec.workdir:
+        _check_workdir(c, cwd)
+    caps = dict(process.get("capabilities") or {})
+    if rec.privileged:
+        caps["bounding"] = _all_capabilities()
+    caps["inheritable"] = []
+    if uid == 0:
+        caps["effective"] = caps["permitted"] = list(caps.get("bounding", []))
+    elif same_user:
+        effective = list(caps.get("effective", []))
+        caps.update(effective=effective, permitted=effective, inheritable=effective, ambient=effective)
+    else:
+        caps["effective"] = caps["permitted"] = []
+    process.update(args=list(rec.command), terminal=rec.tty, env=env, cwd=cwd, capabilities=caps)
+    process["user"] = {"uid": uid, "gid": gid, "umask": process.get("user", {}).get("umask", 0o022),
+                       "additionalGids": [gid, *(g for g in extra_gids if g != gid)]}
+    if not rec.tty:
+        process.pop("consoleSize", None)
+    return process
+
+
+def _check_workdir(c: "Container", cwd: str) -> None:
+    """The workdir must be a directory inside the container (resolved there, never on the host)."""
+    from .storage.rootpath import UnsafePath, open_in_root
+
+    root_fd = os.open(c.st.mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.close(open_in_root(root_fd, cwd, os.O_PATH | os.O_DIRECTORY, follow=True))
     except FileNotFoundError:
@@ -140,26 +173,6 @@ def _process_spec(c: "Container", rec: ExecRecord) -> dict:
                               f'{getattr(exc, "strerror", None) or exc}') from None
     finally:
         os.close(root_fd)
-    env = _merge_env(c.config.env, rec.env)
-    if not any(e.startswith("HOME=") for e in env):
-        env.append(f"HOME={user.home}")
-    caps = dict(process.get("capabilities") or {})
-    if rec.privileged:
-        caps["bounding"] = _all_capabilities()
-    caps["inheritable"] = []
-    if user.uid == 0:
-        caps["effective"] = caps["permitted"] = list(caps.get("bounding", []))
-    elif user_spec == c.config.user:
-        effective = list(caps.get("effective", []))
-        caps.update(effective=effective, permitted=effective, inheritable=effective, ambient=effective)
-    else:
-        caps["effective"] = caps["permitted"] = []
-    process.update(args=list(rec.command), terminal=rec.tty, env=env, cwd=cwd, capabilities=caps)
-    process["user"] = {"uid": user.uid, "gid": user.gid, "umask": process.get("user", {}).get("umask", 0o022),
-                       "additionalGids": [user.gid, *user.additional_gids]}
-    if not rec.tty:
-        process.pop("consoleSize", None)
-    return process
 
 
 def _merge_env(base: Sequence[str], extra: Sequence[str]) -> list[str]:
