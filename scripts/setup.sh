@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 # runc and crun: OCI runtimes (crun where the cgroup layout allows it, else runc); conmon: the
 # monitor process; busybox-static: base images (images/bootstrap.py); iproute2: network
 # namespaces; procps (pgrep) and zstd: used by the tests; podman and skopeo: the references that
-# tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with.
-PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo)
+# tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with;
+# docker-registry: the local registry the image tests push to and pull from; mmdebstrap: Debian
+# base images (`workbench image bootstrap debian`).
+PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap)
 # Where a package cannot be checked with dpkg (not Debian): a command each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
-    [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo)
+    [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
+    [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap)
 MIN_PYTHON=(3 11)
 VENV=.venv
 

@@ -6,16 +6,20 @@ import datetime
 import json
 import os
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any, BinaryIO, Callable, NamedTuple
 
 from .. import logger
 from ..db import Database
 from ..errors import ImageInUse, InvalidArgument, NoSuchImage
-from ..storage.content import ContentStore
+from ..storage.content import ContentStore, validate_digest
 from ..storage.layers import LayerStore
 from . import reference as refs
 
 log = logger.get(__name__)
+
+#: Caps on untrusted input: one uncompressed layer, one image config.
+MAX_LAYER_BYTES = 64 << 30
+MAX_CONFIG_BYTES = 4 << 20
 
 
 def _rfc3339(ts: float) -> str:
@@ -199,40 +203,93 @@ class ImageStore:
             return False
 
     # -- writing --------------------------------------------------------------
+    def has_layer(self, diff_id: str) -> bool:
+        """Whether the layer with this uncompressed digest is already in the store."""
+        return self.db.layer(validate_digest(diff_id)) is not None
+
+    def layer_tar(self, diff_id: str) -> str:
+        """Path of a stored layer's uncompressed tar (what save and push read)."""
+        return self.content.path(diff_id)
+
+    def put_layer(self, stream: BinaryIO, *, diff_id: str | None = None, max_bytes: int = MAX_LAYER_BYTES) -> tuple[str, int]:
+        """Store a layer from a plain or compressed tar stream: its uncompressed tar goes to the
+        content store and is unpacked into a read-only layer dir. Returns (diff_id, tar size).
+
+        With `diff_id` the content must match it; on any error nothing of the layer is kept.
+        A layer already present is reused (the stream is still read, to check it).
+        """
+        from ..storage.archive import ArchiveError, WhiteoutMode, apply_tar, decompressed
+
+        source = decompressed(stream, max_bytes)
+        try:
+            digest, size = self.content.put_stream(source)
+        except ArchiveError as exc:
+            raise InvalidArgument(f"invalid layer: {exc}") from exc
+        finally:
+            source.close()
+        if diff_id is not None and digest != diff_id:
+            if not self.has_layer(digest):
+                self.content.delete(digest)
+            raise InvalidArgument(f"layer content has digest {digest}, expected {diff_id}: refusing it")
+        layer_id = digest[7:]
+        if self.db.layer(layer_id):
+            return digest, size
+        self.layers.remove(layer_id)  # a crash mid-unpack may have left a partial dir
+        path = self.layers.create(layer_id, writable=False)
+        try:
+            with open(self.content.path(digest), "rb") as tar:
+                apply_tar(tar, path, whiteouts=WhiteoutMode.OVERLAY)
+        except ArchiveError as exc:
+            self.layers.remove(layer_id)
+            self.content.delete(digest)
+            raise InvalidArgument(f"invalid layer {digest}: {exc}") from exc
+        except BaseException:
+            self.layers.remove(layer_id)
+            raise
+        with self.db.transaction() as cur:
+            self.db.add_layer(cur, layer_id, None, digest, size, "image")
+        return digest, size
+
+    def register(self, config_bytes: bytes, names: list[str] | None = None, *, digest: str = "") -> Image:
+        """Record an image from its config blob, whose `rootfs.diff_ids` must all be stored layers
+        (put_layer first). The ID is the config's digest; `names` are full references; `digest`
+        is the manifest digest the image came with (RepoDigests), if any."""
+        if len(config_bytes) > MAX_CONFIG_BYTES:
+            raise InvalidArgument(f"image config is larger than {MAX_CONFIG_BYTES} bytes")
+        try:
+            config = json.loads(config_bytes)
+            diff_ids = config["rootfs"]["diff_ids"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidArgument(f"invalid image config: {exc}") from None
+        if not isinstance(config, dict) or not isinstance(diff_ids, list) or not diff_ids:
+            raise InvalidArgument("invalid image config: rootfs.diff_ids must list the layers")
+        layers = []
+        size = 0
+        for diff_id in diff_ids:
+            layer = self.db.layer(validate_digest(diff_id)) if isinstance(diff_id, str) else None
+            if layer is None:
+                raise InvalidArgument(f"image config names layer {diff_id!r}, which is not in the store")
+            layers.append(layer["id"])
+            size += layer["size"]
+        config_digest = self.content.put_bytes(config_bytes)
+        image_id = config_digest[7:]
+        now = time.time()
+        meta = {"layers": layers, "size": size, "created": now, "digest": digest or config_digest}
+        with self.db.transaction() as cur:
+            cur.execute("INSERT OR IGNORE INTO images (id, meta, created) VALUES (?, ?, ?)",
+                        (image_id, json.dumps(meta), now))
+            for name in names or []:
+                cur.execute("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)", (name, image_id))
+        return self._load(image_id)
+
     def import_rootfs(self, path: str, reference: str | None = None, *, changes: list[str] | None = None,
                       message: str = "") -> Image:
-        """`podman import`: one layer from a rootfs tarball (plain or gzip), plus a config."""
-        import gzip
-
-        from ..storage.archive import ArchiveError, WhiteoutMode, apply_tar
-
+        """`podman import`: one layer from a rootfs tarball (plain or compressed), plus a config."""
         name = refs.normalize_local(reference) if reference else None
         config_part: dict[str, Any] = {}
         apply_changes(config_part, changes or [])
         with open(path, "rb") as raw:
-            gz = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            stream = gzip.GzipFile(fileobj=raw) if gz else raw
-            layer_digest, tar_size = self.content.put_stream(stream)
-        layer_id = layer_digest[7:]
-        if not self.db.layer(layer_id):
-            diff = self.layers.dir(layer_id)
-            import shutil
-
-            shutil.rmtree(diff, ignore_errors=True)  # a crash mid-import leaves a partial dir
-            diff = self.layers.create(layer_id, writable=False)
-            try:
-                with open(self.content.path(layer_digest), "rb") as tar:
-                    apply_tar(tar, diff, whiteouts=WhiteoutMode.OVERLAY)
-            except ArchiveError as exc:
-                self.layers.remove(layer_id)
-                self.content.delete(layer_digest)
-                raise InvalidArgument(f"importing {path}: {exc}") from exc
-            except BaseException:
-                self.layers.remove(layer_id)
-                raise
-            with self.db.transaction() as cur:
-                self.db.add_layer(cur, layer_id, None, layer_digest, tar_size, "image")
+            layer_digest, _ = self.put_layer(raw)
         now = time.time()
         config = {
             "created": _rfc3339(now),
@@ -245,15 +302,7 @@ class ImageStore:
         }
         if message:
             config["comment"] = message
-        config_digest = self.content.put_bytes(json.dumps(config, separators=(",", ":")).encode())
-        image_id = config_digest[7:]
-        meta = {"layers": [layer_id], "size": tar_size, "created": now, "digest": config_digest}
-        with self.db.transaction() as cur:
-            cur.execute("INSERT OR IGNORE INTO images (id, meta, created) VALUES (?, ?, ?)",
-                        (image_id, json.dumps(meta), now))
-            if name:
-                cur.execute("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)", (name, image_id))
-        return self._load(image_id)
+        return self.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])
 
     def remove(self, name_or_id: str, *, force: bool, users: Callable[[str], list[str]],
                remove_containers: Callable[[list[str]], None]) -> tuple[list[str], list[str]]:

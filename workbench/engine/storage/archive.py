@@ -705,7 +705,13 @@ class _Fd:
         os.close(self.fd)
 
 
-# --------------------------------------------------------------------------- entry point
+# --------------------------------------------------------------------------- entry points
+
+
+def decompressed(stream: BinaryIO, max_bytes: int = 64 * GiB) -> _Source:
+    """`stream` decompressed by its magic (gzip, bzip2, xz, zstd, or plain), at most `max_bytes`
+    uncompressed (ArchiveError beyond); call close() when done."""
+    return _Source(stream, max_bytes)
 
 
 def apply_tar(
