@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -192,3 +193,36 @@ def test_ps_and_images_json_format(cli, image):
     images = json.loads(cli("images", "--format", "json").stdout)
     assert images[0]["Repository"] == "localhost/busybox"
     assert cli("ps", "-a", "--format", "table").stdout.startswith("CONTAINER ID")
+
+
+def test_commit_diff_export_mount_from_the_cli(cli, image, tmp_path):
+    assert cli("run", "--name", "work", image, "sh", "-c", "echo data > /result; rm /bin/vi").returncode == 0
+    assert cli("diff", "work").stdout == "C /bin\nD /bin/vi\nC /etc\nA /result\n"  # as podman diff
+    proc = cli("commit", "-m", "results", "--change", "CMD cat /result", "work", "results")
+    assert proc.returncode == 0 and len(proc.stdout.strip()) == 64
+    assert cli("run", "--rm", "results").stdout == "data\n"
+    out = tmp_path / "fs.tar"
+    assert cli("export", "-o", str(out), "work").returncode == 0
+    import tarfile
+    with tarfile.open(out) as tar:
+        assert tar.extractfile("result").read() == b"data\n"
+    path = cli("mount", "work").stdout.strip()
+    assert open(f"{path}/result").read() == "data\n"
+    assert cli("mount").stdout.split() == [cli("inspect", "-f", "{{.Id}}", "work").stdout.strip()[:12], path]
+    assert cli("umount", "work").returncode == 0
+    assert not os.path.ismount(path)
+    cli("rm", "work")
+    assert cli("rmi", "results").returncode == 0
+
+
+def test_tag_untag_and_bootstrap_busybox(cli, image):
+    assert cli("tag", image, "again", "registry.example:5000/team/tool:1.0").returncode == 0
+    names = cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert {"localhost/again:latest", "registry.example:5000/team/tool:1.0"} <= set(names)
+    assert cli("untag", image, "again").returncode == 0
+    proc = cli("untag", image, "again")
+    assert (proc.returncode, proc.stderr) == (125, "Error: localhost/again:latest: tag not known\n")
+    proc = cli("image", "bootstrap", "busybox", "bb2")
+    assert proc.returncode == 0, proc.stderr
+    assert cli("run", "--rm", "bb2").returncode == 0  # CMD sh, stdin closed: exits at once
+    assert cli("run", "--rm", "bb2", "echo", "ok").stdout == "ok\n"

@@ -1,7 +1,8 @@
-"""Image commands: import, images, rmi, image exists."""
+"""Image commands: import, images, rmi, tag, untag, image exists, image bootstrap."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from ..engine.errors import ImageInUse, NoSuchImage, WorkbenchError
@@ -78,6 +79,38 @@ def rmi(ctx: Context) -> None:
             ctx.out.line(f"Untagged: {n}")
         for i in deleted:
             ctx.out.line(f"Deleted: {i}")
+
+
+def tag(ctx: Context) -> None:
+    ctx.rt.tag_image(ctx.args.image, *ctx.args.targets)
+
+
+def untag(ctx: Context) -> None:
+    ctx.rt.untag_image(ctx.args.image, *ctx.args.targets)
+
+
+def bootstrap(ctx: Context) -> None:
+    """`image bootstrap busybox|debian [NAME]`: a base image made here, without a registry."""
+    a = ctx.args
+    import tempfile
+
+    from ..engine.images import bootstrap as base
+
+    name = a.name or (f"debian:{a.suite}" if a.kind == "debian" else "busybox")
+    with tempfile.TemporaryDirectory(dir=ctx.rt.root, prefix=".bootstrap-") as tmp:
+        tar = os.path.join(tmp, "rootfs.tar")
+        try:
+            if a.kind == "busybox":
+                base.write_busybox_rootfs(tar)
+                changes = ['CMD ["sh"]']
+            else:
+                packages = [p for item in a.include for p in item.split(",") if p]
+                base.write_debian_rootfs(tar, suite=a.suite, include=packages, mirror=a.mirror)
+                changes = ['CMD ["bash"]']
+        except (FileNotFoundError, RuntimeError) as exc:
+            raise WorkbenchError(str(exc)) from None
+        image = ctx.rt.import_image(tar, name, changes=changes, message=f"workbench image bootstrap {a.kind}")
+    ctx.out.line(image.id)
 
 
 def image_exists(ctx: Context) -> None:

@@ -189,6 +189,56 @@ def _rmi(p):
     p.add_argument("images", nargs="*")
 
 
+def _commit(p):
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-a", "--author", default="")
+    p.add_argument("-p", "--pause", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--timestamp", type=int, help="seconds since the epoch for every date (reproducible)")
+    p.add_argument("container")
+    p.add_argument("image", nargs="?")
+
+
+def _diff(p):
+    p.add_argument("--format")
+    p.add_argument("container")
+
+
+def _export(p):
+    p.add_argument("-o", "--output")
+    p.add_argument("container")
+
+
+def _mount(p):
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("containers", nargs="*")
+
+
+def _unmount(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("containers", nargs="*")
+
+
+def _tag(p):
+    p.add_argument("image")
+    p.add_argument("targets", nargs="+")
+
+
+def _untag(p):
+    p.add_argument("image")
+    p.add_argument("targets", nargs="*")
+
+
+def _bootstrap(p):
+    p.add_argument("kind", choices=["busybox", "debian"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--suite", default="bookworm")
+    p.add_argument("--include", action="append", default=[], help="packages, comma-separated")
+    p.add_argument("--mirror")
+
+
 def _format_only(p):
     p.add_argument("-f", "--format")
 
@@ -199,6 +249,8 @@ _CONTAINER = {
     "stop": ("stop", _stop), "kill": ("kill", _kill), "wait": ("wait", _wait), "pause": ("pause", _pause),
     "unpause": ("unpause", _pause), "restart": ("restart", _restart), "rm": ("rm", _rm), "ps": ("ps", _ps),
     "logs": ("logs", _logs), "exec": ("exec", _exec), "attach": ("attach", _attach),
+    "commit": ("commit", _commit), "diff": ("diff", _diff), "export": ("export", _export),
+    "mount": ("mount", _mount), "unmount": ("unmount", _unmount), "umount": ("unmount", _unmount),
 }
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     **{(word,): entry for word, entry in _CONTAINER.items()},
@@ -220,6 +272,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("image", "remove"): ("rmi", _rmi),
     ("image", "exists"): ("image_exists", _image_exists),
     ("image", "inspect"): ("image_inspect", _inspect_common),
+    ("image", "tag"): ("tag", _tag),
+    ("image", "untag"): ("untag", _untag),
+    ("image", "bootstrap"): ("bootstrap", _bootstrap),
+    ("tag",): ("tag", _tag),
+    ("untag",): ("untag", _untag),
     ("info",): ("info", _format_only),
     ("version",): ("version", _format_only),
 }
@@ -264,6 +321,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     handler_name, build = COMMANDS[key]
     parser = _Parser(prog="workbench " + " ".join(key))
     build(parser)
-    parser.parse_args(argv[i + len(key):], namespace=ns)
+    rest = argv[i + len(key):]
+    if any(action.nargs == argparse.REMAINDER for action in parser._actions):
+        parser.parse_args(rest, namespace=ns)  # `run IMAGE CMD...`: what follows the image is the command's
+    else:
+        parser.parse_intermixed_args(rest, namespace=ns)  # flags after positionals, as Podman (cobra) allows
     ns.command_name = handler_name
     return ns

@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TypeVar
 
 from . import state as states
 from .exits import handle_exit_file
@@ -17,6 +17,8 @@ from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 if TYPE_CHECKING:
     from .attach import Session
     from .exec import ExecResult
+    from .images.store import Image
+    from .images.store import Image
     from .runtime import Runtime
 
 T = TypeVar("T")
@@ -28,6 +30,12 @@ def _steps():
     from . import lifecycle
 
     return lifecycle
+
+
+def _fs():
+    from . import filesystem
+
+    return filesystem
 
 
 def _exec_steps():
@@ -347,6 +355,39 @@ class Container:
             return Session(sock, _MainProcess(self), session_id=self.id, pid=self.st.pid, tty=self.config.tty,
                            stdin=open_stdin if stdin is None else (stdin and open_stdin), ctl_path=ctl,
                            on_output=on_output)
+
+    # -- file system -------------------------------------------------------------------------
+    def mount(self) -> str:
+        """Mount the root file system on the host and return the path; mounts are counted."""
+        with self._locked():
+            return _fs().mount(self)
+
+    def unmount(self, force: bool = False) -> None:
+        """Undo one mount (all with `force`); the last one unmounts unless the container runs."""
+        with self._locked():
+            _fs().unmount(self, force)
+
+    def diff(self) -> list[tuple[str, str]]:
+        """What changed against the image: ("A"|"C"|"D", path) pairs."""
+        with self._locked():
+            return _fs().diff(self)
+
+    def export(self, out: BinaryIO) -> None:
+        """Write the whole file system to `out` as a tar stream."""
+        with self._locked():
+            _fs().export(self, out)
+
+    def commit(self, reference: str | None = None, *, changes: Sequence[str] = (), message: str = "",
+               author: str = "", pause: bool = True, timestamp: int | None = None) -> "Image":
+        """Make an image of the container's changes over its image (paused meanwhile by default);
+        `timestamp` (or SOURCE_DATE_EPOCH) fixes every date so that the digest is reproducible."""
+        if timestamp is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+            timestamp = int(os.environ["SOURCE_DATE_EPOCH"])
+        with self._locked():
+            if self.st.state == ContainerState.REMOVING:
+                self._check("remove")
+            return _fs().commit(self, reference, changes=changes, message=message, author=author, pause=pause,
+                                timestamp=timestamp)
 
     # -- logs ------------------------------------------------------------------------------
     def log_chunks(self, *, follow: bool = False, tail: int | None = None, since: Any = None,

@@ -44,6 +44,9 @@ def mount_storage(c: "Container") -> str:
 
 
 def cleanup_storage(c: "Container") -> None:
+    """Unmount the root file system, unless `workbench mount` holds it mounted."""
+    if c.st.mount_count > 0:
+        return
     c.rt.layers.unmount(c.config.layer_id)
     c.st.mounted = False
     c.st.mountpoint = ""
@@ -317,6 +320,7 @@ def remove(c: "Container", timeout: int | None) -> None:
         c.sync()
     if c.st.state in (S.RUNNING, S.STOPPING, S.CREATED):
         stop(c, c.config.stop_timeout if timeout is None else timeout)
+    c.st.mount_count = 0  # a `workbench mount` does not outlive the container
     cleanup(c)
     c.st.state = S.REMOVING
     c.save()

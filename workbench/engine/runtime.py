@@ -184,6 +184,14 @@ class Runtime:
     def image(self, name_or_id: str) -> Image:
         return self.image_store.get(name_or_id)
 
+    def tag_image(self, name_or_id: str, *targets: str) -> list[str]:
+        """`tag`: give the image more names; returns them fully qualified."""
+        return self.image_store.tag(name_or_id, *targets)
+
+    def untag_image(self, name_or_id: str, *targets: str) -> list[str]:
+        """`untag`: remove names (every name when none is given); returns the removed ones."""
+        return self.image_store.untag(name_or_id, *targets)
+
     def remove_image(self, name_or_id: str, force: bool = False) -> tuple[list[str], list[str]]:
         """`rmi`: refused while a container uses the image unless forced (which removes them)."""
         def users(image_id: str) -> list[str]:

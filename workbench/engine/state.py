@@ -144,7 +144,7 @@ class ContainerRuntimeState(Record):
     _DEFAULTS = {
         "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
         "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
-        "mountpoint": "", "restart_count": 0,
+        "mountpoint": "", "restart_count": 0, "mount_count": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     state: ContainerState
@@ -160,6 +160,7 @@ class ContainerRuntimeState(Record):
     mounted: bool
     mountpoint: str
     restart_count: int
+    mount_count: int
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

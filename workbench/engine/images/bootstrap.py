@@ -42,3 +42,24 @@ def write_busybox_rootfs(path: str | os.PathLike, busybox: str = BUSYBOX) -> str
         add("etc/passwd", tarfile.REGTYPE, 0o644, _PASSWD)
         add("etc/group", tarfile.REGTYPE, 0o644, _GROUP)
     return path
+
+
+def write_debian_rootfs(path: str | os.PathLike, *, suite: str = "bookworm", include: list[str] | None = None,
+                        mirror: str | None = None, variant: str = "minbase") -> str:
+    """Write a Debian rootfs tarball with mmdebstrap (from Debian's mirrors, which this machine
+    reaches); honours SOURCE_DATE_EPOCH, so the same packages give the same tarball."""
+    import shutil
+
+    tool = shutil.which("mmdebstrap")
+    if tool is None:
+        raise FileNotFoundError("mmdebstrap not found: install it (apt-get install mmdebstrap)")
+    path = os.fspath(path)
+    argv = [tool, "--quiet", f"--variant={variant}", "--format=tar", "--mode=root"]
+    if include:
+        argv.append("--include=" + ",".join(include))
+    argv += [suite, path, *([mirror] if mirror else [])]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        message = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise RuntimeError(f"mmdebstrap {suite} failed: {message}")
+    return path

@@ -22,7 +22,7 @@ MAX_LAYER_BYTES = 64 << 30
 MAX_CONFIG_BYTES = 4 << 20
 
 
-def _rfc3339(ts: float) -> str:
+def rfc3339(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
@@ -57,7 +57,7 @@ class Image(NamedTuple):
             "RepoDigests": [f"{n.rsplit(':', 1)[0]}@{self.digest}" for n in self.names if self.digest],
             "Parent": "",
             "Comment": self.config.get("comment", ""),
-            "Created": self.config.get("created", _rfc3339(self.created)),
+            "Created": self.config.get("created", rfc3339(self.created)),
             "Config": cfg,
             "Version": "",
             "Author": self.config.get("author", ""),
@@ -292,17 +292,43 @@ class ImageStore:
             layer_digest, _ = self.put_layer(raw)
         now = time.time()
         config = {
-            "created": _rfc3339(now),
+            "created": rfc3339(now),
             "architecture": _go_arch(),
             "os": "linux",
             "config": config_part,
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            "history": [{"created": _rfc3339(now), "created_by": "/bin/sh -c #(nop) ADD file in / ",
+            "history": [{"created": rfc3339(now), "created_by": "/bin/sh -c #(nop) ADD file in / ",
                          **({"comment": message} if message else {})}],
         }
         if message:
             config["comment"] = message
         return self.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])
+
+    def tag(self, name_or_id: str, *targets: str) -> list[str]:
+        """Add names (short ones under localhost/); a name another image had moves here."""
+        image_id = self.resolve_id(name_or_id)
+        names = [refs.normalize_local(t) for t in targets]
+        with self.db.transaction() as cur:
+            for name in names:
+                cur.execute("INSERT OR REPLACE INTO image_names (name, image_id) VALUES (?, ?)", (name, image_id))
+        return names
+
+    def untag(self, name_or_id: str, *targets: str) -> list[str]:
+        """Remove the given names (all of them when none is given); the image itself stays."""
+        image = self.get(name_or_id)
+        if not targets:
+            names = list(image.names)
+        else:
+            names = []
+            for target in targets:
+                name = refs.normalize_local(target)
+                if name not in image.names:
+                    raise InvalidArgument(f"{name}: tag not known")
+                names.append(name)
+        with self.db.transaction() as cur:
+            for name in names:
+                cur.execute("DELETE FROM image_names WHERE name = ? AND image_id = ?", (name, image.id))
+        return names
 
     def remove(self, name_or_id: str, *, force: bool, users: Callable[[str], list[str]],
                remove_containers: Callable[[list[str]], None]) -> tuple[list[str], list[str]]:

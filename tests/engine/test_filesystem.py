@@ -1,0 +1,109 @@
+"""A container's file system: diff, commit (reproducible), export, mount counting, tag/untag."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import pytest
+
+from workbench import ContainerState, InvalidArgument, Runtime
+
+S = ContainerState
+CHANGE = "echo new > /newfile; echo more >> /etc/passwd; rm /bin/vi; mkdir -p /d/e; ln -s /etc/shadow /d/link"
+
+
+def _changed(rt, busybox, script: str = CHANGE):
+    c = rt.run(busybox, ["sh", "-c", script], detach=True)
+    assert c.wait() == 0
+    return c
+
+
+def test_diff_reports_added_changed_and_deleted(rt, busybox):
+    c = _changed(rt, busybox)
+    assert c.diff() == [("C", "/bin"), ("D", "/bin/vi"), ("A", "/d"), ("A", "/d/e"), ("A", "/d/link"),
+                        ("C", "/etc"), ("C", "/etc/passwd"), ("A", "/newfile")]
+
+
+def test_commit_makes_a_runnable_image_with_the_changes(rt, busybox):
+    c = _changed(rt, busybox)
+    image = c.commit("snapshot", changes=["ENV MODE=committed", 'CMD ["cat", "/newfile"]'], message="after",
+                     author="Ada")
+    assert image.names == ["localhost/snapshot:latest"]
+    assert len(image.layers) == 2
+    info = image.inspect()
+    assert info["Author"] == "Ada" and info["Comment"] == "after"
+    assert info["History"][-1]["comment"] == "after"
+    assert "MODE=committed" in info["Config"]["Env"]
+    assert rt.run("snapshot", remove=True).stdout == b"new\n"
+    out = rt.run("snapshot", ["sh", "-c", "tail -1 /etc/passwd; test -e /bin/vi || echo gone; readlink /d/link"],
+                 remove=True).stdout
+    assert out == b"more\ngone\n/etc/shadow\n"
+
+
+def test_commit_with_a_timestamp_is_reproducible_across_roots(tmp_path, busybox_tar):
+    ids = []
+    for n in range(2):
+        rt = Runtime(str(tmp_path / f"root{n}"), str(tmp_path / f"run{n}"))
+        try:
+            base = rt.image_store.put_layer(open(busybox_tar, "rb"))[0]
+            config = ('{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},'
+                      f'"rootfs":{{"type":"layers","diff_ids":["{base}"]}}}}').encode()
+            rt.image_store.register(config, ["localhost/base:latest"])
+            c = _changed(rt, "base")
+            ids.append(c.commit("snap", timestamp=1_700_000_000).id)
+            c.remove()
+        finally:
+            rt.close()
+    assert ids[0] == ids[1]
+
+
+def test_commit_pauses_a_running_container_and_resumes_it(rt, busybox):
+    c = rt.run(busybox, ["sh", "-c", "echo x > /f; sleep 100"], detach=True)
+    image = c.commit("live")
+    assert c.state == S.RUNNING
+    assert rt.run(image.id, ["cat", "/f"], remove=True).stdout == b"x\n"
+
+
+def test_export_writes_the_whole_file_system(rt, busybox):
+    c = _changed(rt, busybox)
+    buf = io.BytesIO()
+    c.export(buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("newfile").read() == b"new\n"  # reading a member, not extracting to disk
+    assert "bin/busybox" in names and "bin/vi" not in names and "d/link" in names
+    assert "run/.containerenv" not in names  # the runtime's mount point, not the user's file
+    assert not c.inspect()["GraphDriver"]["Data"].get("MergedDir")  # mounted only for the export
+
+
+def test_mount_is_counted_and_survives_stop(rt, busybox):
+    c = rt.run(busybox, ["sleep", "100"], detach=True)
+    path = c.mount()
+    assert c.mount() == path
+    c.stop(timeout=0)
+    c.wait()
+    assert os.path.ismount(path) and os.path.exists(os.path.join(path, "bin/busybox"))
+    c.unmount()
+    assert os.path.ismount(path)
+    c.unmount()
+    assert not os.path.ismount(path)
+
+
+def test_remove_unmounts_a_mounted_container(rt, busybox):
+    c = rt.create_container(busybox, ["true"])
+    path = c.mount()
+    rt.remove_container(c)
+    assert not os.path.exists(path)
+
+
+def test_tag_and_untag(rt, busybox):
+    assert rt.tag_image(busybox, "extra", "docker.io/x/y:v2") == ["localhost/extra:latest", "docker.io/x/y:v2"]
+    assert set(rt.image("extra").names) == {busybox, "localhost/extra:latest", "docker.io/x/y:v2"}
+    assert rt.untag_image(busybox, "extra") == ["localhost/extra:latest"]
+    with pytest.raises(InvalidArgument, match="tag not known"):
+        rt.untag_image(busybox, "extra")
+    rt.untag_image(busybox)
+    assert rt.image_store.get(rt.images()[0].id).names == []

@@ -1,0 +1,73 @@
+"""A container's file system: commit, diff, export, mount, unmount."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..engine.errors import WorkbenchError
+from .context import Context
+from .output import emit_table
+
+
+def commit(ctx: Context) -> None:
+    a = ctx.args
+    c = ctx.rt.container(a.container)
+    image = c.commit(a.image, changes=a.change, message=a.message, author=a.author, pause=a.pause,
+                     timestamp=a.timestamp)
+    ctx.out.line(image.id)
+
+
+def diff(ctx: Context) -> None:
+    a = ctx.args
+    changes = ctx.rt.container(a.container).diff()
+    if a.format == "json":
+        kinds = {"A": "added", "C": "changed", "D": "deleted"}
+        ctx.out.document({kinds[k]: [p for kind, p in changes if kind == k] for k in "ACD"
+                          if any(kind == k for kind, _ in changes)})
+        return
+    rows = [{"ChangeType": kind, "Path": path} for kind, path in changes]
+    emit_table(ctx.out, rows, a.format, "{{.ChangeType}} {{.Path}}", noheading=True)
+
+
+def export(ctx: Context) -> None:
+    a = ctx.args
+    c = ctx.rt.container(a.container)
+    if a.output:
+        tmp = a.output + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                c.export(f)
+            os.rename(tmp, a.output)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    if sys.stdout.isatty():
+        raise WorkbenchError("refusing to export to terminal. Use -o flag or redirect")
+    sys.stdout.flush()
+    c.export(sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def mount(ctx: Context) -> None:
+    a = ctx.args
+    if not a.containers:
+        for c in ctx.rt.containers():
+            if c.st.mount_count > 0:
+                ctx.out.line(f"{c.id if a.no_trunc else c.id[:12]}  {c.st.mountpoint}")
+        return
+    for name in a.containers:
+        ctx.out.line(ctx.rt.container(name).mount())
+
+
+def unmount(ctx: Context) -> None:
+    a = ctx.args
+    targets = [c for c in ctx.rt.containers() if c.st.mount_count > 0] if a.all else \
+        [ctx.rt.container(name) for name in a.containers]
+    if not targets and not a.all:
+        raise WorkbenchError("when using the --all switch, you may not pass any containers or pods IDs")
+    for c in targets:
+        c.unmount(force=a.force)
+        ctx.out.line(c.id)

@@ -1,0 +1,181 @@
+"""A container's file system seen from the host: mount counting, diff, export and commit.
+
+Every function expects the container lock held and the state synced (Container's methods do it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import time
+from typing import TYPE_CHECKING, BinaryIO, Sequence
+
+from .state import ACTIVE_STATES
+from .state import ContainerState as S
+
+if TYPE_CHECKING:
+    from .container import Container
+    from .images.store import Image
+
+#: Files the runtime bind-mounts over; runc creates them empty in the upper dir when the image
+#: lacks them. They are the engine's, not the user's: diff and commit leave them out.
+RUNTIME_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "run/.containerenv")
+#: Paths `podman diff` never reports (libpod's initInodes): mount points the runtime owns.
+DIFF_IGNORED = frozenset({"dev", "etc/hostname", "etc/hosts", "etc/resolv.conf", "proc", "run", "run/notify",
+                          "run/.containerenv", "run/secrets", "sys", "etc/mtab"})
+
+
+# -- mount -----------------------------------------------------------------------------------
+def mount(c: "Container") -> str:
+    from .lifecycle import mount_storage
+
+    path = mount_storage(c)
+    c.st.mount_count += 1
+    c.save()
+    return path
+
+
+def unmount(c: "Container", force: bool) -> None:
+    from .lifecycle import cleanup_storage
+
+    c.st.mount_count = 0 if force else max(0, c.st.mount_count - 1)
+    if c.st.mount_count == 0 and c.st.state not in ACTIVE_STATES and c.st.mounted:
+        cleanup_storage(c)
+    c.save()
+
+
+class _Mounted:
+    """The container's root file system, mounted for the duration (and unmounted if we mounted it)."""
+
+    def __init__(self, c: "Container"):
+        self.c = c
+
+    def __enter__(self) -> str:
+        from .lifecycle import mount_storage
+
+        self.was_mounted = self.c.st.mounted
+        path = mount_storage(self.c)
+        if not self.was_mounted:
+            self.c.save()
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.was_mounted and self.c.st.mount_count == 0 and self.c.st.state not in ACTIVE_STATES:
+            from .lifecycle import cleanup_storage
+
+            cleanup_storage(self.c)
+            self.c.save()
+
+
+# -- diff ------------------------------------------------------------------------------------
+def diff(c: "Container") -> list[tuple[str, str]]:
+    """(kind, path) for what changed against the image: A added, C changed, D deleted (Podman's order)."""
+    from .storage.tarwriter import walk
+
+    image = c.rt.image_store.get(c.config.image_id)
+    lowers = [_open_dir(c.rt.layers.diff(layer)) for layer in reversed(image.layers)]
+    upper = _open_dir(c.rt.layers.diff(c.config.layer_id))
+    out = []
+    try:
+        for rel, _parent, st in walk(upper):
+            if rel in DIFF_IGNORED:
+                continue
+            in_image = _in_lowers(lowers, rel)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                out.append(("D", "/" + rel))
+            else:
+                out.append(("C" if in_image else "A", "/" + rel))
+    finally:
+        for fd in (upper, *lowers):
+            os.close(fd)
+    return out
+
+
+def _open_dir(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _in_lowers(lowers: list[int], rel: str) -> bool:
+    """Whether `rel` exists in the image: the first lower layer (top down) that has it decides.
+    Looked up inside each layer (no symlink of the image leads out of it)."""
+    from .storage.rootpath import UnsafePath, open_in_root
+
+    for lower in lowers:
+        try:
+            fd = open_in_root(lower, rel, os.O_PATH)
+        except (OSError, UnsafePath):
+            continue
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+    return False
+
+
+# -- export ------------------------------------------------------------------------------------
+def export(c: "Container", out: BinaryIO) -> None:
+    """The container's whole file system as a tar stream (`podman export`)."""
+    from .storage.tarwriter import write_tar
+
+    with _Mounted(c) as rootfs:
+        write_tar(rootfs, out, skip=_empty_runtime_files(c))
+
+
+def _empty_runtime_files(c: "Container") -> frozenset[str]:
+    upper = c.rt.layers.diff(c.config.layer_id)
+    skip = set()
+    for rel in RUNTIME_FILES:
+        try:
+            st = os.lstat(os.path.join(upper, rel))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            skip.add(rel)
+    return frozenset(skip)
+
+
+# -- commit ------------------------------------------------------------------------------------
+def commit(c: "Container", reference: str | None, *, changes: Sequence[str], message: str, author: str,
+           pause: bool, timestamp: int | None) -> "Image":
+    """The container's changes as a new top layer over its image (`podman commit`)."""
+    from .images.reference import normalize_local
+    from .images.store import apply_changes, rfc3339
+    from .storage.tarwriter import write_tar
+
+    store = c.rt.image_store
+    base = store.get(c.config.image_id)
+    name = normalize_local(reference) if reference else None
+    paused = pause and c.st.state == S.RUNNING
+    if paused:
+        c.rt.oci.pause(c.id)
+    try:
+        with tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
+            write_tar(c.rt.layers.diff(c.config.layer_id), layer, overlay_whiteouts=True, clamp_mtime=timestamp,
+                      skip=_empty_runtime_files(c))
+            layer.seek(0)
+            diff_id, _ = store.put_layer(layer)
+    finally:
+        if paused:
+            c.rt.oci.resume(c.id)
+    created = rfc3339(time.time() if timestamp is None else timestamp)
+    config = json.loads(c.rt.content.read("sha256:" + base.id))
+    runtime_config = dict(config.get("config") or {})
+    cfg = c.config
+    env = [e for e in cfg.env if not e.startswith("HOSTNAME=")]  # the container's ID, not the image's
+    runtime_config.update(Env=env, Cmd=list(cfg.command) or None, WorkingDir=cfg.workdir,
+                          Entrypoint=list(cfg.entrypoint) or None, User=cfg.user, Labels=dict(cfg.labels) or None,
+                          StopSignal=str(cfg.stop_signal))
+    apply_changes(runtime_config, list(changes))
+    config["config"] = {k: v for k, v in runtime_config.items() if v is not None}
+    config["created"] = created
+    config["rootfs"] = {"type": "layers", "diff_ids": [*config["rootfs"]["diff_ids"], diff_id]}
+    entry = {"created": created, "created_by": " ".join(cfg.entrypoint + cfg.command)}
+    if author:
+        config["author"] = entry["author"] = author
+    if message:
+        config["comment"] = entry["comment"] = message
+    config["history"] = [*config.get("history", []), entry]
+    return store.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])

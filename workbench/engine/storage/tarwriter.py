@@ -1,0 +1,149 @@
+"""Writing tar streams from directories whose content is hostile (a container's upper dir or root).
+
+Nothing is resolved by path: the walk holds directory fds and opens every entry relative to its
+parent with O_NOFOLLOW, so a symlink swapped in by a running container is archived as a symlink,
+never followed. Output is deterministic: entries sorted, owners numeric, no user or group names,
+and mtimes clamped to `clamp_mtime` when given (SOURCE_DATE_EPOCH-style reproducibility).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from typing import BinaryIO, Iterator
+
+from .archive import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 20
+
+
+def write_tar(root: str, out: BinaryIO, *, overlay_whiteouts: bool = False, clamp_mtime: int | None = None,
+              prefix: str = "", skip: frozenset[str] = frozenset()) -> None:
+    """Write the tree under `root` to `out` as a tar stream.
+
+    `overlay_whiteouts`: `root` is an overlay upper dir; char 0:0 devices become `.wh.` entries and
+    opaque dirs get `.wh..wh..opq`. `prefix` is prepended to every name (the root itself becomes
+    `prefix` when set). `skip` holds relative paths left out (mount points of runtime files).
+    """
+    top = os.open(root, _DIR)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        try:
+            if prefix:
+                tar.addfile(_info(os.fstat(top), prefix.rstrip("/") + "/", clamp_mtime))
+            for name, parent_fd, st in walk(top, skip):
+                arcname = prefix.rstrip("/") + "/" + name if prefix else name
+                _add(tar, arcname, name.rsplit("/", 1)[-1], parent_fd, st, overlay_whiteouts, clamp_mtime)
+        finally:
+            os.close(top)
+
+
+def walk(top: int, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, os.stat_result]]:
+    """(relative name, parent dir fd, lstat) under the directory fd `top`, sorted depth-first,
+    without recursion and without following any symlink."""
+    stack: list[tuple[int, str, list[str]]] = [(top, "", sorted(os.listdir(top)))]
+    try:
+        while stack:
+            fd, base, names = stack[-1]
+            if not names:
+                stack.pop()
+                if fd != top:
+                    os.close(fd)
+                continue
+            entry = names.pop(0)
+            rel = f"{base}{entry}"
+            if rel in skip:
+                continue
+            try:
+                st = os.lstat(entry, dir_fd=fd)
+            except FileNotFoundError:
+                continue  # removed while we walked (a running container)
+            yield rel, fd, st
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    child = os.open(entry, _DIR, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                        continue
+                    raise
+                stack.append((child, rel + "/", sorted(os.listdir(child))))
+    finally:
+        for fd, _, _ in stack:
+            if fd != top:
+                os.close(fd)
+
+
+def _info(st: os.stat_result, name: str, clamp_mtime: int | None) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    mtime = int(st.st_mtime)
+    info.mtime = min(mtime, clamp_mtime) if clamp_mtime is not None else mtime
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    return info
+
+
+def _add(tar: tarfile.TarFile, arcname: str, leaf: str, parent_fd: int, st: os.stat_result,
+         overlay_whiteouts: bool, clamp_mtime: int | None) -> None:
+    mode = st.st_mode
+    if overlay_whiteouts and stat.S_ISCHR(mode) and st.st_rdev == 0:
+        head, _, base = arcname.rpartition("/")
+        whiteout = _info(st, f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base, clamp_mtime)
+        whiteout.mode, whiteout.type, whiteout.size = 0o600, tarfile.REGTYPE, 0
+        tar.addfile(whiteout)
+        return
+    info = _info(st, arcname, clamp_mtime)
+    if stat.S_ISREG(mode):
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        with os.fdopen(fd, "rb") as f:
+            info.size = os.fstat(f.fileno()).st_size  # the size now, not at lstat time
+            tar.addfile(info, _Exactly(f, info.size))
+        return
+    if stat.S_ISDIR(mode):
+        info.name = arcname + "/"
+        tar.addfile(info)
+        if overlay_whiteouts and _is_opaque(leaf, parent_fd):
+            marker = _info(st, f"{arcname}/{OPAQUE_MARKER}", clamp_mtime)
+            marker.mode, marker.type, marker.size = 0o600, tarfile.REGTYPE, 0
+            tar.addfile(marker)
+        return
+    if stat.S_ISLNK(mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(leaf, dir_fd=parent_fd)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        return  # sockets and the like are not archived (as Podman)
+    tar.addfile(info)
+
+
+def _is_opaque(leaf: str, parent_fd: int) -> bool:
+    fd = os.open(leaf, _DIR, dir_fd=parent_fd)
+    try:
+        return os.getxattr(fd, OVERLAY_OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class _Exactly:
+    """A file read as exactly `size` bytes: padded with zeros if it shrank, cut if it grew."""
+
+    def __init__(self, f: BinaryIO, size: int):
+        self._f, self._left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        n = self._left if n < 0 else min(n, self._left)
+        data = self._f.read(n) or b"\0" * n
+        self._left -= len(data)
+        return data
