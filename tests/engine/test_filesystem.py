@@ -107,3 +107,42 @@ def test_tag_and_untag(rt, busybox):
         rt.untag_image(busybox, "extra")
     rt.untag_image(busybox)
     assert rt.image_store.get(rt.images()[0].id).names == []
+
+
+def test_cp_both_ways_with_docker_cp_naming(rt, busybox, tmp_path):
+    c = rt.run(busybox, ["sh", "-c", "mkdir -p /data/sub; echo hi > /data/sub/a; ln -s /etc/shadow /data/evil; "
+                                     "ln -s / /data/root; sleep 100"], detach=True)
+    assert c.exec(["test", "-e", "/data/root"]).exit_code == 0
+    c.copy_from("/data", str(tmp_path))
+    assert (tmp_path / "data/sub/a").read_text() == "hi\n"
+    assert os.readlink(tmp_path / "data/evil") == "/etc/shadow"  # copied as a link, never followed
+    c.copy_from("/data/sub/a", str(tmp_path / "renamed"))
+    assert (tmp_path / "renamed").read_text() == "hi\n"
+    c.copy_from("/data/root/etc/passwd", str(tmp_path / "pw"))  # resolved inside the container
+    assert (tmp_path / "pw").read_text().startswith("root:x:0:0:root:/root:/bin/sh")
+    (tmp_path / "host.txt").write_text("from host\n")
+    c.copy_to(str(tmp_path / "host.txt"), "/data/root/tmp/")  # the container's /tmp, not the host's
+    assert c.exec(["cat", "/tmp/host.txt"]).stdout == b"from host\n"
+    assert not os.path.exists("/tmp/host.txt") or open("/tmp/host.txt").read() != "from host\n"
+    c.copy_to(str(tmp_path / "data") + "/.", "/contents")
+    assert c.exec(["cat", "/contents/sub/a"]).stdout == b"hi\n"
+    assert c.state == S.RUNNING  # paused for the copy only
+    with pytest.raises(InvalidArgument, match="could not be found"):
+        c.copy_from("/nope", str(tmp_path))
+    with pytest.raises(InvalidArgument, match="meant to be a directory"):
+        c.copy_to(str(tmp_path / "host.txt"), "/data/newdir/")
+    with pytest.raises(InvalidArgument, match="could not be found on container"):
+        c.copy_to(str(tmp_path / "host.txt"), "/missing/dir/")
+
+
+def test_cp_into_a_stopped_container_and_from_the_cli(rt, busybox, cli, store, tmp_path):
+    c = rt.create_container(busybox, ["cat", "/in.txt"], name="target")
+    (tmp_path / "in.txt").write_text("copied in\n")
+    proc = cli("cp", str(tmp_path / "in.txt"), "target:/in.txt")
+    assert proc.returncode == 0, proc.stderr
+    c.start()
+    assert c.wait() == 0 and c.logs() == "copied in\n"
+    assert cli("cp", "target:/etc/group", str(tmp_path / "g")).returncode == 0
+    assert (tmp_path / "g").read_text().startswith("root:x:0:")
+    proc = cli("cp", str(tmp_path / "in.txt"), str(tmp_path / "x"))
+    assert proc.returncode == 125 and "one of SRC and DEST must be CONTAINER:PATH" in proc.stderr

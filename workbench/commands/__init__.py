@@ -13,7 +13,7 @@ _IMPLEMENTATIONS = {
                    "rm", "ps", "logs", "inspect", "container_inspect", "image_inspect", "cleanup",
                    "container_exists"),
     "images": ("import", "images", "rmi", "image_exists", "tag", "untag", "bootstrap"),
-    "filesystem": ("commit", "diff", "export", "mount", "unmount"),
+    "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),
     "system": ("info", "version"),
     "sessions": ("exec", "attach"),
 }

@@ -1,4 +1,4 @@
-"""A container's file system: commit, diff, export, mount, unmount."""
+"""A container's file system: commit, diff, export, mount, unmount, cp."""
 
 from __future__ import annotations
 
@@ -16,6 +16,27 @@ def commit(ctx: Context) -> None:
     image = c.commit(a.image, changes=a.change, message=a.message, author=a.author, pause=a.pause,
                      timestamp=a.timestamp)
     ctx.out.line(image.id)
+
+
+def cp(ctx: Context) -> None:
+    """`cp SRC DEST`, one of them `CONTAINER:PATH` (a path with a colon on the host needs ./)."""
+    a = ctx.args
+    src_ctr, src_path = _split_container_path(a.source)
+    dst_ctr, dst_path = _split_container_path(a.destination)
+    if (src_ctr is None) == (dst_ctr is None):
+        raise WorkbenchError("copying between containers or between host paths is not supported: "
+                             "one of SRC and DEST must be CONTAINER:PATH")
+    if src_ctr is not None:
+        ctx.rt.container(src_ctr).copy_from(src_path, dst_path, pause=a.pause)
+    else:
+        ctx.rt.container(dst_ctr).copy_to(src_path, dst_path, pause=a.pause)
+
+
+def _split_container_path(arg: str) -> tuple[str | None, str]:
+    head, sep, path = arg.partition(":")
+    if not sep or "/" in head or head.startswith("."):
+        return None, arg
+    return head, path or "/"
 
 
 def diff(ctx: Context) -> None:

@@ -200,6 +200,12 @@ def _commit(p):
     p.add_argument("image", nargs="?")
 
 
+def _cp(p):
+    p.add_argument("--pause", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("source")
+    p.add_argument("destination")
+
+
 def _diff(p):
     p.add_argument("--format")
     p.add_argument("container")
@@ -249,7 +255,7 @@ _CONTAINER = {
     "stop": ("stop", _stop), "kill": ("kill", _kill), "wait": ("wait", _wait), "pause": ("pause", _pause),
     "unpause": ("unpause", _pause), "restart": ("restart", _restart), "rm": ("rm", _rm), "ps": ("ps", _ps),
     "logs": ("logs", _logs), "exec": ("exec", _exec), "attach": ("attach", _attach),
-    "commit": ("commit", _commit), "diff": ("diff", _diff), "export": ("export", _export),
+    "commit": ("commit", _commit), "diff": ("diff", _diff), "cp": ("cp", _cp), "export": ("export", _export),
     "mount": ("mount", _mount), "unmount": ("unmount", _unmount), "umount": ("unmount", _unmount),
 }
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {

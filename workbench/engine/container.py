@@ -367,6 +367,20 @@ class Container:
         with self._locked():
             _fs().unmount(self, force)
 
+    def copy_to(self, host_path: str, container_path: str, *, pause: bool = True) -> None:
+        """Copy a host file or directory into the container (`cp` rules; paused meanwhile)."""
+        from .copy import copy
+
+        with self._locked():
+            copy(self, host_path, container_path, to_container=True, pause=pause)
+
+    def copy_from(self, container_path: str, host_path: str, *, pause: bool = True) -> None:
+        """Copy a file or directory out of the container (resolved inside its root)."""
+        from .copy import copy
+
+        with self._locked():
+            copy(self, container_path, host_path, to_container=False, pause=pause)
+
     def diff(self) -> list[tuple[str, str]]:
         """What changed against the image: ("A"|"C"|"D", path) pairs."""
         with self._locked():

@@ -46,7 +46,7 @@ def unmount(c: "Container", force: bool) -> None:
     c.save()
 
 
-class _Mounted:
+class mounted:
     """The container's root file system, mounted for the duration (and unmounted if we mounted it)."""
 
     def __init__(self, c: "Container"):
@@ -120,7 +120,7 @@ def export(c: "Container", out: BinaryIO) -> None:
     """The container's whole file system as a tar stream (`podman export`)."""
     from .storage.tarwriter import write_tar
 
-    with _Mounted(c) as rootfs:
+    with mounted(c) as rootfs:
         write_tar(rootfs, out, skip=_empty_runtime_files(c))
 
 

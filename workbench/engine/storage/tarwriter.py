@@ -41,6 +41,22 @@ def write_tar(root: str, out: BinaryIO, *, overlay_whiteouts: bool = False, clam
             os.close(top)
 
 
+def write_entry(parent_fd: int, leaf: str, out: BinaryIO, *, arcname: str) -> None:
+    """Write one entry of the directory `parent_fd` (and, for a directory, all below it) as a tar
+    stream whose top entry is named `arcname`; a symlink is archived as a symlink."""
+    st = os.lstat(leaf, dir_fd=parent_fd)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tar:
+        _add(tar, arcname, leaf, parent_fd, st, False, None)
+        if stat.S_ISDIR(st.st_mode):
+            top = os.open(leaf, _DIR, dir_fd=parent_fd)
+            try:
+                for rel, child_parent, child_st in walk(top):
+                    _add(tar, f"{arcname}/{rel}", rel.rsplit("/", 1)[-1], child_parent, child_st, False, None)
+            finally:
+                os.close(top)
+
+
 def walk(top: int, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, int, os.stat_result]]:
     """(relative name, parent dir fd, lstat) under the directory fd `top`, sorted depth-first,
     without recursion and without following any symlink."""

@@ -1,0 +1,140 @@
+"""`cp` between the host and a container, with `docker cp`'s naming rules.
+
+Container paths are resolved inside the container's root (symlinks rebased there, never followed
+out); the data moves as a tar stream written by the no-follow tar writer and applied by the safe
+tar applier, so hostile content can neither escape the destination nor be followed on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from typing import TYPE_CHECKING, Callable
+
+from .errors import InvalidArgument
+from .state import ContainerState as S
+
+if TYPE_CHECKING:
+    from .container import Container
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class _Endpoint:
+    """One side of a copy: a directory fd and a leaf name in it (both may be missing)."""
+
+    def __init__(self, parent_fd: int, leaf: str, path: str):
+        self.parent_fd, self.leaf, self.path = parent_fd, leaf, path
+
+    def lstat(self) -> os.stat_result | None:
+        try:
+            return os.lstat(self.leaf, dir_fd=self.parent_fd) if self.leaf else os.fstat(self.parent_fd)
+        except FileNotFoundError:
+            return None
+
+    def close(self) -> None:
+        os.close(self.parent_fd)
+
+
+def _split(path: str) -> tuple[str, str]:
+    trimmed = path.rstrip("/")
+    head, _, leaf = trimmed.rpartition("/")
+    if leaf in (".", ".."):
+        return trimmed, ""
+    return (head or ("/" if path.startswith("/") else ".")), leaf
+
+
+def _host_endpoint(path: str) -> _Endpoint:
+    head, leaf = _split(path)
+    try:
+        return _Endpoint(os.open(head, _DIR), leaf, path)
+    except FileNotFoundError:
+        raise InvalidArgument(f'"{head}" could not be found on the host') from None
+
+
+def _container_endpoint(root_fd: int, path: str) -> _Endpoint:
+    from .storage.rootpath import UnsafePath, open_in_root
+
+    if not path.startswith("/"):
+        path = "/" + path  # relative to the container's root (Podman uses the workdir; "/" here)
+    head, leaf = _split(path)
+    try:
+        return _Endpoint(open_in_root(root_fd, head, _DIR, follow=True), leaf, path)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        raise InvalidArgument(f'"{head}" could not be found on container') from None
+
+
+def copy(c: "Container", source: str, destination: str, *, to_container: bool, pause: bool) -> None:
+    """Copy `source` to `destination`; the container side is `destination` when `to_container`."""
+    from .filesystem import mounted
+
+    paused = pause and c.st.state == S.RUNNING
+    with mounted(c) as rootfs:
+        root_fd = os.open(rootfs, _DIR)
+        if paused:
+            c.rt.oci.pause(c.id)
+        try:
+            src = _host_endpoint(source) if to_container else _container_endpoint(root_fd, source)
+            try:
+                dst = _container_endpoint(root_fd, destination) if to_container else _host_endpoint(destination)
+                try:
+                    _copy(src, dst, same_owner=to_container)
+                finally:
+                    dst.close()
+            finally:
+                src.close()
+        finally:
+            if paused:
+                c.rt.oci.resume(c.id)
+            os.close(root_fd)
+
+
+def _copy(src: _Endpoint, dst: _Endpoint, *, same_owner: bool) -> None:
+    from .storage.archive import WhiteoutMode, apply_tar
+    from .storage.tarwriter import write_entry
+
+    src_st = src.lstat()
+    if src_st is None or not src.leaf and not stat.S_ISDIR(src_st.st_mode):
+        raise InvalidArgument(f'"{src.path}" could not be found')
+    contents_only = src.path.endswith("/.")
+    dst_st = dst.lstat()
+    if dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
+        into_fd = os.open(dst.leaf, _DIR | os.O_NOFOLLOW, dir_fd=dst.parent_fd) if dst.leaf else os.dup(dst.parent_fd)
+        name = "." if contents_only else (src.leaf or ".")
+    elif dst_st is not None and stat.S_ISDIR(src_st.st_mode):
+        raise InvalidArgument(f'cannot copy directory "{src.path}" onto the file "{dst.path}"')
+    elif dst.path.endswith("/") and dst_st is None:
+        raise InvalidArgument(f'"{dst.path}" does not exist and is meant to be a directory')
+    else:
+        into_fd = os.dup(dst.parent_fd)
+        name = dst.leaf
+    try:
+        _stream(lambda out: write_entry(src.parent_fd, src.leaf or ".", out, arcname=name),
+                lambda stream: apply_tar(stream, f"/proc/self/fd/{into_fd}", whiteouts=WhiteoutMode.APPLY,
+                                         same_owner=same_owner))
+    finally:
+        os.close(into_fd)
+
+
+def _stream(write: Callable, read: Callable) -> None:
+    """Run a tar writer and a tar reader connected by a pipe (no temporary copy on disk)."""
+    r, w = os.pipe()
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(w, "wb") as out:
+                write(out)
+        except BaseException as exc:  # reported by the consumer's thread below
+            errors.append(exc)
+
+    writer = threading.Thread(target=produce, name="workbench-cp")
+    writer.start()
+    try:
+        with os.fdopen(r, "rb") as stream:
+            read(stream)
+    finally:
+        writer.join()
+    if errors and not isinstance(errors[0], BrokenPipeError):
+        raise errors[0]
