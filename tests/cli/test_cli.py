@@ -226,3 +226,17 @@ def test_tag_untag_and_bootstrap_busybox(cli, image):
     assert proc.returncode == 0, proc.stderr
     assert cli("run", "--rm", "bb2").returncode == 0  # CMD sh, stdin closed: exits at once
     assert cli("run", "--rm", "bb2", "echo", "ok").stdout == "ok\n"
+
+
+def test_images_filters_and_image_prune(cli, image):
+    assert cli("tag", image, "team/tool:2").returncode == 0
+    fmt = ["--format", "{{.Repository}}:{{.Tag}}"]
+    assert cli("images", "-f", "reference=team/*", *fmt).stdout == "localhost/team/tool:2\n"
+    assert cli("images", "team/tool:2", *fmt).stdout == "localhost/team/tool:2\n"
+    assert cli("images", "-f", "dangling=true", "-q").stdout == ""
+    assert cli("images", "-f", "nope=1").returncode == 125
+    image_id = cli("images", "-q", "--no-trunc").stdout.split()[0].removeprefix("sha256:")
+    cli("untag", image)
+    assert cli("images", "-f", "dangling=true", "-q").stdout.strip() == image_id[:12]
+    assert cli("image", "prune", "-f").stdout == image_id + "\n"
+    assert cli("images", "-q").stdout == ""

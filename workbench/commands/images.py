@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from ..engine.errors import ImageInUse, NoSuchImage, WorkbenchError
@@ -45,9 +46,41 @@ def image_rows(images, no_trunc: bool) -> list[dict]:
     return rows
 
 
+def _image_filter(ctx: Context, spec: str):
+    """One `--filter key=value` as a predicate on images (Podman's reference, dangling, label,
+    before, since, id)."""
+    import fnmatch
+
+    key, sep, value = spec.partition("=")
+    if not sep:
+        raise WorkbenchError(f'invalid image filter "{spec}": use KEY=VALUE')
+    if key == "reference":
+        pattern = value if ":" in value.rsplit("/", 1)[-1] else value + ":*"
+        return lambda img: any(fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(n.split("/", 1)[-1], pattern)
+                               or fnmatch.fnmatchcase(n.rsplit("/", 1)[-1], pattern) for n in img.names)
+    if key == "dangling":
+        want = value.lower() in ("true", "1")
+        return lambda img: (not img.names) == want
+    if key == "label":
+        name, has_value, wanted = value.partition("=")
+        return lambda img: name in (img.container_config.get("Labels") or {}) and (
+            not has_value or (img.container_config.get("Labels") or {}).get(name) == wanted)
+    if key in ("before", "since"):
+        pivot = ctx.rt.image(value).created
+        return (lambda img: img.created < pivot) if key == "before" else (lambda img: img.created > pivot)
+    if key == "id":
+        return lambda img: img.id.startswith(value.removeprefix("sha256:"))
+    raise WorkbenchError(f'invalid image filter "{key}": supported are reference, dangling, label, before, '
+                         "since, id")
+
+
 def images(ctx: Context) -> None:
     a = ctx.args
     imgs = ctx.rt.images()
+    filters = [_image_filter(ctx, spec) for spec in a.filter]
+    if a.reference:
+        filters.append(_image_filter(ctx, "reference=" + a.reference))
+    imgs = [img for img in imgs if all(f(img) for f in filters)]
     if a.quiet:
         seen = []
         for img in imgs:
@@ -111,6 +144,22 @@ def bootstrap(ctx: Context) -> None:
             raise WorkbenchError(str(exc)) from None
         image = ctx.rt.import_image(tar, name, changes=changes, message=f"workbench image bootstrap {a.kind}")
     ctx.out.line(image.id)
+
+
+def image_prune(ctx: Context) -> None:
+    """Remove dangling images (with --all, every image no container uses)."""
+    a = ctx.args
+    if not a.force and sys.stdin.isatty():
+        ctx.out.line("WARNING! This will remove all dangling images." if not a.all else
+                     "WARNING! This will remove all images without at least one container associated to them.")
+        if input("Are you sure you want to continue? [y/N] ").strip().lower() not in ("y", "yes"):
+            return
+    used = {cfg["image_id"] for cfg, _ in ctx.rt.db.all_containers()}
+    for img in ctx.rt.images():
+        if img.id in used or (img.names and not a.all):
+            continue
+        ctx.rt.remove_image(img.id)
+        ctx.out.line(img.id)
 
 
 def image_exists(ctx: Context) -> None:

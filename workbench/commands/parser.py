@@ -180,6 +180,13 @@ def _images(p):
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format")
     p.add_argument("--noheading", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("reference", nargs="?")
+
+
+def _prune(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
 
 
 def _rmi(p):
@@ -279,6 +286,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("image", "exists"): ("image_exists", _image_exists),
     ("image", "inspect"): ("image_inspect", _inspect_common),
     ("image", "tag"): ("tag", _tag),
+    ("image", "prune"): ("image_prune", _prune),
     ("image", "untag"): ("untag", _untag),
     ("image", "bootstrap"): ("bootstrap", _bootstrap),
     ("tag",): ("tag", _tag),
