@@ -56,8 +56,7 @@ def _image_filter(ctx: Context, spec: str):
         raise WorkbenchError(f'invalid image filter "{spec}": use KEY=VALUE')
     if key == "reference":
         pattern = value if ":" in value.rsplit("/", 1)[-1] else value + ":*"
-        return lambda img: any(fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(n.split("/", 1)[-1], pattern)
-                               or fnmatch.fnmatchcase(n.rsplit("/", 1)[-1], pattern) for n in img.names)
+        return lambda img: any(_name_matches(n, pattern) for n in img.names)
     if key == "dangling":
         want = value.lower() in ("true", "1")
         return lambda img: (not img.names) == want
@@ -74,13 +73,24 @@ def _image_filter(ctx: Context, spec: str):
                          "since, id")
 
 
+def _name_matches(name: str, pattern: str) -> bool:
+    """A full name against a reference pattern, also without its domain or repository path."""
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(candidate, pattern)
+               for candidate in (name, name.split("/", 1)[-1], name.rsplit("/", 1)[-1]))
+
+
 def images(ctx: Context) -> None:
     a = ctx.args
-    imgs = ctx.rt.images()
-    filters = [_image_filter(ctx, spec) for spec in a.filter]
-    if a.reference:
-        filters.append(_image_filter(ctx, "reference=" + a.reference))
-    imgs = [img for img in imgs if all(f(img) for f in filters)]
+    specs = a.filter + ([f"reference={a.reference}"] if a.reference else [])
+    filters = [_image_filter(ctx, spec) for spec in specs]
+    imgs = [img for img in ctx.rt.images() if all(f(img) for f in filters)]
+    patterns = [s.split("=", 1)[1] for s in specs if s.startswith("reference=")]
+    if patterns:  # list only the names that matched, as Podman does
+        patterns = [p if ":" in p.rsplit("/", 1)[-1] else p + ":*" for p in patterns]
+        imgs = [img._replace(names=[n for n in img.names if all(_name_matches(n, p) for p in patterns)])
+                for img in imgs]
     if a.quiet:
         seen = []
         for img in imgs:
