@@ -29,8 +29,8 @@ def write_tar(root: str, out: BinaryIO, *, overlay_whiteouts: bool = False, clam
     `prefix` when set). `skip` holds relative paths left out (mount points of runtime files).
     """
     top = os.open(root, _DIR)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
+    with tarfile.open(fileobj=out, mode="w|", bufsize=_CHUNK, format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape", copybufsize=_CHUNK) as tar:
         try:
             if prefix:
                 tar.addfile(_info(os.fstat(top), prefix.rstrip("/") + "/", clamp_mtime))
@@ -45,8 +45,8 @@ def write_entry(parent_fd: int, leaf: str, out: BinaryIO, *, arcname: str) -> No
     """Write one entry of the directory `parent_fd` (and, for a directory, all below it) as a tar
     stream whose top entry is named `arcname`; a symlink is archived as a symlink."""
     st = os.lstat(leaf, dir_fd=parent_fd)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
-                      errors="surrogateescape") as tar:
+    with tarfile.open(fileobj=out, mode="w|", bufsize=_CHUNK, format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape", copybufsize=_CHUNK) as tar:
         _add(tar, arcname, leaf, parent_fd, st, False, None)
         if stat.S_ISDIR(st.st_mode):
             top = os.open(leaf, _DIR, dir_fd=parent_fd)
