@@ -22,7 +22,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, interleaved_medians  # noqa: E402  (also puts the project on sys.path)
+from lifecycle import Engine, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
 
 from workbench import Runtime  # noqa: E402
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
@@ -99,11 +99,7 @@ def main() -> int:
         exe = os.path.join(os.path.dirname(sys.executable), "workbench")
         engines["workbench"] = Engine("workbench", [exe, "--root", wb_root, "--runroot", wb_run])
         if shutil.which("podman"):
-            engines["podman"] = Engine(
-                "podman", ["podman", "--root", os.path.join(work, "pm"), "--runroot", os.path.join(work, "pm-run"),
-                           "--tmpdir", os.path.join(work, "pm-tmp"), "--cgroup-manager", "cgroupfs",
-                           "--events-backend", "none"],
-                {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
+            engines["podman"] = podman_engine(work)
         else:
             print("podman is not installed: printing Workbench's figures only (apt-get install podman)")
         for e in engines.values():

@@ -52,6 +52,24 @@ class Engine:
         return usage.ru_maxrss
 
 
+def podman_engine(work: str) -> Engine:
+    """Podman on a private store under `work`, with the settings that let it run here."""
+    return Engine("podman", ["podman", "--root", os.path.join(work, "pm"), "--runroot", os.path.join(work, "pm-run"),
+                             "--tmpdir", os.path.join(work, "pm-tmp"), "--cgroup-manager", "cgroupfs",
+                             "--events-backend", "none"],
+                  {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
+
+
+def cleanup(work: str) -> None:
+    """Kill processes naming the private stores (conmon, say), unmount them, delete them."""
+    subprocess.run(["pkill", "-f", work], capture_output=True)
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(work)]
+    for mount in reversed(mounts):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def interleaved_medians(fns: dict[str, Callable[[], float]], runs: int) -> dict[str, float]:
     """Median of `runs` timings per engine, alternating engines each round so that drift in the
     machine's load (large here) falls on both sides alike."""
@@ -130,10 +148,7 @@ def main() -> int:
         wb("import", tar, "bench/busybox")
         engines = {"workbench": wb}
         if shutil.which("podman"):
-            pm = Engine("podman", ["podman", "--root", os.path.join(work, "pm"), "--runroot",
-                                   os.path.join(work, "pm-run"), "--tmpdir", os.path.join(work, "pm-tmp"),
-                                   "--cgroup-manager", "cgroupfs", "--events-backend", "none"],
-                        {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
+            pm = podman_engine(work)
             pm("import", tar, "bench/busybox")
             engines["podman"] = pm
         else:
@@ -146,12 +161,7 @@ def main() -> int:
         rt.close()
         _report(results, long_lived, counts)
     finally:
-        subprocess.run(["pkill", "-f", work], capture_output=True)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if line.split()[4].startswith(work)]
-        for mount in reversed(mounts):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        cleanup(work)
     return 0
 
 
