@@ -16,6 +16,7 @@ _IMPLEMENTATIONS = {
     "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),
     "system": ("info", "version"),
     "sessions": ("exec", "attach"),
+    "registry": ("pull", "push", "login", "logout"),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
 

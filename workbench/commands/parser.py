@@ -252,6 +252,42 @@ def _bootstrap(p):
     p.add_argument("--mirror")
 
 
+def _registry_flags(p, *, creds: bool = True):
+    p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=None)
+    p.add_argument("--authfile")
+    if creds:
+        p.add_argument("--creds")
+
+
+def _pull(p):
+    _registry_flags(p)
+    p.add_argument("--platform")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("reference")
+
+
+def _push(p):
+    _registry_flags(p)
+    p.add_argument("-f", "--format", choices=["oci", "v2s2"])
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("image")
+    p.add_argument("destination", nargs="?")
+
+
+def _login(p):
+    _registry_flags(p, creds=False)
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password")
+    p.add_argument("--password-stdin", action="store_true")
+    p.add_argument("registry")
+
+
+def _logout(p):
+    p.add_argument("--authfile")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("registry", nargs="?")
+
+
 def _format_only(p):
     p.add_argument("-f", "--format")
 
@@ -290,6 +326,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("image", "untag"): ("untag", _untag),
     ("image", "bootstrap"): ("bootstrap", _bootstrap),
     ("tag",): ("tag", _tag),
+    ("pull",): ("pull", _pull), ("image", "pull"): ("pull", _pull),
+    ("push",): ("push", _push), ("image", "push"): ("push", _push),
+    ("login",): ("login", _login), ("logout",): ("logout", _logout),
+
     ("untag",): ("untag", _untag),
     ("info",): ("info", _format_only),
     ("version",): ("version", _format_only),

@@ -1,0 +1,86 @@
+"""Registry commands: pull, push, login, logout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..engine.errors import WorkbenchError
+from .context import Context
+
+
+def _tls(ctx: Context) -> bool | None:
+    return ctx.args.tls_verify
+
+
+def _credentials(ctx: Context) -> tuple[str, str] | None:
+    creds = getattr(ctx.args, "creds", None)
+    if not creds:
+        return None
+    user, sep, password = creds.partition(":")
+    if not sep or not user:
+        raise WorkbenchError(f'invalid --creds "{user}:...": use USERNAME:PASSWORD')
+    return user, password
+
+
+class _Progress:
+    """Podman-like progress lines on stderr (one per blob), or nothing with --quiet."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.seen: set[str] = set()
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
+            return
+        kind, digest = event.kind, event.digest or ""
+        if kind == "blob" and digest and digest not in self.seen and (
+                event.status or (event.total_bytes and event.done_bytes >= event.total_bytes)):
+            self.seen.add(digest)
+            outcome = "skipped: already exists" if event.status in ("skipped", "mounted") else "done"
+            sys.stderr.write(f"Copying blob {digest[7:19]} {outcome}\n")
+        elif kind == "manifest":
+            sys.stderr.write("Writing manifest to image destination\n")
+        sys.stderr.flush()
+
+
+def pull(ctx: Context) -> None:
+    from ..engine.images import transfer
+
+    a = ctx.args
+    if not a.quiet:
+        sys.stderr.write(f"Trying to pull {a.reference}...\n")
+    image = transfer.pull(ctx.rt, a.reference, tls_verify=_tls(ctx), auth_file=a.authfile,
+                          credentials=_credentials(ctx), platform=a.platform, progress=_Progress(a.quiet))
+    ctx.out.line(image.id)
+
+
+def push(ctx: Context) -> None:
+    from ..engine.images import transfer
+
+    a = ctx.args
+    transfer.push(ctx.rt, a.image, a.destination, tls_verify=_tls(ctx), auth_file=a.authfile,
+                  credentials=_credentials(ctx), format=a.format or "oci", progress=_Progress(a.quiet))
+
+
+def login(ctx: Context) -> None:
+    from ..engine.images import transfer
+
+    a = ctx.args
+    username = a.username
+    password = sys.stdin.readline().rstrip("\n") if a.password_stdin else a.password
+    if not username or password is None:
+        raise WorkbenchError("login needs --username and --password (or --password-stdin) here")
+    transfer.login(a.registry, username, password, auth_file=a.authfile, tls_verify=_tls(ctx))
+    ctx.out.line("Login Succeeded!")
+
+
+def logout(ctx: Context) -> None:
+    from ..engine.images import transfer
+
+    a = ctx.args
+    if not a.all and not a.registry:
+        raise WorkbenchError("registry must be given")
+    transfer.logout(a.registry, auth_file=a.authfile, all=a.all)
+    ctx.out.line("Removed login credentials for all registries" if a.all else
+                 f"Removed login credentials for {a.registry}")
