@@ -76,6 +76,22 @@ class Image(NamedTuple):
         }
 
 
+def _created(config: dict[str, Any], fallback: float) -> float:
+    """The config's `created` as a timestamp (what Podman shows), else when it was stored here."""
+    import datetime
+
+    text = config.get("created")
+    if isinstance(text, str) and text:
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return fallback
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed.timestamp()
+    return fallback
+
+
 def _go_arch() -> str:
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
@@ -156,7 +172,8 @@ class ImageStore:
         names = [r[0] for r in self.db.query("SELECT name FROM image_names WHERE image_id = ? ORDER BY rowid", (image_id,))]
         config = json.loads(self.content.read("sha256:" + image_id))
         return Image(id=image_id, names=names, config=config, layers=meta["layers"], size=meta["size"],
-                     created=meta["created"], digest=meta.get("digest", ""), history=config.get("history", []))
+                     created=_created(config, meta["created"]), digest=meta.get("digest", ""),
+                     history=config.get("history", []))
 
     def list(self) -> list[Image]:
         return [self._load(r[0]) for r in self.db.query("SELECT id FROM images ORDER BY created DESC")]
@@ -349,11 +366,11 @@ class ImageStore:
             cur.execute("DELETE FROM image_names WHERE image_id = ?", (image_id,))
             cur.execute("DELETE FROM images WHERE id = ?", (image_id,))
         self.content.delete("sha256:" + image_id)
-        self._gc_layers(image.layers)
+        self.gc_layers(image.layers)
         return list(image.names), [image_id]
 
-    def _gc_layers(self, layer_ids: list[str]) -> None:
-        """Delete image layers no image references any more."""
+    def gc_layers(self, layer_ids: list[str]) -> None:
+        """Delete image layers no image references any more (after rmi, or a failed pull)."""
         used = set()
         for (meta,) in self.db.query("SELECT meta FROM images"):
             used.update(json.loads(meta)["layers"])

@@ -133,7 +133,7 @@ def _pull_one(rt: Runtime, ref: refs.Reference, conf: registries_conf.Registries
         names = [str(refs.Reference(ref.domain, ref.path, ref.tag))] if ref.tag else []
         image = store.register(config_bytes, names, digest=digest)
     except BaseException:
-        store._gc_layers(new_layers)
+        store.gc_layers(new_layers)
         raise
     _cache_add(rt, [(d, layer.digest, layer.size, LAYER_TYPES[layer.media_type], ref.repository)
                     for layer, d in zip(manifest.layers, diff_ids)])
@@ -243,7 +243,7 @@ def _fetch_layers(rt: Runtime, registry: Registry, repo: str, layers: list[tuple
         for (desc, _), future in list(zip(todo, futures))[done:]:
             if not future.cancelled() and future.exception() is None and future.result():
                 discard(desc)
-        store._gc_layers(added)
+        store.gc_layers(added)
         raise
     pool.shutdown()
     return added
