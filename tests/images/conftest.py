@@ -120,6 +120,18 @@ def write_oci_layout(path: str, images: list[Built], tag: str = "latest", index:
     return f"oci:{path}:{tag}"
 
 
+@pytest.fixture
+def other_rt(tmp_path):
+    """A second isolated Runtime (another machine, as far as an archive or registry is concerned)."""
+    from workbench import Runtime
+
+    runtime = Runtime(str(tmp_path / "root2"), str(tmp_path / "run2"))
+    yield runtime
+    for c in runtime.containers():
+        c.remove(force=True, timeout=0)
+    runtime.close()
+
+
 @pytest.fixture(scope="session")
 def busybox_layer(busybox_tar) -> bytes:
     with open(busybox_tar, "rb") as f:
