@@ -240,3 +240,21 @@ def test_images_filters_and_image_prune(cli, image):
     assert cli("images", "-f", "dangling=true", "-q").stdout.strip() == image_id[:12]
     assert cli("image", "prune", "-f").stdout == image_id + "\n"
     assert cli("images", "-q").stdout == ""
+
+
+def test_save_and_load_from_the_cli(cli, image, tmp_path):
+    for fmt, out in [("docker-archive", tmp_path / "a.tar"), ("oci-archive", tmp_path / "o.tar"),
+                     ("oci-dir", tmp_path / "layout")]:
+        proc = cli("save", "--format", fmt, "-o", str(out), image)
+        assert proc.returncode == 0, proc.stderr
+        assert cli("rmi", image).returncode == 0
+        proc = cli("load", "-i", str(out))
+        assert (proc.returncode, proc.stdout) == (0, "Loaded image: localhost/busybox:latest\n"), proc.stderr
+        assert cli("run", "--rm", image, "echo", "back").stdout == "back\n"
+    proc = cli("save", "--format", "oci-archive", "-o", str(tmp_path / "x.tar"), image, image)
+    assert proc.returncode == 125 and "use docker-archive to save several" in proc.stderr
+    assert not (tmp_path / "x.tar").exists()
+    (tmp_path / "bad.tar").write_bytes(b"not an archive at all" * 100)
+    proc = cli("load", "-i", str(tmp_path / "bad.tar"))
+    assert proc.returncode == 125 and proc.stderr.startswith(f"Error: loading {tmp_path / 'bad.tar'}: ")
+    assert cli("images", "-q").stdout.count("\n") == 1

@@ -17,6 +17,7 @@ _IMPLEMENTATIONS = {
     "system": ("info", "version"),
     "sessions": ("exec", "attach"),
     "registry": ("pull", "push", "login", "logout"),
+    "archives": ("save", "load"),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..engine.errors import WorkbenchError
@@ -52,24 +51,13 @@ def diff(ctx: Context) -> None:
 
 
 def export(ctx: Context) -> None:
+    from ..engine.files import write_output
+
     a = ctx.args
     c = ctx.rt.container(a.container)
-    if a.output:
-        tmp = a.output + ".tmp"
-        try:
-            with open(tmp, "wb") as f:
-                c.export(f)
-            os.rename(tmp, a.output)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return
-    if sys.stdout.isatty():
+    if not a.output and sys.stdout.isatty():
         raise WorkbenchError("refusing to export to terminal. Use -o flag or redirect")
-    sys.stdout.flush()
-    c.export(sys.stdout.buffer)
-    sys.stdout.buffer.flush()
+    write_output(a.output or None, c.export)
 
 
 def mount(ctx: Context) -> None:

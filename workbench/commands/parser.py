@@ -223,6 +223,23 @@ def _export(p):
     p.add_argument("container")
 
 
+def _save(p):
+    p.add_argument("-o", "--output")
+    p.add_argument("--format", default="docker-archive", choices=["docker-archive", "oci-archive", "oci-dir"])
+    p.add_argument("--compress", action="store_true", help="gzip the layers (oci-archive, oci-dir)")
+    p.add_argument("--uncompressed", action="store_true", help="accepted for Podman: layers are stored plain")
+    p.add_argument("-m", "--multi-image-archive", action="store_true",
+                   help="accepted for Podman: every argument is an image")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--timestamp", type=int, help="seconds since the epoch for every entry (reproducible)")
+    p.add_argument("images", nargs="+")
+
+
+def _load(p):
+    p.add_argument("-i", "--input")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
 def _mount(p):
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("containers", nargs="*")
@@ -329,6 +346,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("pull",): ("pull", _pull), ("image", "pull"): ("pull", _pull),
     ("push",): ("push", _push), ("image", "push"): ("push", _push),
     ("login",): ("login", _login), ("logout",): ("logout", _logout),
+    ("save",): ("save", _save), ("image", "save"): ("save", _save),
+    ("load",): ("load", _load), ("image", "load"): ("load", _load),
 
     ("untag",): ("untag", _untag),
     ("info",): ("info", _format_only),

@@ -1,9 +1,14 @@
-"""Small file-system helpers for directories the engine itself made."""
+"""Small file-system helpers: trees the engine itself made, and outputs written whole or not at all."""
 
 from __future__ import annotations
 
 import errno
 import os
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+from .errors import WorkbenchError
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -43,3 +48,38 @@ def remove_tree(path: str) -> None:
         for fd, _ in stack:
             os.close(fd)
     os.rmdir(path)
+
+
+def write_output(output: str | os.PathLike[str] | BinaryIO | None, write: Callable[[BinaryIO], None], *,
+                 mode: int = 0o666) -> None:
+    """Run `write` on stdout (None), a binary stream, or a file path. A regular file is written through
+    a temp file (created with `mode`, less the umask) renamed over it when done, so a failure leaves
+    no partial file; /dev/stdout or a fifo is written in place."""
+    if output is None:
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    if not isinstance(output, (str, os.PathLike)):
+        write(output)
+        return
+    path = os.fspath(output)
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            with open(path, "wb") as out:
+                write(out)
+            return
+        head, tail = os.path.split(os.path.abspath(path))
+        tmp = os.path.join(head, f".{tail}.tmp-{os.urandom(6).hex()}")
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as out:
+                write(out)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except OSError as exc:
+        raise WorkbenchError(f"writing {path}: {exc.strerror or exc}") from None

@@ -100,21 +100,10 @@ def _load(file: str) -> dict:
 
 def _save(file: str, data: dict) -> None:
     """Write atomically, mode 0600, in a directory created 0700."""
-    directory = os.path.dirname(os.path.abspath(file))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(file)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent="\t")
-            f.write("\n")
-        os.replace(tmp, file)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from ..files import write_output
+
+    os.makedirs(os.path.dirname(os.path.abspath(file)), mode=0o700, exist_ok=True)
+    write_output(file, lambda out: out.write(json.dumps(data, indent="\t").encode() + b"\n"), mode=0o600)
 
 
 def _decode(auth: object, file: str) -> tuple[str, str]:
