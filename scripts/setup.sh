@@ -11,12 +11,15 @@ cd "$(dirname "$0")/.."
 # namespaces; procps (pgrep) and zstd: used by the tests; podman and skopeo: the references that
 # tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with;
 # docker-registry: the local registry the image tests push to and pull from; mmdebstrap: Debian
-# base images (`workbench image bootstrap debian`).
-PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap)
-# Where a package cannot be checked with dpkg (not Debian): a command each package provides.
+# base images (`workbench image bootstrap debian`); golang-github-opencontainers-image-spec-dev: the
+# OCI image-spec JSON schemas the tests validate saved archives against.
+PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
+    golang-github-opencontainers-image-spec-dev)
+# Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
-    [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap)
+    [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap
+    [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema)
 MIN_PYTHON=(3 11)
 VENV=.venv
 
@@ -37,7 +40,12 @@ missing_packages() {
     else
         local pkg
         for pkg in "$@"; do
-            PATH="$PATH:/usr/sbin:/sbin:/usr/libexec/podman" command -v "${PROVIDES[$pkg]:-$pkg}" >/dev/null || echo "$pkg"
+            local provides=${PROVIDES[$pkg]:-$pkg}
+            if [[ $provides == /* ]]; then
+                [[ -e $provides ]] || echo "$pkg"
+            else
+                PATH="$PATH:/usr/sbin:/sbin:/usr/libexec/podman" command -v "$provides" >/dev/null || echo "$pkg"
+            fi
         done
     fi
 }
