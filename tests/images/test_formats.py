@@ -71,8 +71,9 @@ def test_compressed_oci_layers_are_gzip_with_a_fixed_header(rt, busybox, tmp_pat
     blob = (blobs / layer["digest"][7:]).read_bytes()
     assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip" and layer["size"] == len(blob)
     assert blob[3] == 0 and blob[4:8] == b"\0\0\0\0"  # FLG: no name; MTIME 0
-    with open(rt.image_store.layer_tar(rt.image(busybox).config["rootfs"]["diff_ids"][0]), "rb") as f:
-        assert gzip.decompress(blob) == f.read()
+    stream, size = rt.image_store.open_layer_tar(rt.image(busybox).config["rootfs"]["diff_ids"][0])
+    with stream:
+        assert gzip.decompress(blob) == stream.read(size + 1)
 
 
 @pytest.mark.parametrize("fmt,compress", [f for f in FORMATS if f[0] != "oci-dir"])

@@ -5,6 +5,7 @@ on 127.0.0.1 (and 127.0.0.2 as "another host") in the test process."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 
@@ -54,7 +55,13 @@ def test_the_fixture_serves_a_pullable_image(kit, rt, fixture_registry, compress
     image = transfer.pull(rt, fixture_registry.serve(REPO, built), tls_verify=False)
     assert image.digest == built.digest and len(image.layers) == 2
     diff_ids = json.loads(built.config)["rootfs"]["diff_ids"]
-    assert kit.state(rt)["blobs"] == sorted([d[7:] for d in diff_ids] + [kit.sha256(built.config)[7:]])
+    # the config is a blob; each layer is its unpacked dir with its tar-split record, no copy of its tar
+    assert kit.state(rt)["blobs"] == [kit.sha256(built.config)[7:]]
+    for diff_id in diff_ids:
+        assert sorted(os.listdir(os.path.join(rt.root, "layers", diff_id[7:]))) == ["diff", "tar-split"]
+        stream, size = rt.image_store.open_layer_tar(diff_id)
+        with stream:
+            assert hashlib.sha256(stream.read(size + 1)).hexdigest() == diff_id[7:]
 
 
 def test_blob_with_a_wrong_digest(kit, rt, fixture_registry, small):

@@ -873,6 +873,32 @@ def test_duplicate_dir_keeps_children_last_metadata_wins(root: Path):
     assert (root / "d/child").read_bytes() == b"c"
 
 
+def test_duplicate_file_through_a_symlinked_dir_last_wins(root: Path):
+    """Small files are written by worker threads: the same file by another path waits for the first."""
+    apply(root, dir_("d"), sym("l", "d"), reg("d/f", b"first"), reg("l/f", b"second", 0o600))
+    assert (root / "d/f").read_bytes() == b"second"
+    assert stat.S_IMODE(os.lstat(root / "d/f").st_mode) == 0o600
+
+
+def test_pending_files_are_whited_out_linked_and_replaced_in_archive_order(root: Path):
+    apply(root, reg("gone", b"x"), reg(".wh.gone"), reg("target", b"t"), sym("l", "."), hard("link", "l/target"),
+          reg("p", b"file"), dir_("p"), reg("p/child", b"c"), whiteouts=WhiteoutMode.APPLY)
+    assert not os.path.lexists(root / "gone")
+    assert os.path.samefile(root / "link", root / "target")
+    assert (root / "p/child").read_bytes() == b"c"
+
+
+def test_many_files_keep_their_content_and_metadata(root: Path):
+    files = [reg(f"d{i % 7}/f{i}", str(i).encode() * (i % 50), 0o600 + i % 64, uid=i, gid=i + 1, mtime=1000 + i)
+             for i in range(600)]
+    result = apply(root, *files)
+    assert result.entries == 600
+    for i in range(600):
+        st = os.lstat(root / f"d{i % 7}/f{i}")
+        assert (root / f"d{i % 7}/f{i}").read_bytes() == str(i).encode() * (i % 50)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime) == (0o600 + i % 64, i, i + 1, 1000 + i)
+
+
 # --------------------------------------------------------------------------- open_in_root / mkdirs_in_root
 
 

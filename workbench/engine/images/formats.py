@@ -10,7 +10,7 @@ registered unless every image of the archive passed.
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
 import io
 import json
@@ -87,11 +87,12 @@ class LoadLimits:
 
 
 class _Entry(NamedTuple):
-    """One file of an archive (a directory when the name ends in "/"): `data`, or the file at `path`."""
+    """One file of an archive (a directory when the name ends in "/"): `data`, or what `open`
+    returns: a stream and its size."""
 
     name: str
     data: bytes = b""
-    path: str = ""
+    open: Callable[[], tuple[BinaryIO, int]] | None = None
 
 
 def save(rt: Runtime, images: list[str], output: str | BinaryIO | None, *, format: str = "docker-archive",
@@ -154,7 +155,7 @@ def _docker_entries(rt: Runtime, chosen: list[tuple[Image, str | None]]) -> list
                                                "Layers": [f"{d[7:]}.tar" for d in diff_ids]})
         files[entry["Config"]] = _Entry(entry["Config"], config)
         for diff_id in diff_ids:
-            files[f"{diff_id[7:]}.tar"] = _Entry(f"{diff_id[7:]}.tar", path=rt.image_store.layer_tar(diff_id))
+            files[f"{diff_id[7:]}.tar"] = _Entry(f"{diff_id[7:]}.tar", open=_layer_opener(rt, diff_id))
         if tag and tag not in entry["RepoTags"]:
             entry["RepoTags"].append(tag)
             ref = refs.parse(tag)
@@ -178,13 +179,15 @@ def _oci_entries(rt: Runtime, image: Image, tag: str | None, *, compress: bool, 
     blobs = {"sha256:" + image.id: _Entry(_blob_name("sha256:" + image.id), config)}
     layers = []
     for diff_id in json.loads(config)["rootfs"]["diff_ids"]:
-        path = rt.image_store.layer_tar(diff_id)
         if compress:
-            digest, size, path = _gzip(path, tmp)
+            path = os.path.join(tmp, diff_id[7:] + ".gz")
+            with open(path, "xb") as out:
+                digest, size = rt.image_store.write_gzipped_layer(diff_id, out)
+            opener = functools.partial(_open_file, path)
         else:
-            digest, size = diff_id, os.path.getsize(path)
+            digest, size, opener = diff_id, rt.image_store.layer_size(diff_id), _layer_opener(rt, diff_id)
         layers.append({"mediaType": _LAYER_GZIP if compress else _LAYER_TAR, "digest": digest, "size": size})
-        blobs[digest] = _Entry(_blob_name(digest), path=path)
+        blobs[digest] = _Entry(_blob_name(digest), open=opener)
     manifest = _compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                          "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + image.id, "size": len(config)},
                          "layers": layers})
@@ -198,15 +201,13 @@ def _oci_entries(rt: Runtime, image: Image, tag: str | None, *, compress: bool, 
                    _Entry("oci-layout", _LAYOUT)])
 
 
-def _gzip(path: str, tmp: str) -> tuple[str, int, str]:
-    """Gzip a layer tar reproducibly (no name, mtime 0) into `tmp`; (digest, size, path)."""
-    out_path = os.path.join(tmp, os.path.basename(path) + ".gz")
-    with open(path, "rb") as src, open(out_path, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-        shutil.copyfileobj(src, gz, _CHUNK)
-    with open(out_path, "rb") as f:
-        digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
-    return digest, os.path.getsize(out_path), out_path
+def _layer_opener(rt: Runtime, diff_id: str) -> Callable[[], tuple[BinaryIO, int]]:
+    return functools.partial(rt.image_store.open_layer_tar, diff_id)
+
+
+def _open_file(path: str) -> tuple[BinaryIO, int]:
+    f = open(path, "rb")
+    return f, os.fstat(f.fileno()).st_size
 
 
 def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int) -> None:
@@ -218,10 +219,10 @@ def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int) -> None:
             if entry.name.endswith("/"):
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
-            elif entry.path:
-                with open(entry.path, "rb") as f:
-                    info.size = os.fstat(f.fileno()).st_size
-                    tar.addfile(info, f)
+            elif entry.open:
+                stream, info.size = entry.open()
+                with stream:
+                    tar.addfile(info, stream)
             else:
                 info.size = len(entry.data)
                 tar.addfile(info, io.BytesIO(entry.data))
@@ -239,8 +240,10 @@ def _write_dir(path: str, entries: list[_Entry]) -> None:
             target = os.path.join(tmp, entry.name)
             if entry.name.endswith("/"):
                 os.mkdir(target, 0o755)
-            elif entry.path:
-                shutil.copyfile(entry.path, target)
+            elif entry.open:
+                stream, _ = entry.open()
+                with stream, open(target, "xb") as out:
+                    shutil.copyfileobj(stream, out, _CHUNK)
             else:
                 with open(target, "xb") as f:
                     f.write(entry.data)

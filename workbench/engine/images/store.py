@@ -155,6 +155,10 @@ def _pairs(value: str, instruction: str) -> list[tuple[str, str]]:
     return out
 
 
+TAR_SPLIT = "tar-split"  # in a layer's dir: its tar's headers and file references
+ATTIC = "attic"  # in a layer's dir: files the tar-split record needs that the tar itself removed
+
+
 class ImageStore:
     """Images in the DB; layers in the LayerStore; configs and layer tars in the ContentStore."""
 
@@ -224,47 +228,93 @@ class ImageStore:
         """Whether the layer with this uncompressed digest is already in the store."""
         return self.db.layer(validate_digest(diff_id)) is not None
 
-    def layer_tar(self, diff_id: str) -> str:
-        """Path of a stored layer's uncompressed tar (what save and push read)."""
-        return self.content.path(diff_id)
+    def open_layer_tar(self, diff_id: str) -> tuple[BinaryIO, int]:
+        """A stored layer's uncompressed tar (what save and push send) and its size. It is rebuilt
+        from the layer's files and tar-split record, checked against `diff_id` as it is read."""
+        from ..storage import tarsplit
+
+        layer_id = validate_digest(diff_id)
+        size = self.layer_size(diff_id)
+        base = self.layers.dir(layer_id)
+        records = os.path.join(base, TAR_SPLIT)
+        if not os.path.exists(records):  # stored before tar-split: the tar itself is in the content store
+            tar = open(self.content.path(diff_id), "rb")
+            return tar, os.fstat(tar.fileno()).st_size
+        stream = tarsplit.open_tar(records, self.layers.diff(layer_id), os.path.join(base, ATTIC), diff_id, size)
+        return stream, size  # type: ignore[return-value]
+
+    def layer_size(self, diff_id: str) -> int:
+        """Bytes of a stored layer's uncompressed tar."""
+        layer = self.db.layer(validate_digest(diff_id))
+        if layer is None:
+            raise NoSuchImage(f"layer {diff_id} is not in the store")
+        return layer["size"]
+
+    def write_gzipped_layer(self, diff_id: str, out: BinaryIO) -> tuple[str, int]:
+        """Write a stored layer's tar gzip-compressed, reproducibly (no name, mtime 0, level 6),
+        to `out`; returns the digest and size of what was written."""
+        import gzip
+        import shutil
+
+        hashed = _HashingWriter(out)
+        stream, _ = self.open_layer_tar(diff_id)
+        with stream, gzip.GzipFile(filename="", mode="wb", fileobj=hashed, mtime=0, compresslevel=6) as gz:  # type: ignore[arg-type]
+            shutil.copyfileobj(stream, gz, 1 << 20)
+        return "sha256:" + hashed.hash.hexdigest(), hashed.size
 
     def put_layer(self, stream: BinaryIO, *, diff_id: str | None = None, max_bytes: int = MAX_LAYER_BYTES) -> tuple[str, int]:
-        """Store a layer from a plain or compressed tar stream: its uncompressed tar goes to the
-        content store and is unpacked into a read-only layer dir. Returns (diff_id, tar size).
+        """Store a layer from a plain or compressed tar stream, in one pass: it is unpacked into a
+        read-only layer dir, and what else the tar holds goes to the layer's tar-split record.
+        Returns (diff_id, tar size).
 
         With `diff_id` the content must match it; on any error nothing of the layer is kept.
         A layer already present is reused (the stream is still read, to check it).
         """
-        from ..storage.archive import ArchiveError, WhiteoutMode, apply_tar, decompressed
+        from ..storage.archive import ArchiveError, ExtractLimits, WhiteoutMode, apply_tar, decompressed
+        from ..storage.tarsplit import Recorder
 
-        source = decompressed(stream, max_bytes)
-        try:
-            digest, size = self.content.put_stream(source)
-        except ArchiveError as exc:
-            raise InvalidArgument(f"invalid layer: {exc}") from exc
-        finally:
-            source.close()
-        if diff_id is not None and digest != diff_id:
-            if not self.has_layer(digest):
-                self.content.delete(digest)
-            raise InvalidArgument(f"layer content has digest {digest}, expected {diff_id}: refusing it")
-        layer_id = digest[7:]
-        if self.db.layer(layer_id):
+        if diff_id is not None and self.db.layer(validate_digest(diff_id)):
+            source = decompressed(stream, max_bytes)
+            try:
+                digest, size = _hash_stream(source)
+            except ArchiveError as exc:
+                raise InvalidArgument(f"invalid layer: {exc}") from exc
+            finally:
+                source.close()
+            _check_diff_id(digest, diff_id)
             return digest, size
-        self.layers.remove(layer_id)  # a crash mid-unpack may have left a partial dir
-        path = self.layers.create(layer_id, writable=False)
+        # unpack into a directory of this call's own, moved in once the digest is checked
+        work_id = f"incoming-{os.urandom(8).hex()}"
+        path = self.layers.create(work_id, writable=False)
+        base = self.layers.dir(work_id)
         try:
-            with open(self.content.path(digest), "rb") as tar:
-                apply_tar(tar, path, whiteouts=WhiteoutMode.OVERLAY)
-        except ArchiveError as exc:
-            self.layers.remove(layer_id)
-            self.content.delete(digest)
-            raise InvalidArgument(f"invalid layer {digest}: {exc}") from exc
+            os.mkdir(os.path.join(base, ATTIC), 0o700)
+            attic_fd = os.open(os.path.join(base, ATTIC), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                with open(os.path.join(base, TAR_SPLIT), "xb", buffering=1 << 20) as out:
+                    result = apply_tar(stream, path, whiteouts=WhiteoutMode.OVERLAY, record=Recorder(out, attic_fd),
+                                       limits=ExtractLimits(max_bytes=max_bytes))
+                if not os.listdir(attic_fd):
+                    os.rmdir(os.path.join(base, ATTIC))
+            except ArchiveError as exc:
+                raise InvalidArgument(f"invalid layer: {exc}") from exc
+            finally:
+                os.close(attic_fd)
+            digest, size = result.diff_id, result.size
+            if diff_id is not None:
+                _check_diff_id(digest, diff_id)
+            layer_id = digest[7:]
+            with self.layers.lock:  # another process may be storing the same layer
+                if self.db.layer(layer_id):
+                    self.layers.remove(work_id)
+                    return digest, size
+                self.layers.remove(layer_id)  # a crash may have left a partial dir
+                os.rename(base, self.layers.dir(layer_id))
+                with self.db.transaction() as cur:
+                    self.db.add_layer(cur, layer_id, None, digest, size, "image")
         except BaseException:
-            self.layers.remove(layer_id)
+            self.layers.remove(work_id)
             raise
-        with self.db.transaction() as cur:
-            self.db.add_layer(cur, layer_id, None, digest, size, "image")
         return digest, size
 
     def register(self, config_bytes: bytes, names: list[str] | None = None, *, digest: str = "") -> Image:
@@ -377,12 +427,46 @@ class ImageStore:
         for layer_id in layer_ids:
             if layer_id in used:
                 continue
-            layer = self.db.layer(layer_id)
-            self.layers.remove(layer_id)
-            self.db.execute("DELETE FROM layers WHERE id = ?", (layer_id,))
-            if layer and layer["diff_id"]:
-                self.content.delete(layer["diff_id"])
+            with self.layers.lock:
+                layer = self.db.layer(layer_id)
+                self.layers.remove(layer_id)
+                self.db.execute("DELETE FROM layers WHERE id = ?", (layer_id,))
+                if layer and layer["diff_id"]:
+                    self.content.delete(layer["diff_id"])
 
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
+    """sha256 digest and size of what `stream` yields."""
+    import hashlib
+
+    hasher, size = hashlib.sha256(), 0
+    while chunk := stream.read(1 << 20):
+        hasher.update(chunk)
+        size += len(chunk)
+    return "sha256:" + hasher.hexdigest(), size
+
+
+def _check_diff_id(digest: str, diff_id: str) -> None:
+    if digest != diff_id:
+        raise InvalidArgument(f"layer content has digest {digest}, expected {diff_id}: refusing it")
+
+
+class _HashingWriter:
+    """Passes writes on to `out`, hashing and counting them."""
+
+    def __init__(self, out: BinaryIO):
+        import hashlib
+
+        self.out, self.hash, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()

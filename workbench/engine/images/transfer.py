@@ -219,8 +219,7 @@ def _fetch_layers(rt: Runtime, registry: Registry, repo: str, layers: list[tuple
         return True
 
     def discard(desc: Descriptor) -> None:
-        if not store.has_layer(desc.digest):  # an uncompressed layer's blob is its stored tar
-            content.delete(desc.digest)
+        content.delete(desc.digest)  # the layer keeps what it needs (files and tar-split record)
 
     added: list[str] = []
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="pull")
@@ -316,7 +315,7 @@ def _push_layer(rt: Runtime, registry: Registry, ref: refs.Reference, diff_id: s
     import tempfile
 
     with tempfile.TemporaryFile(dir=rt.content.root) as tmp:
-        digest, size = _gzip(rt.image_store.layer_tar(diff_id), tmp)
+        digest, size = rt.image_store.write_gzipped_layer(diff_id, tmp)
         desc = Descriptor(layer_types["gzip"], digest, size)
         _push_blob(registry, repo, desc, tmp, location, report)
     return desc, "gzip"
@@ -331,30 +330,6 @@ def _push_blob(registry: Registry, repo: str, desc: Descriptor, stream: BinaryIO
     report(ProgressEvent("blob", desc.digest, 0, desc.size))
     registry.upload_blob(repo, desc.digest, desc.size, stream, location=location,
                          progress=lambda n: report(ProgressEvent("blob", desc.digest, n, desc.size)))
-
-
-def _gzip(path: str, out: BinaryIO) -> tuple[str, int]:
-    """Compress a layer tar reproducibly (no name, mtime 0) into `out`; (digest, size) of the result."""
-    import gzip
-    import shutil
-
-    hashed = _HashingWriter(out)
-    with open(path, "rb") as src, gzip.GzipFile(filename="", mode="wb", fileobj=hashed, mtime=0, compresslevel=6) as gz:
-        shutil.copyfileobj(src, gz, 1 << 20)
-    return "sha256:" + hashed.hash.hexdigest(), hashed.size
-
-
-class _HashingWriter:
-    def __init__(self, out: BinaryIO):
-        self.out, self.hash, self.size = out, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.size += len(data)
-        return self.out.write(data)
-
-    def flush(self) -> None:
-        self.out.flush()
 
 
 def _json_descriptor(desc: Descriptor) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from ..errors import InvalidArgument
@@ -19,6 +21,19 @@ def validate_digest(digest: str) -> str:
     return digest[7:]
 
 
+class Incoming:
+    """A blob being written into the content store (see `ContentStore.incoming`)."""
+
+    def __init__(self, file: BinaryIO, path: str, store: ContentStore):
+        self.file, self._path, self._store, self.committed = file, path, store, False
+
+    def commit(self, digest: str) -> None:
+        """Flush and move the blob in under `digest`."""
+        self.file.close()
+        os.rename(self._path, self._store.path(digest))
+        self.committed = True
+
+
 class ContentStore:
     """Blobs by digest; writes go to a temp file, are hashed while streaming, then renamed in."""
 
@@ -32,49 +47,46 @@ class ContentStore:
     def exists(self, digest: str) -> bool:
         return os.path.exists(self.path(digest))
 
-    def put_bytes(self, data: bytes) -> str:
-        import hashlib
-
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        if not self.exists(digest):
-            self._commit(lambda f: f.write(data), digest)
-        return digest
-
     def put_stream(self, stream: BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
         """Copy a stream into the store; returns (digest, size)."""
         import hashlib
 
         hasher = hashlib.sha256()
         size = 0
-        fd, tmp = self._temp()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise InvalidArgument(f"blob exceeds the size limit of {max_bytes} bytes")
-                    hasher.update(chunk)
-                    out.write(chunk)
+        with self.incoming() as blob:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise InvalidArgument(f"blob exceeds the size limit of {max_bytes} bytes")
+                hasher.update(chunk)
+                blob.file.write(chunk)
             digest = "sha256:" + hasher.hexdigest()
-            os.rename(tmp, self.path(digest))
-        except BaseException:
-            _unlink(tmp)
-            raise
+            blob.commit(digest)
         return digest, size
 
-    def _temp(self) -> tuple[int, str]:
-        path = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+    def put_bytes(self, data: bytes) -> str:
+        import hashlib
 
-    def _commit(self, write, digest: str) -> None:
-        fd, tmp = self._temp()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.exists(digest):
+            with self.incoming() as blob:
+                blob.file.write(data)
+                blob.commit(digest)
+        return digest
+
+    @contextmanager
+    def incoming(self) -> Iterator[Incoming]:
+        """A new blob being written: write to `.file`, then `.commit(digest)` (the caller checked
+        the digest); left without a commit, or on an error, it is removed."""
+        path = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        blob = Incoming(os.fdopen(fd, "wb", buffering=_CHUNK), path, self)
         try:
-            with os.fdopen(fd, "wb") as out:
-                write(out)
-            os.rename(tmp, self.path(digest))
-        except BaseException:
-            _unlink(tmp)
-            raise
+            yield blob
+        finally:
+            blob.file.close()
+            if not blob.committed:
+                _unlink(path)
 
     def read(self, digest: str) -> bytes:
         with open(self.path(digest), "rb") as f:

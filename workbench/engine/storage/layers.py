@@ -7,6 +7,7 @@ import errno
 import os
 
 from ..files import remove_tree
+from ..locks import FileLock
 from ..errors import WorkbenchError
 
 _MNT_DETACH = 2
@@ -44,6 +45,14 @@ class LayerStore:
     def __init__(self, root: str):
         self.root = os.path.join(root, "layers")
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+        self._lock: FileLock | None = None
+
+    @property
+    def lock(self) -> FileLock:
+        """Held while a layer is moved in or deleted (processes share the store)."""
+        if self._lock is None:
+            self._lock = FileLock(self.root + ".lock")
+        return self._lock
 
     def dir(self, layer_id: str) -> str:
         if not layer_id or "/" in layer_id or layer_id.startswith("."):
