@@ -212,7 +212,9 @@ def _open_file(path: str) -> tuple[BinaryIO, int]:
 
 def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int) -> None:
     """Stream the entries as a tar: owner 0:0, no owner names, mode 0644/0755, mtime `mtime`."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK) as tar:
+    from ..storage.tarwriter import TarStream
+
+    with TarStream(out) as tar:
         for entry in entries:
             info = tarfile.TarInfo(entry.name)
             info.mtime = mtime
