@@ -196,8 +196,9 @@ def _diff_ids(config_bytes: bytes, layers: int) -> list[str]:
 
 def _fetch_layers(rt: Runtime, registry: Registry, repo: str, layers: list[tuple[Descriptor, str]],
                   report: Progress) -> list[str]:
-    """Download missing layers in parallel (each blob verified), store them in manifest order.
-    Returns the layer IDs added; on failure removes them and every downloaded blob."""
+    """Store the missing layers in manifest order, each blob verified: the first is unpacked as it
+    downloads, the others download in parallel meanwhile (into the content store, deleted once
+    unpacked). Returns the layer IDs added; on failure removes them and every downloaded blob."""
     store, content = rt.image_store, rt.content
     todo: list[tuple[Descriptor, str]] = []
     for desc, diff_id in layers:
@@ -207,41 +208,46 @@ def _fetch_layers(rt: Runtime, registry: Registry, repo: str, layers: list[tuple
             todo.append((desc, diff_id))
     cancel = threading.Event()
 
+    def open_blob(desc: Descriptor):
+        report(ProgressEvent("blob", desc.digest, 0, desc.size))
+        return registry.open_blob(repo, desc.digest, desc.size, cancel=cancel,
+                                  progress=lambda n: report(ProgressEvent("blob", desc.digest, n, desc.size)))
+
     def download(desc: Descriptor) -> bool:
         """Fetch one blob into the content store; True if this call created it."""
-        report(ProgressEvent("blob", desc.digest, 0, desc.size))
         if content.exists(desc.digest):
             report(ProgressEvent("blob", desc.digest, desc.size, desc.size))
             return False
-        with registry.open_blob(repo, desc.digest, desc.size, cancel=cancel,
-                                progress=lambda n: report(ProgressEvent("blob", desc.digest, n, desc.size))) as reader:
+        with open_blob(desc) as reader:
             content.put_stream(reader)
         return True
 
-    def discard(desc: Descriptor) -> None:
-        content.delete(desc.digest)  # the layer keeps what it needs (files and tar-split record)
-
     added: list[str] = []
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="pull")
-    futures = [pool.submit(download, desc) for desc, _ in todo]
+    futures = [None] + [pool.submit(download, desc) for desc, _ in todo[1:]]
     done = 0
     try:
         for (desc, diff_id), future in zip(todo, futures):
-            created = future.result()
             done += 1
+            if future is None:
+                with open_blob(desc) as reader:
+                    store.put_layer(reader, diff_id=diff_id)  # type: ignore[arg-type]
+                added.append(diff_id[7:])
+                continue
+            created = future.result()
             try:
                 with open(content.path(desc.digest), "rb") as blob:
                     store.put_layer(blob, diff_id=diff_id)
                 added.append(diff_id[7:])
             finally:
                 if created:
-                    discard(desc)
+                    content.delete(desc.digest)  # the layer keeps what it needs
     except BaseException:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
         for (desc, _), future in list(zip(todo, futures))[done:]:
-            if not future.cancelled() and future.exception() is None and future.result():
-                discard(desc)
+            if future is not None and not future.cancelled() and future.exception() is None and future.result():
+                content.delete(desc.digest)
         store.gc_layers(added)
         raise
     pool.shutdown()
