@@ -33,7 +33,7 @@ def rt(store):
 
     runtime = Runtime(store["root"], store["runroot"])
     yield runtime
-    for c in runtime.containers():
+    for c in sorted(runtime.containers(), key=lambda c: c.config.created, reverse=True):  # joiners first
         try:
             c.remove(force=True, timeout=0)
         except Exception as exc:  # report, but keep cleaning

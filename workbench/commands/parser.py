@@ -66,7 +66,18 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("-l", "--label", action="append", default=[])
-    p.add_argument("--network", "--net", default="none")
+    p.add_argument("--network", "--net", default="none", help="none, host, bridge, container:NAME or networks")
+    p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--hostname")
+    p.add_argument("--dns", action="append", default=[])
+    p.add_argument("--dns-search", action="append", default=[])
+    p.add_argument("--dns-option", action="append", default=[])
+    p.add_argument("--add-host", action="append", default=[])
+    p.add_argument("--ip", default="")
+    p.add_argument("--mac-address", default="")
+    for kind in ("pid", "ipc", "uts"):
+        p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -305,6 +316,41 @@ def _logout(p):
     p.add_argument("registry", nargs="?")
 
 
+def _network_create(p):
+    p.add_argument("--subnet")
+    p.add_argument("--gateway")
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("-d", "--driver", default="bridge", choices=["bridge"])
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("name")
+
+
+def _network_ls(p):
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--noheading", "-n", action="store_true")
+    p.add_argument("--format")
+
+
+def _network_rm(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-t", "--time", type=int, default=10)
+    p.add_argument("networks", nargs="+")
+
+
+def _network_inspect(p):
+    p.add_argument("networks", nargs="+")
+
+
+def _force_only(p):
+    p.add_argument("-f", "--force", action="store_true")
+
+
+def _port(p):
+    p.add_argument("container")
+    p.add_argument("port", nargs="?")
+
+
 def _format_only(p):
     p.add_argument("-f", "--format")
 
@@ -350,6 +396,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("load",): ("load", _load), ("image", "load"): ("load", _load),
 
     ("untag",): ("untag", _untag),
+    ("network", "create"): ("network_create", _network_create),
+    ("network", "ls"): ("network_ls", _network_ls), ("network", "list"): ("network_ls", _network_ls),
+    ("network", "inspect"): ("network_inspect", _network_inspect),
+    ("network", "rm"): ("network_rm", _network_rm), ("network", "remove"): ("network_rm", _network_rm),
+    ("network", "prune"): ("network_prune", _force_only),
+    ("port",): ("port", _port), ("container", "port"): ("port", _port),
     ("info",): ("info", _format_only),
     ("version",): ("version", _format_only),
 }

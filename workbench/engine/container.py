@@ -466,6 +466,30 @@ class Container:
                 raise NoSuchArtifact(f"container {self.id} has no artifact {name!r}") from None
 
     # -- inspect ---------------------------------------------------------------------------
+    def _network_settings(self) -> dict[str, Any]:
+        """Podman's NetworkSettings: the first network's address at the top, every network below."""
+        networks = {}
+        for name, status in self.st.network_status.items():
+            networks[name] = {
+                "EndpointID": "", "Gateway": status["gateway"], "IPAddress": status["ip"],
+                "IPPrefixLen": status["prefix"], "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "MacAddress": status["mac"], "NetworkID": name, "DriverOpts": None,
+                "IPAMConfig": None, "Links": None, "Aliases": [self.id[:12]],
+            }
+        first = next(iter(networks.values()), {})
+        ports = _port_bindings(self.config.ports) if self.st.netns else {}
+        return {
+            "EndpointID": "", "Gateway": first.get("Gateway", ""), "IPAddress": first.get("IPAddress", ""),
+            "IPPrefixLen": first.get("IPPrefixLen", 0), "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": first.get("MacAddress", ""), "Bridge": "", "SandboxID": "",
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
+            "SandboxKey": self.st.netns, "Networks": networks,
+        }
+
+    def ports(self) -> list[dict[str, Any]]:
+        """The published ports (`workbench port`): host_ip, host_port, container_port, protocol."""
+        return [dict(p) for p in self.config.ports]
+
     def inspect(self, size: bool = False) -> dict[str, Any]:
         """Podman-shaped inspect data."""
         with self._locked():
@@ -527,7 +551,7 @@ class Container:
             }},
             "Mounts": [],
             "Dependencies": [],
-            "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": ""},
+            "NetworkSettings": self._network_settings(),
             "Namespace": "",
             "IsInfra": False,
             "IsService": False,
@@ -560,7 +584,7 @@ class Container:
                 "Binds": [],
                 "AutoRemove": cfg.auto_remove,
                 "NetworkMode": cfg.network,
-                "PortBindings": {},
+                "PortBindings": _port_bindings(cfg.ports),
                 "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
                 "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
                 "CapAdd": [],
@@ -568,9 +592,9 @@ class Container:
                 "Privileged": False,
                 "ReadonlyRootfs": False,
                 "SecurityOpt": [],
-                "PidMode": "private",
-                "IpcMode": "private",
-                "UTSMode": "private",
+                "PidMode": _namespace_mode(cfg.namespaces.get("pid")),
+                "IpcMode": _namespace_mode(cfg.namespaces.get("ipc")),
+                "UTSMode": _namespace_mode(cfg.namespaces.get("uts")),
                 "CgroupParent": "",
                 "ShmSize": 65536000,
                 "Runtime": "oci",
@@ -585,6 +609,18 @@ class Container:
             data["SizeRw"] = _dir_size(self.rt.layers.diff(cfg.layer_id))
             data["SizeRootFs"] = data["SizeRw"] + self.rt.image_store.get(cfg.image_id).size
         return data
+
+
+def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for p in ports:
+        out.setdefault(f"{p['container_port']}/{p['protocol']}", []).append(
+            {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
+    return out
+
+
+def _namespace_mode(owner: str | None) -> str:
+    return "private" if not owner else "host" if owner == "host" else f"container:{owner}"
 
 
 def _is_root(user: str) -> bool:

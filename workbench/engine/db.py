@@ -1,4 +1,5 @@
-"""SQLite state store: containers, exec sessions, exit codes, images, image names and layers (WAL, versioned schema)."""
+"""SQLite state store: containers, exec sessions, exit codes, images, image names, layers, networks and
+IP leases (WAL, versioned schema)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Iterator
 
 from .errors import ContainerExists
 
-SCHEMA_VERSION = 2  # 2: exec_sessions
+SCHEMA_VERSION = 3  # 2: exec_sessions; 3: networks, ip_leases
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -49,6 +50,18 @@ CREATE TABLE IF NOT EXISTS layers (
     diff_id TEXT,
     size INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ip_leases (
+    network TEXT NOT NULL REFERENCES networks(name) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    PRIMARY KEY (network, address),
+    UNIQUE (network, container_id)
 );
 """
 

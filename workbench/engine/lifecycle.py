@@ -16,6 +16,7 @@ from . import state as states
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .exits import handle_exit_file, mark_stopped, pid_alive
 from .files import remove_tree
+from .network import attach as network
 from .oci import conmon
 from .oci import spec as ocispec
 from .signals import signal_name
@@ -59,33 +60,31 @@ def _write(path: str, data: str) -> None:
     os.rename(tmp, path)
 
 
-def _resolv_conf() -> str:
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    kept = [l for l in lines if not (l.split()[:1] == ["nameserver"] and len(l.split()) > 1
-                                     and (l.split()[1].startswith("127.") or l.split()[1] == "::1"))]
-    if not any(l.startswith("nameserver") for l in kept):
-        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(kept) + "\n"
-
-
-def write_runtime_files(c: "Container") -> dict[str, str]:
-    """/etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv in the run dir."""
-    os.makedirs(c.run_dir, mode=0o700, exist_ok=True)
+def base_hosts() -> str:
+    """The host's /etc/hosts, the base of every container's (Podman's base_hosts_file default)."""
     try:
         with open("/etc/hosts") as f:
             base = f.read()
     except OSError:
         base = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    if base and not base.endswith("\n"):
-        base += "\n"
+    return base if not base or base.endswith("\n") else base + "\n"
+
+
+def write_runtime_files(c: "Container") -> dict[str, str]:
+    """/etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv in the run dir."""
+    from .network import attach
+
+    os.makedirs(c.run_dir, mode=0o700, exist_ok=True)
+    try:
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read().splitlines()
+    except OSError:
+        host_resolv = []
+    cfg = c.config
     files = {
-        "/etc/hosts": base + f"127.0.0.1\t{c.config.hostname} {c.config.name}\n",
-        "/etc/hostname": c.config.hostname,  # podman 4.3 writes it without a newline
-        "/etc/resolv.conf": _resolv_conf(),
+        "/etc/hosts": attach.hosts(c, base_hosts()),
+        "/etc/hostname": cfg.hostname,  # podman 4.3 writes it without a newline
+        "/etc/resolv.conf": attach.resolv_conf(host_resolv, cfg.dns, cfg.dns_search, cfg.dns_options),
         "/run/.containerenv": "",
     }
     out = {}
@@ -126,9 +125,48 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
         additional_gids=list(user.additional_gids), hostname=c.config.hostname,
         stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
-        bind_files=bind_files, annotations=dict(c.config.annotations), network=c.config.network,
+        bind_files=bind_files, annotations=dict(c.config.annotations), namespaces=_namespaces(c),
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
     ))
+
+
+def _namespaces(c: "Container") -> dict[str, str]:
+    """Namespace kind -> path to join ("" = a new one); a kind left out is the host's."""
+    spaces = {"pid": "", "network": "", "ipc": "", "uts": "", "mount": ""}
+    mode = c.config.network
+    if mode == "host":
+        del spaces["network"]
+    elif mode == "bridge":
+        spaces["network"] = c.st.netns
+    elif mode.startswith("container:"):
+        spaces["network"] = _owner_namespace(c, mode.partition(":")[2], "net")
+    for kind, owner in c.config.namespaces.items():
+        if owner == "host":
+            del spaces[kind]
+        else:
+            spaces[kind] = _owner_namespace(c, owner, kind)
+    return spaces
+
+
+def _owner_namespace(c: "Container", owner_id: str, kind: str) -> str:
+    """/proc/<pid>/ns/<kind> of the running container whose namespace c joins."""
+    owner = c.rt.container(owner_id)
+    if owner.st.state not in (S.RUNNING, S.PAUSED) or not owner.st.pid:
+        raise WorkbenchError(f"cannot join the {kind} namespace of container {owner.id}: it is not running "
+                             f"(start it first)")
+    return f"/proc/{owner.st.pid}/ns/{kind}"
+
+
+def dependents(c: "Container") -> list[str]:
+    """IDs of the containers that join one of c's namespaces."""
+    import json
+
+    out = []
+    for ctr_id, config in c.rt.db.query("SELECT id, config FROM containers WHERE id != ?", (c.id,)):
+        cfg = json.loads(config)
+        if cfg.get("network") == f"container:{c.id}" or c.id in (cfg.get("namespaces") or {}).values():
+            out.append(ctr_id)
+    return out
 
 
 def _default_seccomp(runroot: str) -> dict:
@@ -159,6 +197,7 @@ def init(c: "Container") -> None:
     _command(c)  # fail before touching anything when there is nothing to run
     try:
         rootfs = mount_storage(c)
+        network.setup(c)
         bind_files = write_runtime_files(c)
         spec = generate_spec(c, rootfs, bind_files)
         with open(os.path.join(c.bundle, "config.json"), "w") as f:
@@ -175,6 +214,7 @@ def init(c: "Container") -> None:
             c.rt.oci.delete(c.id)
         except WorkbenchError as err:
             log.warning("cleaning up after a failed init of %s: %s", c.id, err)
+        network.teardown(c)
         cleanup_storage(c)
         c.st.error = str(exc)
         c.save()
@@ -184,6 +224,8 @@ def init(c: "Container") -> None:
     st.exit_code, st.exited, st.error, st.stopped_by_user, st.oom_killed = 0, False, "", False, False
     st.state = S.CREATED
     c.save()
+    if st.network_status:
+        network.refresh_peers(c, list(st.network_status))  # the others learn its name
 
 
 def start(c: "Container") -> None:
@@ -297,11 +339,18 @@ def cleanup(c: "Container") -> None:
             cleanup_runtime(c)
         except WorkbenchError as exc:
             errors.append(exc)
+    networks = list(c.st.network_status)
+    try:
+        network.teardown(c)
+    except (OSError, WorkbenchError) as exc:
+        errors.append(exc)
     try:
         cleanup_storage(c)
     except (OSError, WorkbenchError) as exc:
         errors.append(exc)
     c.save()
+    if networks:
+        network.refresh_peers(c, networks)  # and forget it
     c.rt.db.prune_exit_codes()
     if errors:
         raise errors[0]
@@ -309,6 +358,10 @@ def cleanup(c: "Container") -> None:
 
 def remove(c: "Container", timeout: int | None) -> None:
     """Stop if forced, clean up, then delete the layer, files and DB rows."""
+    users = dependents(c)
+    if users:
+        raise WorkbenchError(f"container {c.id} has dependent containers which must be removed before it: "
+                             f"{', '.join(users)}: container already exists")
     if c.st.state == S.PAUSED:
         c.rt.oci.kill(c.id, 9)
         try:

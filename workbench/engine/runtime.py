@@ -113,6 +113,13 @@ class Runtime:
         return self._image_store
 
     @property
+    def networks(self) -> "NetworkStore":
+        """Bridge networks and address leases (the network commands, and containers in bridge mode)."""
+        from .network.networks import NetworkStore
+
+        return NetworkStore(self.db)
+
+    @property
     def exit_watcher(self):
         """The shared inotify watch on the exits directory."""
         if self._exit_watcher is None:
@@ -234,6 +241,57 @@ class Runtime:
                 out.append(c)
         return out
 
+    def _network_options(self, network: str | Sequence[str], publish: Sequence[str], publish_all: bool,
+                         image_cfg: dict, ip: str, mac: str, add_hosts: Sequence[str]) -> dict[str, Any]:
+        """The config fields `network`, `networks` and `ports`, checked."""
+        from .network import attach
+        from .network.networks import DEFAULT_NETWORK
+        from .network.ports import assign, exposed, parse_publish
+
+        names = [n for n in (network.split(",") if isinstance(network, str) else network) if n]
+        if not names:
+            raise InvalidArgument("no network given: use none, host, bridge, container:NAME or network names")
+        mode, networks = "bridge", names
+        if len(names) == 1 and names[0] in ("none", "host"):
+            mode, networks = names[0], []
+        elif len(names) == 1 and names[0].startswith("container:"):
+            owner = self.container(names[0].partition(":")[2])
+            mode, networks = f"container:{owner.id}", []
+        elif any(n in ("none", "host", "bridge") or n.startswith("container:") for n in names) and len(names) > 1:
+            raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
+        elif names == ["bridge"]:
+            networks = [DEFAULT_NETWORK]
+        ports = [p for spec in publish for p in parse_publish(spec)]
+        if publish_all:
+            ports += exposed(image_cfg)
+        if ports and mode != "bridge":
+            raise InvalidArgument(f'cannot publish ports with network mode "{mode}": ports need a bridge network')
+        seen: set[tuple[str, int]] = set()
+        for p in ports:
+            if p.host_port and (p.protocol, p.host_port) in seen:
+                raise InvalidArgument(f"host port {p.host_port}/{p.protocol} is published twice")
+            seen.add((p.protocol, p.host_port))
+        for entry in add_hosts:
+            host, sep, address = entry.partition(":")
+            try:
+                import ipaddress
+
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise InvalidArgument(f'invalid --add-host "{entry}": use HOST:IP') from None
+            if not sep or not host:
+                raise InvalidArgument(f'invalid --add-host "{entry}": use HOST:IP')
+        attach.validate(self, mode, networks, ip, mac)
+        return {"network": mode, "networks": networks, "ports": [p.to_json() for p in assign(ports)]}
+
+    def _namespace_owner(self, kind: str, value: str) -> str:
+        """"host", or the ID of the container whose `kind` namespace a `--pid/--ipc/--uts` value joins."""
+        if value == "host":
+            return "host"
+        if not value.startswith("container:"):
+            raise InvalidArgument(f'invalid --{kind} "{value}": use private, host or container:NAME')
+        return self.container(value.partition(":")[2]).id
+
     def _unique_name(self) -> str:
         taken = {name for _, name in self.db.container_ids()}
         for _ in range(100):
@@ -247,9 +305,17 @@ class Runtime:
                          workdir: str | None = None, user: str | None = None,
                          entrypoint: str | Sequence[str] | None = None, stop_signal: str | int | None = None,
                          stop_timeout: int | None = None, remove: bool = False,
-                         labels: dict[str, str] | None = None, network: str = "none", tty: bool = False,
-                         stdin: bool = False) -> Container:
-        """Record a new container (state `created`); no process runs until init/start."""
+                         labels: dict[str, str] | None = None, network: str | Sequence[str] = "none",
+                         tty: bool = False, stdin: bool = False, hostname: str | None = None,
+                         publish: Sequence[str] = (), publish_all: bool = False, dns: Sequence[str] = (),
+                         dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
+                         add_hosts: Sequence[str] = (), ip: str = "", mac_address: str = "",
+                         pid: str = "", ipc: str = "", uts: str = "") -> Container:
+        """Record a new container (state `created`); no process runs until init/start.
+
+        `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
+        container's namespace), or network names (a list, or one comma-separated string).
+        `publish`: Podman's `-p` values; `pid`/`ipc`/`uts`: "container:NAME" to share those."""
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
@@ -257,8 +323,11 @@ class Runtime:
             row = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
             if row:
                 raise ContainerExists(name, row[0][0])
-        if network not in ("none", "host"):
-            raise WorkbenchError(f'network mode "{network}" is not supported yet: use "none" or "host"')
+        net = self._network_options(network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
+        namespaces = {kind: self._namespace_owner(kind, value) for kind, value in
+                      (("pid", pid), ("ipc", ipc), ("uts", uts)) if value and value != "private"}
+        if hostname is not None:
+            _validate_hostname(hostname)
         if isinstance(entrypoint, str):
             entrypoint_list = [entrypoint] if entrypoint else []
         elif entrypoint is not None:
@@ -275,7 +344,7 @@ class Runtime:
             raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
         ctr_id = os.urandom(32).hex()
         env_list = _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [], env)
-        env_list.append(f"HOSTNAME={ctr_id[:12]}")
+        env_list.append(f"HOSTNAME={hostname or ctr_id[:12]}")
         signal = parse_signal(stop_signal) if stop_signal is not None else (
             parse_signal(image_cfg["StopSignal"]) if image_cfg.get("StopSignal") else 15)
         config = ContainerConfig(
@@ -285,8 +354,10 @@ class Runtime:
             workdir=workdir or image_cfg.get("WorkingDir") or "/", user=user if user is not None else image_cfg.get("User", ""),
             stop_signal=signal, stop_timeout=DEFAULT_STOP_TIMEOUT if stop_timeout is None else int(stop_timeout),
             auto_remove=remove, labels={**(image_cfg.get("Labels") or {}), **(labels or {})},
-            network=network, hostname=ctr_id[:12], layer_id=ctr_id, created=time.time(),
-            tty=bool(tty), stdin=bool(stdin),
+            hostname=hostname or ctr_id[:12], layer_id=ctr_id, created=time.time(),
+            tty=bool(tty), stdin=bool(stdin), dns=list(dns), dns_search=list(dns_search),
+            dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
+            namespaces=namespaces, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -339,6 +410,11 @@ class Runtime:
 def _pick(words: tuple[str, ...]) -> str:
     """A random word (os.urandom: the `random` module costs the CLI a few ms to import)."""
     return words[int.from_bytes(os.urandom(2), "little") % len(words)]
+
+
+def _validate_hostname(hostname: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})", hostname):
+        raise InvalidArgument(f'invalid hostname "{hostname}": letters, digits, "." and "-", at most 63')
 
 
 def _validate_name(name: str) -> None:

@@ -112,7 +112,8 @@ class ContainerConfig(Record):
         "command": REQUIRED, "entrypoint": REQUIRED, "env": REQUIRED, "workdir": REQUIRED, "user": REQUIRED,
         "stop_signal": 15, "stop_timeout": 10, "auto_remove": False, "labels": {}, "annotations": {},
         "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
-        "tty": False, "stdin": False,
+        "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
+        "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {},
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -136,6 +137,15 @@ class ContainerConfig(Record):
     image_config: dict[str, Any]
     tty: bool
     stdin: bool
+    networks: list[str]  # bridge mode: the networks joined, in order (the first has the default route)
+    ports: list[dict[str, Any]]  # PortMapping fields
+    dns: list[str]
+    dns_search: list[str]
+    dns_options: list[str]
+    add_hosts: list[str]  # "name:ip"
+    mac_address: str
+    ip: str
+    namespaces: dict[str, str]  # "pid" / "ipc" / "uts" -> the ID of the container whose namespace is joined
 
 
 class ContainerRuntimeState(Record):
@@ -144,7 +154,7 @@ class ContainerRuntimeState(Record):
     _DEFAULTS = {
         "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
         "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
-        "mountpoint": "", "restart_count": 0, "mount_count": 0,
+        "mountpoint": "", "restart_count": 0, "mount_count": 0, "netns": "", "network_status": {},
     }
     __slots__ = tuple(_DEFAULTS)
     state: ContainerState
@@ -161,6 +171,8 @@ class ContainerRuntimeState(Record):
     mountpoint: str
     restart_count: int
     mount_count: int
+    netns: str  # bind-mounted network namespace (bridge mode), while set up
+    network_status: dict[str, dict[str, Any]]  # network -> ip, prefix, gateway, mac, ifname, host_ifname
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

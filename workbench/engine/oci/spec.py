@@ -41,7 +41,7 @@ class SpecInput(NamedTuple):
     bind_files: dict[str, str]  # container path -> host file (hosts, hostname, resolv.conf, .containerenv)
     annotations: dict[str, str] | None = None
     terminal: bool = False
-    network: str = "none"
+    namespaces: dict[str, str] | None = None  # kind -> path to join, "" = new; None = all new
     cgroup_v2: bool = False
     seccomp: dict | None = None
 
@@ -63,9 +63,9 @@ def generate(spec_in: SpecInput) -> dict:
         "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
         **(spec_in.annotations or {}),
     }
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    if spec_in.network != "host":
-        namespaces.insert(1, {"type": "network"})
+    spaces = spec_in.namespaces if spec_in.namespaces is not None else dict.fromkeys(
+        ("pid", "network", "ipc", "uts", "mount"), "")
+    namespaces = [{"type": kind, **({"path": path} if path else {})} for kind, path in spaces.items()]
     if spec_in.cgroup_v2:
         namespaces.append({"type": "cgroup"})
     spec = {
@@ -80,13 +80,13 @@ def generate(spec_in: SpecInput) -> dict:
             "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
         },
         "root": {"path": spec_in.rootfs},
-        "hostname": spec_in.hostname,
+        **({"hostname": spec_in.hostname} if spaces.get("uts") == "" else {}),  # only a private UTS has one
         "mounts": _mounts(spec_in),
         "annotations": annotations,
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": PIDS_LIMIT}},
             "cgroupsPath": f"{CGROUP_PARENT}/workbench-{spec_in.ctr_id}",
-            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if spec_in.network != "host" else {},
+            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces else {},
             "namespaces": namespaces,
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),

@@ -12,21 +12,21 @@ from ..errors import WorkbenchError
 
 _MNT_DETACH = 2
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
-_libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc; find_library would spawn ldconfig
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc; find_library would spawn ldconfig
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
     """mount(2); raises OSError with the errno."""
-    if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
 
 
 def unmount(target: str) -> None:
     """Lazy-detach unmount; not mounted is fine."""
-    if _libc.umount2(target.encode(), _MNT_DETACH) != 0:
+    if libc.umount2(target.encode(), _MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOENT):
             raise OSError(err, f"unmount {target}: {os.strerror(err)}")

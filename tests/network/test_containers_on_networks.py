@@ -1,0 +1,242 @@
+"""Containers on bridge networks, for real: veths, namespaces, nftables rules, busybox servers.
+
+Traffic stays on 127.0.0.1 and on addresses inside namespaces these tests create.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from workbench import InvalidArgument, WorkbenchError
+
+
+HTTPD = ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
+
+
+def host_traces(rt) -> dict[str, list[str]]:
+    """What container networking holds on the host for `rt`: veths, namespaces, mounts, rules, leases."""
+    from workbench.engine.network import bridge, firewall
+
+    ids = [c.id for c in rt.containers()] + [r[0] for r in rt.db.query("SELECT container_id FROM ip_leases")]
+    netns_dir = os.path.join(rt.runroot, "netns")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if netns_dir in line]
+    return {
+        "veths": sorted(name for name in bridge.list_links("wb") if not name.startswith("wbbr")),
+        "netns files": sorted(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else [],
+        "netns mounts": sorted(mounts),
+        "port rules": sorted(r for r in firewall.list_rules("ports:") if any(i in r for i in ids) or not ids),
+        "leases": sorted(r[0] for r in rt.db.query("SELECT address FROM ip_leases")),
+    }
+
+
+def in_container(c, *argv: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    """Run a command in the running container through the CLI-free engine API."""
+    result = c.exec(list(argv))
+    return subprocess.CompletedProcess(argv, result.exit_code, result.stdout.decode(), result.stderr.decode())
+
+
+def http_get(port: int, host: str = "127.0.0.1", timeout: float = 10) -> str:
+    """The body of GET / on host:port, retried while the server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=2) as s:
+                s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+            return data.split(b"\r\n\r\n", 1)[1].decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(c, argv: list[str], timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = in_container(c, *argv)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_a_published_port_reaches_httpd_from_the_host(nrt, busybox):
+    port = free_port()
+    c = nrt.run(busybox, HTTPD, network="bridge", publish=[f"{port}:8080"], name="web", detach=True)
+    assert http_get(port) == f"hello from {c.id[:12]}\n"
+    settings = c.inspect()["NetworkSettings"]
+    assert settings["Ports"] == {"8080/tcp": [{"HostIp": "", "HostPort": str(port)}]}
+    assert settings["IPAddress"].startswith("10.77.") and settings["Networks"]["workbench"]["MacAddress"]
+
+
+def test_containers_on_a_network_reach_each_other_by_name(nrt, busybox):
+    nrt.networks.create("lab")
+    nrt.run(busybox, HTTPD, network="lab", name="server", detach=True)
+    client = nrt.run(busybox, ["sleep", "60"], network="lab", name="client", detach=True)
+    result = wait_for(client, ["wget", "-qO-", "http://server:8080/"])
+    assert result.returncode == 0 and result.stdout.startswith("hello from"), result.stderr
+    # the server, started first, learned the client's name too
+    assert "client" in in_container(nrt.container("server"), "cat", "/etc/hosts").stdout
+
+
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+while True:
+    data, peer = s.recvfrom(100)
+    s.sendto(b"pong:" + data, peer)
+"""
+
+
+def test_udp_through_a_published_port(nrt, busybox):
+    """busybox's nc cannot answer UDP, so a Python echo server runs in the container's namespace."""
+    port = free_port()
+    c = nrt.run(busybox, ["sleep", "60"], network="bridge", publish=[f"127.0.0.1:{port}:5353/udp"], detach=True)
+    server = subprocess.Popen(["nsenter", f"--net={c.inspect()['NetworkSettings']['SandboxKey']}",
+                               "python3", "-c", UDP_ECHO])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            for _ in range(20):
+                s.sendto(b"ping", ("127.0.0.1", port))
+                try:
+                    assert s.recvfrom(100)[0] == b"pong:ping"
+                    break
+                except TimeoutError:
+                    continue
+            else:
+                pytest.fail("no UDP reply through the published port")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_container_network_mode_shares_localhost(nrt, busybox):
+    nrt.run(busybox, ["sh", "-c", "mkdir /www && echo shared > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"],
+            name="owner", detach=True)  # network "none": a private loopback only
+    guest = nrt.run(busybox, ["sleep", "60"], network="container:owner", detach=True)
+    assert wait_for(guest, ["wget", "-qO-", "http://127.0.0.1:8080/"]).stdout == "shared\n"
+    with pytest.raises(WorkbenchError, match="dependent containers"):
+        nrt.container("owner").remove(force=True)
+
+
+def test_pid_namespace_of_another_container(nrt, busybox):
+    owner = nrt.run(busybox, ["sleep", "1234"], name="sleeper", detach=True)
+    guest = nrt.run(busybox, ["sleep", "60"], pid="container:sleeper", detach=True)
+    assert "sleep 1234" in in_container(guest, "ps").stdout
+    assert guest.inspect()["HostConfig"]["PidMode"] == f"container:{owner.id}"
+
+
+def test_internal_network_has_no_way_out_and_networks_are_isolated(nrt, busybox):
+    nrt.networks.create("closed", internal=True)
+    nrt.networks.create("other")
+    inside = nrt.run(busybox, ["sleep", "60"], network="closed", detach=True)
+    routes = in_container(inside, "ip", "route").stdout
+    assert "default" not in routes and "10.77." in routes
+    elsewhere = nrt.run(busybox, ["sleep", "60"], network="other", detach=True)
+    target = elsewhere.inspect()["NetworkSettings"]["IPAddress"]
+    assert in_container(inside, "ping", "-c", "1", "-W", "1", target).returncode != 0
+
+
+def test_dns_extra_hosts_and_hostname(nrt, busybox):
+    c = nrt.run(busybox, ["sleep", "60"], dns=["192.0.2.53"], dns_search=["lab.example"],
+                add_hosts=["db.example:192.0.2.7"], hostname="analysis", detach=True)
+    resolv = in_container(c, "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 192.0.2.53" in resolv and "search lab.example" in resolv
+    hosts = in_container(c, "cat", "/etc/hosts").stdout
+    assert "192.0.2.7\tdb.example" in hosts and "127.0.0.1\tanalysis" in hosts
+    assert in_container(c, "hostname").stdout == "analysis\n"
+    assert in_container(c, "sh", "-c", "echo $HOSTNAME").stdout == "analysis\n"
+
+
+def test_uts_and_ipc_of_another_container(nrt, busybox):
+    owner = nrt.run(busybox, ["sleep", "60"], hostname="shared-name", name="host-of-all", detach=True)
+    guest = nrt.run(busybox, ["sleep", "60"], uts="container:host-of-all", ipc="container:host-of-all", detach=True)
+    assert in_container(guest, "hostname").stdout == "shared-name\n"
+    assert in_container(guest, "readlink", "/proc/self/ns/ipc").stdout == \
+        in_container(owner, "readlink", "/proc/self/ns/ipc").stdout
+    with pytest.raises(WorkbenchError, match="not running"):
+        stopped = nrt.create_container(busybox, ["sleep", "60"], name="stopped")
+        nrt.run(busybox, ["true"], pid="container:stopped", remove=True)
+    stopped.remove()
+
+
+def test_static_ip_and_mac(nrt, busybox):
+    nrt.networks.create("fixed", subnet="10.77.200.0/24")
+    c = nrt.run(busybox, ["sleep", "60"], network="fixed", ip="10.77.200.50", mac_address="92:d0:c6:0a:29:33",
+                hostname="analysis", detach=True)
+    addr = in_container(c, "ip", "addr", "show", "eth0").stdout
+    assert "10.77.200.50/24" in addr and "92:d0:c6:0a:29:33" in addr
+    assert "10.77.200.50\tanalysis" in in_container(c, "cat", "/etc/hosts").stdout
+
+
+def test_restart_gets_a_working_network_and_the_same_address(nrt, busybox):
+    port = free_port()
+    c = nrt.run(busybox, HTTPD, network="bridge", publish=[f"{port}:8080"], detach=True)
+    address = c.inspect()["NetworkSettings"]["IPAddress"]
+    c.restart(timeout=0)
+    assert http_get(port).startswith("hello from")
+    assert c.inspect()["NetworkSettings"]["IPAddress"] == address
+
+
+def test_many_containers_leave_nothing_behind(nrt, busybox):
+    nrt.networks.default()  # the network itself stays
+    before = host_traces(nrt)
+    containers = [nrt.run(busybox, ["sleep", "60"], network="bridge", publish=[f"{8000 + i}"], detach=True)
+                  for i in range(8)]
+    addresses = {c.inspect()["NetworkSettings"]["IPAddress"] for c in containers}
+    assert len(addresses) == 8
+    assert len(host_traces(nrt)["veths"]) >= len(before["veths"]) + 8
+    for c in containers[:4]:
+        c.stop(timeout=0)
+    for c in containers[4:6]:
+        c.kill(9)
+        c.wait()
+    for c in containers:
+        c.remove(force=True, timeout=0)
+    assert host_traces(nrt) == before
+
+
+def test_bad_network_input_is_refused_with_nothing_half_made(nrt, busybox):
+    nrt.networks.create("first", subnet="10.77.210.0/24")
+    with pytest.raises(InvalidArgument, match="already used by another network"):
+        nrt.networks.create("second", subnet="10.77.210.128/25")
+    with pytest.raises(InvalidArgument, match="invalid subnet"):
+        nrt.networks.create("third", subnet="10.77.300.0/24")
+    with pytest.raises(WorkbenchError, match="network not found"):
+        nrt.create_container(busybox, ["true"], network="nope")
+    with pytest.raises(InvalidArgument, match="not in any subnet"):
+        nrt.create_container(busybox, ["true"], network="first", ip="10.9.9.9")
+    with pytest.raises(InvalidArgument, match="invalid MAC"):
+        nrt.create_container(busybox, ["true"], network="first", mac_address="zz:00")
+    holder = socket.socket()
+    holder.bind(("0.0.0.0", 0))
+    taken = holder.getsockname()[1]
+    before = host_traces(nrt)
+    try:
+        c = nrt.create_container(busybox, ["sleep", "60"], network="first", publish=[f"{taken}:80"])
+        with pytest.raises(WorkbenchError, match="already in use"):
+            c.start()
+    finally:
+        holder.close()
+    assert host_traces(nrt)["veths"] == before["veths"] and host_traces(nrt)["netns files"] == []
+    user = nrt.run(busybox, ["sleep", "60"], network="first", detach=True)
+    with pytest.raises(WorkbenchError, match="network is being used"):
+        nrt.networks.remove("first")
+    user.remove(force=True, timeout=0)
+    c.remove(force=True)
+    nrt.networks.remove("first")

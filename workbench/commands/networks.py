@@ -1,0 +1,76 @@
+"""Network commands: network create, ls, inspect, rm, prune; and `port`."""
+
+from __future__ import annotations
+
+from ..engine.errors import WorkbenchError
+from .context import Context
+from .output import emit_table
+
+NETWORK_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}"
+NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER"}
+
+
+def network_create(ctx: Context) -> None:
+    a = ctx.args
+    labels = dict(item.partition("=")[::2] for item in a.label)
+    network = ctx.rt.networks.create(a.name, subnet=a.subnet, gateway=a.gateway, internal=a.internal, labels=labels)
+    ctx.out.line(network.name)
+
+
+def network_ls(ctx: Context) -> None:
+    a = ctx.args
+    rows = [{"ID": n.id[:12] if not a.no_trunc else n.id, "Name": n.name, "Driver": "bridge",
+             "Subnets": n.subnet, "Internal": n.internal, "Labels": n.labels}
+            for n in sorted(ctx.rt.networks.list(), key=lambda n: n.name)]  # Podman sorts by name
+    if a.quiet:
+        for row in rows:
+            ctx.out.line(row["Name"])
+        return
+    emit_table(ctx.out, rows, a.format, NETWORK_FORMAT, NETWORK_HEADERS, noheading=a.noheading)
+
+
+def network_inspect(ctx: Context) -> None:
+    store = ctx.rt.networks
+    docs = []
+    for name in ctx.args.networks:
+        network = store.get(name)
+        members = {}
+        for ctr_id in store.users(network.name):
+            c = ctx.rt.container(ctr_id)
+            status = c.st.network_status.get(network.name, {})
+            members[ctr_id] = {"name": c.name, "interfaces": {status["ifname"]: {
+                "subnets": [{"ipnet": f"{status['ip']}/{status['prefix']}", "gateway": status["gateway"]}],
+                "mac_address": status["mac"]}} if status else {}}
+        docs.append(network.inspect(members))
+    ctx.out.document(docs)
+
+
+def network_rm(ctx: Context) -> None:
+    a = ctx.args
+    for name in a.networks:
+        network = ctx.rt.networks.get(name)
+        if a.force:
+            for ctr_id in ctx.rt.networks.users(network.name):
+                ctx.rt.container(ctr_id).remove(force=True, timeout=a.time)
+        ctx.rt.networks.remove(network.name)
+        ctx.out.line(network.name)
+
+
+def network_prune(ctx: Context) -> None:
+    from ..engine.network.networks import DEFAULT_NETWORK
+
+    if not ctx.args.force:
+        raise WorkbenchError("network prune removes every unused network: confirm with -f/--force")
+    for network in ctx.rt.networks.list():
+        if network.name != DEFAULT_NETWORK and not ctx.rt.networks.users(network.name):
+            ctx.rt.networks.remove(network.name)
+            ctx.out.line(network.name)
+
+
+def port(ctx: Context) -> None:
+    a = ctx.args
+    for p in ctx.rt.container(a.container).ports():
+        key = f"{p['container_port']}/{p['protocol']}"
+        if a.port and a.port not in (key, str(p["container_port"])):
+            continue
+        ctx.out.line(f"{key} -> {p['host_ip'] or '0.0.0.0'}:{p['host_port']}")

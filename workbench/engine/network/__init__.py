@@ -1,0 +1,1 @@
+"""Container networking: bridge networks, namespaces, published ports."""
