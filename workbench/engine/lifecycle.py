@@ -375,6 +375,7 @@ def remove(c: "Container", timeout: int | None) -> None:
         stop(c, c.config.stop_timeout if timeout is None else timeout)
     c.st.mount_count = 0  # a `workbench mount` does not outlive the container
     cleanup(c)
+    network.teardown(c, thorough=True)
     c.st.state = S.REMOVING
     c.save()
     c.rt.layers.remove(c.config.layer_id)

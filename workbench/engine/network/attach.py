@@ -50,6 +50,7 @@ def setup(c: Container) -> None:
                     bring_up(network)
             address = c.rt.networks.lease(network, c.id, cfg.ip if index == 0 else None)
             host_ifname = bridge.host_ifname_for(c.id, index)
+            bridge.detach(host_ifname)  # left by a process that crashed here
             gateway = network.gateway if index == 0 and not network.internal else None
             mac = bridge.attach(path, network.bridge, host_ifname, address, network.prefix, gateway,
                                 mac=cfg.mac_address or None if index == 0 else None, ifname=f"eth{index}")
@@ -63,17 +64,23 @@ def setup(c: Container) -> None:
         raise
 
 
-def teardown(c: Container) -> None:
-    """Remove the ports, interfaces and namespace `setup` made; idempotent."""
-    if not c.st.netns:
+def teardown(c: Container, *, thorough: bool = False) -> None:
+    """Remove the ports, interfaces and namespace `setup` made; idempotent. `thorough` (at removal)
+    also removes what a process that crashed in the middle of `setup` may have left unrecorded."""
+    if not c.st.netns and not (thorough and c.config.network == "bridge"):
         return
     from . import bridge, firewall, netns
 
     if c.config.ports:
         firewall.remove_ports(c.id)
-    for status in c.st.network_status.values():
-        bridge.detach(status["host_ifname"])
-    netns.remove(c.st.netns)
+    names = {status["host_ifname"] for status in c.st.network_status.values()}
+    if thorough:
+        names |= {bridge.host_ifname_for(c.id, index) for index in range(len(c.config.networks))}
+    for name in sorted(names):
+        bridge.detach(name)
+    netns.remove(c.st.netns or netns_path(c))
+    if thorough:
+        netns.remove(netns_path(c))
     c.st.netns, c.st.network_status = "", {}
 
 
