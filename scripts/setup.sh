@@ -12,13 +12,14 @@ cd "$(dirname "$0")/.."
 # tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with;
 # docker-registry: the local registry the image tests push to and pull from; mmdebstrap: Debian
 # base images (`workbench image bootstrap debian`); golang-github-opencontainers-image-spec-dev: the
-# OCI image-spec JSON schemas the tests validate saved archives against.
+# OCI image-spec JSON schemas the tests validate saved archives against; nftables: NAT and
+# published ports of bridge networks.
 PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
-    golang-github-opencontainers-image-spec-dev)
+    golang-github-opencontainers-image-spec-dev nftables)
 # Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
-    [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap
+    [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap [nftables]=nft
     [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema)
 MIN_PYTHON=(3 11)
 VENV=.venv
