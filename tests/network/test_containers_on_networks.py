@@ -267,3 +267,24 @@ def test_what_a_crashed_setup_left_is_removed_with_the_container(nrt, busybox):
     finally:
         netns.remove(netns_path(c) + "-x")
     assert host_traces(nrt, [c.id]) == before
+
+
+def test_connect_and_disconnect_a_running_and_a_stopped_container(nrt, busybox):
+    nrt.networks.create("front", subnet="10.77.230.0/24")
+    nrt.networks.create("back", subnet="10.77.231.0/24")
+    app = nrt.run(busybox, ["sleep", "60"], network="front", name="app", detach=True)
+    db = nrt.run(busybox, HTTPD, network="back", name="db", detach=True)
+    app.connect("back", ip="10.77.231.77")
+    assert "10.77.231.77/24" in in_container(app, "ip", "addr", "show", "eth1").stdout
+    assert wait_for(app, ["wget", "-qO-", "http://db:8080/"]).stdout.startswith("hello from")
+    assert "10.77.231.77\tapp" in in_container(db, "cat", "/etc/hosts").stdout
+    with pytest.raises(WorkbenchError, match="already connected"):
+        app.connect("back")
+    app.disconnect("back")
+    assert in_container(app, "ip", "addr", "show", "eth1").returncode != 0
+    assert "app" not in in_container(db, "cat", "/etc/hosts").stdout
+    assert nrt.networks.leases(app.id) == {"front": "10.77.230.2"}
+    app.stop(timeout=0)
+    app.connect("back")  # from the next start on
+    app.start()
+    assert "10.77.231." in in_container(app, "ip", "addr", "show", "eth1").stdout

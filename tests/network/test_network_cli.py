@@ -23,6 +23,12 @@ def test_network_commands_and_published_ports(cli, nrt, busybox_tar):
     assert cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout == "10.77.220.2\n"
     (doc,) = json.loads(cli("network", "inspect", "results").stdout)
     assert list(doc["containers"].values())[0]["name"] == "web"
+    assert cli("network", "connect", "workbench", "web").returncode == 0
+    assert "eth1" in cli("exec", "web", "ip", "-o", "addr").stdout
+    proc = cli("network", "connect", "workbench", "web")
+    assert proc.returncode == 125 and "already connected to network workbench" in proc.stderr
+    assert cli("network", "disconnect", "workbench", "web").returncode == 0
+    assert "eth1" not in cli("exec", "web", "ip", "-o", "addr").stdout
     proc = cli("network", "rm", "results")
     assert proc.returncode == 125 and "network is being used" in proc.stderr
     assert cli("network", "rm", "-f", "-t", "0", "results").stdout == "results\n"

@@ -18,7 +18,8 @@ _IMPLEMENTATIONS = {
     "sessions": ("exec", "attach"),
     "registry": ("pull", "push", "login", "logout"),
     "archives": ("save", "load"),
-    "networks": ("network_create", "network_ls", "network_inspect", "network_rm", "network_prune", "port"),
+    "networks": ("network_create", "network_ls", "network_inspect", "network_rm", "network_prune",
+                 "network_connect", "network_disconnect", "port"),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
 

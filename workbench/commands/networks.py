@@ -67,6 +67,16 @@ def network_prune(ctx: Context) -> None:
             ctx.out.line(network.name)
 
 
+def network_connect(ctx: Context) -> None:
+    a = ctx.args
+    ctx.rt.container(a.container).connect(a.network, ip=a.ip or None)
+
+
+def network_disconnect(ctx: Context) -> None:
+    a = ctx.args
+    ctx.rt.container(a.container).disconnect(a.network)
+
+
 def port(ctx: Context) -> None:
     a = ctx.args
     for p in ctx.rt.container(a.container).ports():

@@ -342,6 +342,18 @@ def _network_inspect(p):
     p.add_argument("networks", nargs="+")
 
 
+def _network_connect(p):
+    p.add_argument("--ip", default="")
+    p.add_argument("network")
+    p.add_argument("container")
+
+
+def _network_disconnect(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("network")
+    p.add_argument("container")
+
+
 def _force_only(p):
     p.add_argument("-f", "--force", action="store_true")
 
@@ -401,6 +413,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("network", "inspect"): ("network_inspect", _network_inspect),
     ("network", "rm"): ("network_rm", _network_rm), ("network", "remove"): ("network_rm", _network_rm),
     ("network", "prune"): ("network_prune", _force_only),
+    ("network", "connect"): ("network_connect", _network_connect),
+    ("network", "disconnect"): ("network_disconnect", _network_disconnect),
     ("port",): ("port", _port), ("container", "port"): ("port", _port),
     ("info",): ("info", _format_only),
     ("version",): ("version", _format_only),

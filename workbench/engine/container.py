@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, T
 
 from . import state as states
 from .exits import handle_exit_file
-from .errors import ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact, NoSuchExecSession
+from .errors import (ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact, NoSuchExecSession,
+                     WorkbenchError)
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
@@ -485,6 +486,54 @@ class Container:
             "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
             "SandboxKey": self.st.netns, "Networks": networks,
         }
+
+    def connect(self, network: str, *, ip: str | None = None) -> None:
+        """Join a bridge network: now if the container runs (a new eth<N>), else from its next start."""
+        from .network import attach
+
+        with self._locked():
+            net = self.rt.networks.get(network)
+            if self.config.network != "bridge":
+                raise WorkbenchError(f'container {self.id} is in network mode "{self.config.network}": '
+                                     f"only bridge-mode containers join networks")
+            if net.name in self.config.networks:
+                raise WorkbenchError(f"container {self.id} is already connected to network {net.name}")
+            if ip:
+                from .network.networks import host_address
+                import ipaddress
+
+                host_address(ipaddress.ip_network(net.subnet), ip,
+                             f"requested static ip {ip} not in any subnet on network {net.name}")
+                self.rt.networks.lease(net, self.id, ip)
+            if self.st.netns:
+                try:
+                    attach.plug(self, net.name, attach.free_index(self))
+                except BaseException:
+                    self.rt.networks.release(self.id, net.name)
+                    raise
+            self.config.networks.append(net.name)
+            self.rt.db.save_config(self.id, self.config.to_json())
+            self.save()
+            if self.st.netns:
+                attach.rewrite_hosts(self)
+                attach.refresh_peers(self, [net.name])
+
+    def disconnect(self, network: str) -> None:
+        """Leave a network: its interface goes at once, its address lease too."""
+        from .network import attach
+
+        with self._locked():
+            net = self.rt.networks.get(network)
+            if net.name not in self.config.networks:
+                raise WorkbenchError(f"container {self.id} is not connected to network {net.name}")
+            attach.unplug(self, net.name)
+            self.config.networks.remove(net.name)
+            self.rt.db.save_config(self.id, self.config.to_json())
+            self.rt.networks.release(self.id, net.name)
+            self.save()
+            if self.st.netns:
+                attach.rewrite_hosts(self)
+            attach.refresh_peers(self, [net.name])
 
     def ports(self) -> list[dict[str, Any]]:
         """The published ports (`workbench port`): host_ip, host_port, container_port, protocol."""

@@ -144,6 +144,9 @@ class Database:
         rows = self.query("SELECT state FROM containers WHERE id = ?", (ctr_id,))
         return json.loads(rows[0][0]) if rows else None
 
+    def save_config(self, ctr_id: str, config: dict) -> bool:
+        return self.execute("UPDATE containers SET config = ? WHERE id = ?", (json.dumps(config), ctr_id)) == 1
+
     def save_state(self, ctr_id: str, state: dict) -> bool:
         return self.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state), ctr_id)) == 1
 

@@ -32,8 +32,7 @@ def setup(c: Container) -> None:
     cfg = c.config
     if cfg.network != "bridge":
         return
-    from . import bridge, firewall, netns
-    from .networks import bring_up, host_lock
+    from . import firewall, netns
 
     ports = [PortMapping(**p) for p in cfg.ports]
     for p in ports:
@@ -44,24 +43,58 @@ def setup(c: Container) -> None:
     c.st.netns, c.st.network_status = path, {}
     try:
         for index, name in enumerate(cfg.networks):
-            network = c.rt.networks.get(name)
-            if not os.path.exists(f"/sys/class/net/{network.bridge}"):  # first use since boot
-                with host_lock():
-                    bring_up(network)
-            address = c.rt.networks.lease(network, c.id, cfg.ip if index == 0 else None)
-            host_ifname = bridge.host_ifname_for(c.id, index)
-            bridge.detach(host_ifname)  # left by a process that crashed here
-            gateway = network.gateway if index == 0 and not network.internal else None
-            mac = bridge.attach(path, network.bridge, host_ifname, address, network.prefix, gateway,
-                                mac=cfg.mac_address or None if index == 0 else None, ifname=f"eth{index}")
-            c.st.network_status[name] = {"ip": address, "prefix": network.prefix, "gateway": network.gateway,
-                                         "mac": mac, "ifname": f"eth{index}", "host_ifname": host_ifname}
+            plug(c, name, index)
         if ports:
             first = next(iter(c.st.network_status.values()))
             firewall.add_ports(c.id, first["ip"], ports)
     except BaseException:
         teardown(c)
         raise
+
+
+def plug(c: Container, name: str, index: int) -> None:
+    """Give the set-up namespace interface eth<index> on network `name` (the first one, index 0,
+    gets the default route, --ip and --mac-address)."""
+    from . import bridge
+    from .networks import bring_up, host_lock
+
+    cfg = c.config
+    network = c.rt.networks.get(name)
+    if not os.path.exists(f"/sys/class/net/{network.bridge}"):  # first use since boot
+        with host_lock():
+            bring_up(network)
+    address = c.rt.networks.lease(network, c.id, cfg.ip if index == 0 else None)
+    host_ifname = bridge.host_ifname_for(c.id, index)
+    bridge.detach(host_ifname)  # left by a process that crashed here
+    gateway = network.gateway if index == 0 and not network.internal else None
+    mac = bridge.attach(c.st.netns, network.bridge, host_ifname, address, network.prefix, gateway,
+                        mac=cfg.mac_address or None if index == 0 else None, ifname=f"eth{index}")
+    c.st.network_status[name] = {"ip": address, "prefix": network.prefix, "gateway": network.gateway,
+                                 "mac": mac, "ifname": f"eth{index}", "host_ifname": host_ifname}
+
+
+def unplug(c: Container, name: str) -> None:
+    """Remove the container's interface on network `name`, if it has one."""
+    from . import bridge
+
+    status = c.st.network_status.pop(name, None)
+    if status is not None:
+        bridge.detach(status["host_ifname"])
+
+
+def free_index(c: Container) -> int:
+    """The lowest N with no eth<N> in the container yet."""
+    used = {int(s["ifname"][3:]) for s in c.st.network_status.values()}
+    return next(n for n in range(len(used) + 1) if n not in used)
+
+
+def rewrite_hosts(c: Container) -> None:
+    """Rewrite c's own /etc/hosts in place (it is bind-mounted into the running container)."""
+    from ..lifecycle import base_hosts
+
+    with open(os.path.join(c.run_dir, "hosts"), "r+") as f:
+        f.write(hosts(c, base_hosts()))
+        f.truncate()
 
 
 def teardown(c: Container, *, thorough: bool = False) -> None:
@@ -143,18 +176,10 @@ def _peers(c: Container, networks: list[str] | None = None) -> list[tuple[str, s
 
 
 def refresh_peers(c: Container, networks: list[str]) -> None:
-    """Rewrite, in place, the /etc/hosts of every running member of `networks` but c."""
-    from ..lifecycle import base_hosts
-
-    base = base_hosts()
+    """Rewrite the /etc/hosts of every running member of `networks` but c."""
     for _address, _name, ctr_id in _peers(c, networks):
         try:
-            peer = c.rt.container(ctr_id)
-            path = os.path.join(peer.run_dir, "hosts")
-            content = hosts(peer, base)
-            with open(path, "r+") as f:  # the same inode: it is bind-mounted into the container
-                f.write(content)
-                f.truncate()
+            rewrite_hosts(c.rt.container(ctr_id))
         except (OSError, WorkbenchError):
             continue  # a peer going away meanwhile
 
