@@ -130,3 +130,16 @@ def test_what_skopeo_writes_loads_and_runs_here(rt, busybox, other_rt, tmp_path,
     (image,) = load(other_rt, str(tmp_path / "s.tar"))
     assert (image.id, image.names) == (rt.image(busybox).id, names)
     assert other_rt.run(image.id, ["echo", "hi"], remove=True) == RunResult(0, b"hi\n", b"")
+
+
+@pytest.mark.parametrize("when", [1_700_000_000.0, 1_700_000_000.5, 1_700_000_000.123456])
+def test_configs_keep_their_digest_through_skopeo_whatever_the_time(rt, busybox_tar, tmp_path, when, monkeypatch):
+    """Go re-encodes a config when it converts docker-archive to OCI: our times must print as Go's do."""
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: when)
+    image = rt.import_image(busybox_tar, f"localhost/at:{int(when * 1e6)}")
+    save(rt, [image.id], str(tmp_path / "a.tar"))
+    tool("skopeo", "copy", "-q", "--dest-oci-accept-uncompressed-layers", f"docker-archive:{tmp_path}/a.tar",
+         f"oci:{tmp_path}/copy:x")
+    assert json.loads(oci_documents(tmp_path / "copy")["manifest"])["config"]["digest"] == "sha256:" + image.id

@@ -23,7 +23,11 @@ MAX_CONFIG_BYTES = 4 << 20
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    """UTC time as Go's RFC3339Nano prints it (no trailing zeros in the fraction), so that a config
+    re-encoded by Go tools (skopeo, Podman converting to OCI) keeps its bytes and its digest."""
+    moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 class Image(NamedTuple):
