@@ -199,12 +199,9 @@ def test_tail_on_big_file_reads_only_the_end(tmp_path, monkeypatch):
             self.f.close()
 
     monkeypatch.setattr(logs, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
-    start = time.perf_counter()
     got = logs.read_records(p, tail=2)
-    elapsed = time.perf_counter() - start
     assert datas(got) == [b"last-1", b"last"]
-    assert sum(read_bytes) <= 2 * 65536
-    assert elapsed < 0.25  # typically ~1 ms
+    assert sum(read_bytes) <= 2 * 65536  # read from the end, not the whole file
 
 
 def test_since_and_until_are_strict_and_compare_instants(tmp_path):
@@ -250,17 +247,21 @@ def test_split_streams_reassembles_partials(tmp_path):
     assert logs.split_streams(p) == (b"hello\n", b"oops\nno newline")
 
 
-def test_hundred_thousand_lines_parse_fast(tmp_path):
+def test_hundred_thousand_lines_render_without_parsing_a_single_time(tmp_path, monkeypatch):
+    """Rendering never needs a record's datetime (parsing one per line made `logs` slow); the time
+    is parsed only when asked for. (Speed itself is measured in bench/, not here.)"""
     p = tmp_path / "ctr.log"
     write(p, *(line(i % 60, tag="P" if i % 5 == 0 else "F", data=b"line %d" % i, nanos=i)
                for i in range(100_000)))
-    start = time.perf_counter()
+    parsed = []
+    real = logs._stamp_datetime
+    monkeypatch.setattr(logs, "_stamp_datetime", lambda stamp: parsed.append(stamp) or real(stamp))
     records = logs.read_records(p)
     chunks = list(logs.render(records))
-    elapsed = time.perf_counter() - start
     assert len(chunks) == 100_000
     assert chunks[1] == ("stdout", b"line 1\n")
-    assert elapsed < 1.0  # typically ~0.25 s; the bound guards against per-line datetime parsing
+    assert parsed == []
+    assert records[1].time.year >= 1970 and len(parsed) == 1
 
 
 # -- render ---------------------------------------------------------------------------------
