@@ -79,6 +79,23 @@ def test_export_writes_the_whole_file_system(rt, busybox):
     assert not c.inspect()["GraphDriver"]["Data"].get("MergedDir")  # mounted only for the export
 
 
+def test_hard_links_are_kept_by_export_and_commit(rt, busybox):
+    c = rt.run(busybox, ["sh", "-c", "mkdir /data && head -c 100000 /dev/urandom > /data/a && ln /data/a /data/b"],
+               detach=True)
+    c.wait()
+    buf = io.BytesIO()
+    c.export(buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        first, second = tar.getmember("data/a"), tar.getmember("data/b")
+    assert first.isreg() and first.size == 100000
+    assert second.islnk() and second.linkname == "data/a" and second.size == 0  # the content once
+    image = c.commit("linked")
+    result = rt.run(image.id, ["sh", "-c", "stat -c %i /data/a /data/b | uniq | wc -l; stat -c %h /data/a"],
+                    remove=True)
+    assert result.stdout == b"1\n2\n"  # one inode with two names
+
+
 def test_mount_is_counted_and_survives_stop(rt, busybox):
     c = rt.run(busybox, ["sleep", "100"], detach=True)
     path = c.mount()

@@ -63,6 +63,7 @@ class TarStream:
         self._out = out
         self._buf = bytearray()
         self._offset = 0
+        self.links: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) of a multiply-linked file -> its first name
 
     def addfile(self, info: tarfile.TarInfo, fileobj: BinaryIO | None = None) -> None:
         """One member: its header, then `info.size` bytes of `fileobj` (which must have them)."""
@@ -165,6 +166,12 @@ def _add(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_re
         tar.addfile(whiteout)
         return
     info = _info(st, arcname, clamp_mtime)
+    if stat.S_ISREG(mode) and st.st_nlink > 1:  # a hard link: its content once, then links to it
+        first = tar.links.setdefault((st.st_dev, st.st_ino), arcname)
+        if first != arcname:
+            info.type, info.linkname = tarfile.LNKTYPE, first
+            tar.addfile(info)
+            return
     if stat.S_ISREG(mode):
         fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         with os.fdopen(fd, "rb") as f:
