@@ -258,3 +258,35 @@ def test_save_and_load_from_the_cli(cli, image, tmp_path):
     proc = cli("load", "-i", str(tmp_path / "bad.tar"))
     assert proc.returncode == 125 and proc.stderr.startswith(f"Error: loading {tmp_path / 'bad.tar'}: ")
     assert cli("images", "-q").stdout.count("\n") == 1
+
+
+def test_cp_tar_streams_through_stdin_and_stdout(cli, image, store):
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    assert cli("run", "-d", "--name", "box", image, "sleep", "60").returncode == 0
+    exe = [os.path.join(os.path.dirname(sys.executable), "workbench"), "--root", store["root"],
+           "--runroot", store["runroot"]]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("in/notes.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"notes\n"))
+        evil = tarfile.TarInfo("../../escape")
+        tar.addfile(evil, io.BytesIO(b""))
+    proc = subprocess.run([*exe, "cp", "-", "box:/tmp"], input=buf.getvalue(), capture_output=True)
+    assert proc.returncode == 125 and b"outside" in proc.stderr  # the hostile entry is refused
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("in/notes.txt")
+        info.size = 6
+        tar.addfile(info, io.BytesIO(b"notes\n"))
+    proc = subprocess.run([*exe, "cp", "-", "box:/tmp"], input=buf.getvalue(), capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert cli("exec", "box", "cat", "/tmp/in/notes.txt").stdout == "notes\n"
+    proc = subprocess.run([*exe, "cp", "box:/tmp/in", "-"], capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        assert tar.getnames() == ["in", "in/notes.txt"]
+        assert tar.extractfile("in/notes.txt").read() == b"notes\n"  # reading a member, not extracting

@@ -18,10 +18,21 @@ def commit(ctx: Context) -> None:
 
 
 def cp(ctx: Context) -> None:
-    """`cp SRC DEST`, one of them `CONTAINER:PATH` (a path with a colon on the host needs ./)."""
+    """`cp SRC DEST`, one of them `CONTAINER:PATH` (a path with a colon on the host needs ./), or
+    `-` for a tar stream on stdin/stdout."""
     a = ctx.args
     src_ctr, src_path = _split_container_path(a.source)
     dst_ctr, dst_path = _split_container_path(a.destination)
+    if a.source == "-" and dst_ctr is not None:  # a tar stream on stdin, unpacked into a directory
+        ctx.rt.container(dst_ctr).put_archive(sys.stdin.buffer, dst_path, pause=a.pause)
+        return
+    if a.destination == "-" and src_ctr is not None:  # a tar stream of the path on stdout
+        if sys.stdout.isatty():
+            raise WorkbenchError("refusing to write a tar stream to the terminal: redirect stdout")
+        sys.stdout.flush()
+        ctx.rt.container(src_ctr).get_archive(src_path, sys.stdout.buffer, pause=a.pause)
+        sys.stdout.buffer.flush()
+        return
     if (src_ctr is None) == (dst_ctr is None):
         raise WorkbenchError("copying between containers or between host paths is not supported: "
                              "one of SRC and DEST must be CONTAINER:PATH")

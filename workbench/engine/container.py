@@ -382,6 +382,20 @@ class Container:
         with self._locked():
             copy(self, container_path, host_path, to_container=False, pause=pause)
 
+    def get_archive(self, container_path: str, out: BinaryIO, *, pause: bool = True) -> None:
+        """Write a path of the container (a directory with all below it) to `out` as a tar stream."""
+        from .copy import copy_out_tar
+
+        with self._locked():
+            copy_out_tar(self, container_path, out, pause=pause)
+
+    def put_archive(self, stream: BinaryIO, container_path: str, *, pause: bool = True) -> None:
+        """Unpack a tar stream (plain or compressed) into an existing directory of the container."""
+        from .copy import copy_in_tar
+
+        with self._locked():
+            copy_in_tar(self, stream, container_path, pause=pause)
+
     def diff(self) -> list[tuple[str, str]]:
         """What changed against the image: ("A"|"C"|"D", path) pairs."""
         with self._locked():

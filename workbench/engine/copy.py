@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from .errors import InvalidArgument
 from .state import ContainerState as S
@@ -65,8 +67,9 @@ def _container_endpoint(root_fd: int, path: str) -> _Endpoint:
         raise InvalidArgument(f'"{head}" could not be found on container') from None
 
 
-def copy(c: "Container", source: str, destination: str, *, to_container: bool, pause: bool) -> None:
-    """Copy `source` to `destination`; the container side is `destination` when `to_container`."""
+@contextmanager
+def _container_root(c: "Container", pause: bool) -> Iterator[int]:
+    """The container's root dir fd, mounted (and the container paused, if asked and running)."""
     from .filesystem import mounted
 
     paused = pause and c.st.state == S.RUNNING
@@ -75,19 +78,60 @@ def copy(c: "Container", source: str, destination: str, *, to_container: bool, p
         if paused:
             c.rt.oci.pause(c.id)
         try:
-            src = _host_endpoint(source) if to_container else _container_endpoint(root_fd, source)
-            try:
-                dst = _container_endpoint(root_fd, destination) if to_container else _host_endpoint(destination)
-                try:
-                    _copy(src, dst, same_owner=to_container)
-                finally:
-                    dst.close()
-            finally:
-                src.close()
+            yield root_fd
         finally:
             if paused:
                 c.rt.oci.resume(c.id)
             os.close(root_fd)
+
+
+def copy(c: "Container", source: str, destination: str, *, to_container: bool, pause: bool) -> None:
+    """Copy `source` to `destination`; the container side is `destination` when `to_container`."""
+    with _container_root(c, pause) as root_fd:
+        src = _host_endpoint(source) if to_container else _container_endpoint(root_fd, source)
+        try:
+            dst = _container_endpoint(root_fd, destination) if to_container else _host_endpoint(destination)
+            try:
+                _copy(src, dst, same_owner=to_container)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+
+
+def copy_out_tar(c: "Container", source: str, out: BinaryIO, *, pause: bool) -> None:
+    """`cp CONTAINER:PATH -`: the path (a directory with all below it) as a tar stream on `out`."""
+    from .storage.tarwriter import write_entry
+
+    with _container_root(c, pause) as root_fd:
+        src = _container_endpoint(root_fd, source)
+        try:
+            st = src.lstat()
+            if st is None:
+                raise InvalidArgument(f'"{src.path}" could not be found on container')
+            write_entry(src.parent_fd, src.leaf or ".", out, arcname=src.leaf or ".")
+        finally:
+            src.close()
+
+
+def copy_in_tar(c: "Container", stream: BinaryIO, destination: str, *, pause: bool) -> None:
+    """`cp - CONTAINER:DIR`: unpack a tar stream into a directory of the container (safely: no
+    entry lands outside it)."""
+    from .storage.archive import WhiteoutMode, apply_tar
+
+    with _container_root(c, pause) as root_fd:
+        dst = _container_endpoint(root_fd, destination)
+        try:
+            st = dst.lstat()
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                raise InvalidArgument(f'"{dst.path}" must be an existing directory to unpack a tar stream into')
+            into_fd = os.open(dst.leaf, _DIR | os.O_NOFOLLOW, dir_fd=dst.parent_fd) if dst.leaf else os.dup(dst.parent_fd)
+            try:
+                apply_tar(stream, f"/proc/self/fd/{into_fd}", whiteouts=WhiteoutMode.APPLY)
+            finally:
+                os.close(into_fd)
+        finally:
+            dst.close()
 
 
 def _copy(src: _Endpoint, dst: _Endpoint, *, same_owner: bool) -> None:
