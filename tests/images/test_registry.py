@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from workbench.engine.errors import InvalidArgument
+from workbench.engine.errors import InvalidArgument, NoSuchImage
 from workbench.engine.images import transfer
 from workbench.engine.images.registry import ManifestUnknown, RegistryError
 
@@ -26,6 +26,12 @@ def test_pull_of_a_skopeo_pushed_image_runs(rt, pushed_busybox):
     assert events[0].kind == "resolve" and events[-1].kind == "done"
     assert any(e.done_bytes == e.total_bytes == len(built.blobs[0]) for e in _events("blob", events))
     assert rt.run(ref, ["echo", "hi"], remove=True).stdout == b"hi\n"
+    repository, path = ref.rsplit(":", 1)[0], ref.split("/", 1)[1].rsplit(":", 1)[0]
+    for by_digest in (f"{repository}@{built.digest}", f"{path}@{built.digest}"):  # full, and short
+        assert rt.image(by_digest).id == image.id
+    for wrong in (f"{repository}@sha256:{'0' * 64}", f"other/name@{built.digest}"):
+        with pytest.raises(NoSuchImage):
+            rt.image(wrong)
 
 
 def test_pull_by_digest_checks_and_keeps_the_digest(kit, rt, pushed_busybox):

@@ -201,7 +201,9 @@ class ImageStore:
             ref = refs.parse(name_or_id)
         except InvalidArgument:
             raise NoSuchImage(name_or_id) from None
-        tag = ref.tag or ("" if ref.digest else "latest")
+        if ref.digest:
+            return self._resolve_digest(name_or_id, ref)
+        tag = ref.tag or "latest"
         if ref.domain:
             candidates = [str(refs.Reference(ref.domain, ref.path, tag))]
         else:
@@ -216,6 +218,22 @@ class ImageStore:
             if rows:
                 return rows[0][0], rows[0][1]
         raise NoSuchImage(name_or_id)
+
+    def _resolve_digest(self, text: str, ref: refs.Reference) -> tuple[str, str | None]:
+        """`repository@sha256:...`: the image with that manifest digest and a name in that
+        repository (a short repository matches under any registry, localhost first)."""
+        def wanted(repository: str) -> bool:
+            if ref.domain:
+                return repository == ref.repository
+            return repository.endswith("/" + ref.path) or repository == refs.normalize(ref.path).repository
+
+        rows = self.db.query("SELECT id FROM images WHERE json_extract(meta, '$.digest') = ?", (ref.digest,))
+        for (image_id,) in rows:
+            names = [r[0] for r in self.db.query("SELECT name FROM image_names WHERE image_id = ?", (image_id,))]
+            for name in sorted(names, key=lambda n: not n.startswith(refs.LOCAL_DOMAIN + "/")):
+                if wanted(refs.parse(name).repository):
+                    return image_id, name
+        raise NoSuchImage(text)
 
     def get(self, name_or_id: str) -> Image:
         return self._load(self.resolve_id(name_or_id))
