@@ -235,6 +235,8 @@ def test_images_filters_and_image_prune(cli, image):
     assert cli("images", "team/tool:2", *fmt).stdout == "localhost/team/tool:2\n"
     assert cli("images", "-f", "dangling=true", "-q").stdout == ""
     assert cli("images", "-f", "nope=1").returncode == 125
+    header, row = cli("images", "--digests", "team/tool:2").stdout.splitlines()
+    assert header.split()[:4] == ["REPOSITORY", "TAG", "DIGEST", "IMAGE"] and row.split()[2].startswith("sha256:")
     image_id = cli("images", "-q", "--no-trunc").stdout.split()[0].removeprefix("sha256:")
     cli("untag", image)
     assert cli("images", "-f", "dangling=true", "-q").stdout.strip() == image_id[:12]

@@ -12,6 +12,7 @@ from .context import Context
 from .output import emit_table
 
 IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedHuman}}\t{{.Size}}"
+IMAGES_DIGESTS_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedHuman}}\t{{.Size}}"
 IMAGES_HEADERS = {"ID": "IMAGE ID", "CreatedHuman": "CREATED", "Repository": "REPOSITORY"}
 
 
@@ -99,8 +100,8 @@ def images(ctx: Context) -> None:
                 seen.append(ident)
                 ctx.out.line(ident)
         return
-    emit_table(ctx.out, image_rows(imgs, a.no_trunc), a.format, IMAGES_FORMAT, IMAGES_HEADERS,
-               noheading=a.noheading)
+    emit_table(ctx.out, image_rows(imgs, a.no_trunc), a.format, IMAGES_DIGESTS_FORMAT if a.digests else IMAGES_FORMAT,
+               IMAGES_HEADERS, noheading=a.noheading)
 
 
 def rmi(ctx: Context) -> None:

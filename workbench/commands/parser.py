@@ -189,6 +189,7 @@ def _images(p):
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--digests", action="store_true")
     p.add_argument("--format")
     p.add_argument("--noheading", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[])
