@@ -66,4 +66,15 @@ def cli(store):
     def run(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([exe, "--root", store["root"], "--runroot", store["runroot"], *args],
                               capture_output=True, text=True, input=input, timeout=timeout)
-    return run
+    yield run
+    # `run` uses the bridge network by default: its bridge and rules are the host's, remove them
+    if os.path.exists(os.path.join(store["root"], "state.db")):
+        from workbench import Runtime
+
+        runtime = Runtime(store["root"], store["runroot"])
+        networks = [name for (name,) in runtime.db.query("SELECT name FROM networks")]
+        if networks:
+            run("rm", "-a", "-f", "-t", "0")
+            for name in networks:
+                runtime.networks.remove(name)
+        runtime.close()

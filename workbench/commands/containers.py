@@ -22,10 +22,17 @@ def _create_options(ctx: Context) -> dict[str, Any]:
         labels[key] = value
     return dict(name=a.name, env=ctx.env_from_flags(a.env), workdir=a.workdir, user=a.user,
                 entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
-                remove=a.rm, labels=labels, network=a.network, tty=a.tty, stdin=a.interactive,
+                remove=a.rm, labels=labels, network=a.network or _default_network(), tty=a.tty, stdin=a.interactive,
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                 dns_search=a.dns_search, dns_options=a.dns_option, add_hosts=a.add_host, ip=a.ip,
                 mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts)
+
+
+def _default_network() -> str:
+    """Podman's default: the bridge network as root; rootless networking is not there yet."""
+    import os
+
+    return "bridge" if os.geteuid() == 0 else "none"
 
 
 def create(ctx: Context) -> None:

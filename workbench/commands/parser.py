@@ -66,7 +66,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("-l", "--label", action="append", default=[])
-    p.add_argument("--network", "--net", default="none", help="none, host, bridge, container:NAME or networks")
+    p.add_argument("--network", "--net", help="none, host, bridge (the default as root), container:NAME or networks")
     p.add_argument("-p", "--publish", action="append", default=[])
     p.add_argument("-P", "--publish-all", action="store_true")
     p.add_argument("--hostname")
