@@ -32,3 +32,4 @@ def test_bad_publish_values_say_what_is_wrong(spec, match):
 def test_publish_all_takes_the_exposed_ports():
     assert exposed({"ExposedPorts": {"80/tcp": {}, "53/udp": {}}}) == [
         PortMapping("", 0, 53, "udp"), PortMapping("", 0, 80, "tcp")]
+

@@ -8,7 +8,12 @@ is imported only here, inside the functions (it costs ~0.3 s to import).
 from __future__ import annotations
 
 import errno
+import importlib
+import importlib.util
 import os
+import sys
+import types
+from typing import Any
 
 from ..errors import WorkbenchError
 
@@ -22,9 +27,34 @@ def host_ifname_for(container_id: str, index: int = 0) -> str:
 
 
 def _iproute(netns: str | None = None):
-    from pyroute2 import IPRoute
-
+    IPRoute = _iproute_class()
     return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+
+
+def _iproute_class() -> Any:
+    """pyroute2's IPRoute. Its package `__init__` imports every protocol pyroute2 has (~0.1 s of a
+    CLI `run`): unless pyroute2 is already loaded, the one module needed is imported with a bare
+    package in `sys.modules`, which is taken out again so that a later `import pyroute2` (in a
+    notebook, say) runs the real `__init__` and gets the same submodules."""
+    loaded = sys.modules.get("pyroute2.iproute.linux")
+    if loaded is None and "pyroute2" in sys.modules:
+        from pyroute2 import IPRoute
+
+        return IPRoute
+    if loaded is None:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is None or spec.submodule_search_locations is None:
+            raise WorkbenchError("pyroute2 is not installed: pip install pyroute2 (bridge networking needs it)")
+        bare = types.ModuleType("pyroute2")
+        bare.__path__ = list(spec.submodule_search_locations)
+        bare.__spec__ = spec
+        sys.modules["pyroute2"] = bare
+        try:
+            loaded = importlib.import_module("pyroute2.iproute.linux")
+        finally:
+            if sys.modules.get("pyroute2") is bare:
+                del sys.modules["pyroute2"]
+    return loaded.IPRoute
 
 
 def _netlink_error(exc: Exception) -> int:
