@@ -288,3 +288,12 @@ def test_connect_and_disconnect_a_running_and_a_stopped_container(nrt, busybox):
     app.connect("back")  # from the next start on
     app.start()
     assert "10.77.231." in in_container(app, "ip", "addr", "show", "eth1").stdout
+
+
+def test_publish_all_maps_the_exposed_ports_to_free_host_ports(nrt, busybox):
+    base = nrt.create_container(busybox, ["true"])
+    image = base.commit("web-exposed", changes=["EXPOSE 8080/tcp"])
+    c = nrt.run(image.id, HTTPD, network="bridge", publish_all=True, detach=True)
+    (mapping,) = c.ports()
+    assert (mapping["container_port"], mapping["protocol"]) == (8080, "tcp") and mapping["host_port"] > 0
+    assert http_get(mapping["host_port"]).startswith("hello from")
