@@ -85,10 +85,11 @@ def test_a_published_port_reaches_httpd_from_the_host(nrt, busybox):
 
 def test_containers_on_a_network_reach_each_other_by_name(nrt, busybox):
     nrt.networks.create("lab")
-    nrt.run(busybox, HTTPD, network="lab", name="server", detach=True)
+    nrt.run(busybox, HTTPD, network="lab", name="server", aliases=["db", "db.lab"], detach=True)
     client = nrt.run(busybox, ["sleep", "60"], network="lab", name="client", detach=True)
-    result = wait_for(client, ["wget", "-qO-", "http://server:8080/"])
-    assert result.returncode == 0 and result.stdout.startswith("hello from"), result.stderr
+    for host in ("server", "db", "db.lab"):  # its name and its --network-alias names
+        result = wait_for(client, ["wget", "-qO-", f"http://{host}:8080/"])
+        assert result.returncode == 0 and result.stdout.startswith("hello from"), result.stderr
     # the server, started first, learned the client's name too
     assert "client" in in_container(nrt.container("server"), "cat", "/etc/hosts").stdout
 

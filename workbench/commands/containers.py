@@ -25,7 +25,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 remove=a.rm, labels=labels, network=a.network or _default_network(), tty=a.tty, stdin=a.interactive,
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                 dns_search=a.dns_search, dns_options=a.dns_option, add_hosts=a.add_host, ip=a.ip,
-                mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts)
+                mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias)
 
 
 def _default_network() -> str:

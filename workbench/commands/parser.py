@@ -69,6 +69,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", "--net", help="none, host, bridge (the default as root), container:NAME or networks")
     p.add_argument("-p", "--publish", action="append", default=[])
     p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--network-alias", action="append", default=[])
     p.add_argument("--hostname")
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])

@@ -310,7 +310,7 @@ class Runtime:
                          publish: Sequence[str] = (), publish_all: bool = False, dns: Sequence[str] = (),
                          dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
                          add_hosts: Sequence[str] = (), ip: str = "", mac_address: str = "",
-                         pid: str = "", ipc: str = "", uts: str = "") -> Container:
+                         pid: str = "", ipc: str = "", uts: str = "", aliases: Sequence[str] = ()) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -326,8 +326,10 @@ class Runtime:
         net = self._network_options(network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
         namespaces = {kind: self._namespace_owner(kind, value) for kind, value in
                       (("pid", pid), ("ipc", ipc), ("uts", uts)) if value and value != "private"}
-        if hostname is not None:
-            _validate_hostname(hostname)
+        for host_name in ([hostname] if hostname is not None else []) + list(aliases):
+            _validate_hostname(host_name)
+        if aliases and net["network"] != "bridge":
+            raise InvalidArgument(f'--network-alias needs a bridge network, not network mode "{net["network"]}"')
         if isinstance(entrypoint, str):
             entrypoint_list = [entrypoint] if entrypoint else []
         elif entrypoint is not None:
@@ -357,7 +359,7 @@ class Runtime:
             hostname=hostname or ctr_id[:12], layer_id=ctr_id, created=time.time(),
             tty=bool(tty), stdin=bool(stdin), dns=list(dns), dns_search=list(dns_search),
             dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
-            namespaces=namespaces, **net,
+            namespaces=namespaces, aliases=list(aliases), **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -414,7 +416,7 @@ def _pick(words: tuple[str, ...]) -> str:
 
 def _validate_hostname(hostname: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})", hostname):
-        raise InvalidArgument(f'invalid hostname "{hostname}": letters, digits, "." and "-", at most 63')
+        raise InvalidArgument(f'invalid host name "{hostname}": letters, digits, "." and "-", at most 63')
 
 
 def _validate_name(name: str) -> None:

@@ -113,7 +113,7 @@ class ContainerConfig(Record):
         "stop_signal": 15, "stop_timeout": 10, "auto_remove": False, "labels": {}, "annotations": {},
         "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
         "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
-        "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {},
+        "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -146,6 +146,7 @@ class ContainerConfig(Record):
     mac_address: str
     ip: str
     namespaces: dict[str, str]  # "pid" / "ipc" / "uts" -> the ID of the container whose namespace is joined
+    aliases: list[str]  # more names its network peers know it by (--network-alias)
 
 
 class ContainerRuntimeState(Record):

@@ -146,9 +146,10 @@ def hosts(c: Container, base: str) -> str:
     if not status:
         return base + f"127.0.0.1\t{cfg.hostname} {cfg.name}\n" + _extra_hosts(cfg.add_hosts)
     first = next(iter(status.values()))
-    lines = [f"{first['ip']}\t{cfg.hostname} {cfg.name}", f"{first['gateway']}\thost.containers.internal"]
-    for address, name, ctr_id in _peers(c):
-        lines.append(f"{address}\t{name} {ctr_id[:12]}")
+    lines = [f"{first['ip']}\t{' '.join([cfg.hostname, cfg.name, *cfg.aliases])}",
+             f"{first['gateway']}\thost.containers.internal"]
+    for address, names, ctr_id in _peers(c):
+        lines.append(f"{address}\t{' '.join(names)} {ctr_id[:12]}")
     return base + _extra_hosts(cfg.add_hosts) + "\n".join(lines) + "\n"
 
 
@@ -156,22 +157,24 @@ def _extra_hosts(add_hosts: list[str]) -> str:
     return "".join(f"{entry.partition(':')[2]}\t{entry.partition(':')[0]}\n" for entry in add_hosts)
 
 
-def _peers(c: Container, networks: list[str] | None = None) -> list[tuple[str, str, str]]:
-    """(address, name, id) of the other running members of c's networks (or of `networks`)."""
+def _peers(c: Container, networks: list[str] | None = None) -> list[tuple[str, list[str], str]]:
+    """(address, [name, aliases...], id) of the other running members of c's networks (or of
+    `networks`)."""
     networks = list(c.st.network_status) if networks is None else networks
     if not networks:
         return []
     marks = ",".join("?" * len(networks))
     rows = c.rt.db.query(
-        f"SELECT l.address, c.name, c.id, c.state FROM ip_leases l JOIN containers c ON c.id = l.container_id "
+        f"SELECT l.address, c.name, c.id, c.state, json_extract(c.config, '$.aliases') "
+        f"FROM ip_leases l JOIN containers c ON c.id = l.container_id "
         f"WHERE l.network IN ({marks}) AND c.id != ? ORDER BY c.name", (*networks, c.id))
     import json
 
     seen, out = set(), []
-    for address, name, ctr_id, state in rows:
+    for address, name, ctr_id, state, aliases in rows:
         if json.loads(state).get("netns") and ctr_id not in seen:
             seen.add(ctr_id)
-            out.append((address, name, ctr_id))
+            out.append((address, [name, *json.loads(aliases or "[]")], ctr_id))
     return out
 
 

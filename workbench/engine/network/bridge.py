@@ -62,20 +62,31 @@ def _netlink_error(exc: Exception) -> int:
 
 
 def ensure_bridge(name: str, gateway: str, prefix: int, mtu: int = 1500) -> None:
-    """The bridge `name` exists, holds `gateway/prefix` and is up; idempotent."""
+    """The bridge `name` exists, holds `gateway/prefix` and is up; idempotent, and safe when
+    processes race to make the same bridge (EEXIST is success)."""
     with _iproute() as ipr:
         try:
             ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
         except Exception as exc:
             if _netlink_error(exc) != errno.EEXIST:
                 raise WorkbenchError(f"creating bridge {name}: {exc}") from None
-        (index,) = ipr.link_lookup(ifname=name)
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            raise WorkbenchError(f"bridge {name} vanished while being set up (removed by another process?)")
+        link = ipr.get_links(found[0])[0]
+        kind = (link.get_attr("IFLA_LINKINFO") or link).get_attr("IFLA_INFO_KIND")
+        if kind != "bridge":
+            raise WorkbenchError(f"cannot use {name} as a bridge: the host has a {kind or 'non-bridge'} link "
+                                 "of that name")
         try:
-            ipr.addr("add", index=index, address=gateway, prefixlen=prefix)
+            ipr.addr("add", index=found[0], address=gateway, prefixlen=prefix)
         except Exception as exc:
             if _netlink_error(exc) != errno.EEXIST:
                 raise WorkbenchError(f"giving bridge {name} address {gateway}/{prefix}: {exc}") from None
-        ipr.link("set", index=index, state="up")
+        try:
+            ipr.link("set", index=found[0], state="up")
+        except Exception as exc:
+            raise WorkbenchError(f"setting bridge {name} up: {exc}") from None
 
 
 def remove_bridge(name: str) -> None:

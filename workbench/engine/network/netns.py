@@ -1,9 +1,13 @@
 """Network namespaces kept alive as bind-mounted files (what `ip netns add` does, under our run root).
 
 A forked child unshares its network namespace and bind-mounts it on the file, so no thread of
-the caller ever changes namespace. Unlike iproute2 the directory is not made a shared mount
-point: runc joins the namespace by path before it makes the container's mount namespace, and
-a directory mount would outlive every namespace in it.
+the caller ever changes namespace. The namespace starts with only `lo`, down: `bridge.attach`
+brings it up with the first interface.
+
+Unlike iproute2 the directory is not bind-mounted onto itself and made shared: the file mount
+works on any mount, and a directory mount would outlive every namespace in it (a run root could
+not be deleted). Copies of the mount that other mount namespaces took meanwhile (runc's, before
+its pivot_root) do not keep a namespace alive: unlinking the file detaches them (Linux >= 3.18).
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ _MS_BIND = 4096
 
 
 def create(path: str) -> None:
-    """A new network namespace, bind-mounted at `path` (which must not exist)."""
+    """A new network namespace, bind-mounted at `path` (which must not exist); on failure
+    nothing is left behind."""
     import ctypes
 
     from ..storage.layers import libc
 
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         raise WorkbenchError(f"network namespace {path} already exists") from None
+    except OSError as exc:
+        raise WorkbenchError(f"creating network namespace {path}: {exc.strerror}") from None
     pid = os.fork()
     if pid == 0:  # the child only calls libc: unshare its netns, bind it to the file, exit
         code = 0
@@ -36,19 +43,26 @@ def create(path: str) -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    if code != 0 or not os.path.ismount(path):
+    if code != 0 or not exists(path):
         remove(path)
         reason = os.strerror(code) if code > 0 else f"exit status {code}"
         raise WorkbenchError(f"creating network namespace {path}: {reason}")
+
+
+def exists(path: str) -> bool:
+    """Whether a namespace is mounted at `path` (an empty file left by a crash is not one)."""
+    return os.path.ismount(path)
 
 
 def remove(path: str) -> None:
     """Unmount and delete a namespace file; a missing one is fine."""
     from ..storage.layers import unmount
 
-    if os.path.ismount(path):
-        unmount(path)
     try:
+        if exists(path):
+            unmount(path)
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise WorkbenchError(f"removing network namespace {path}: {exc.strerror}") from None
