@@ -2,94 +2,127 @@
 
 Usage: .venv/bin/python bench/network.py [--runs N] [--count N] [--quick]
 
-Measured, each engine on a private temporary store:
-  - `run --rm --network bridge IMAGE true` on the default bridge network (median, engines alternating);
-  - starting `--count` (50) detached containers one after another on one named network (total).
-Podman is optional: without it (or when its bridge networking cannot work here) only Workbench's
-figures are printed, with the reason.
+Measured, each engine on a private temporary store with the same imported busybox image:
+  - `run --rm --network bridge IMAGE true` on the default bridge network: median of --runs (10)
+    samples, the engines alternating each round;
+  - starting --count (50) detached containers (`run -d --network benchnet IMAGE sleep 1000`) one
+    after another on a network made for the purpose: total wall time. Removing them is not timed.
+--quick is a smoke run: 3 samples and 10 containers. Podman's network configs go to a private
+directory too (--network-config-dir), so its `system reset` cannot touch /etc/containers/networks.
+Podman is optional: when it is missing or its bridge networking cannot work here, the reason is
+printed and only Workbench's figures are.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
+from typing import NoReturn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402
+from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
 
-sys.path.insert(0, os.path.dirname(HERE))
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
 
-TARGETS = {"run --rm (bridge)": 0.5, "start N on a network": 0.5}
-IMAGE = "localhost/netbench:latest"
-NETWORK = "wbbench"
+IMAGE, NETWORK = "localhost/bench/busybox", "benchnet"
+RUN_RM, START_MANY = "run --rm (bridge)", "start N on a network"
+TARGETS = {RUN_RM: 0.5, START_MANY: 0.5}
 
 
-def start_many(engine: Engine, count: int) -> float:
-    """Seconds to start `count` detached containers on NETWORK, one after another; removed after."""
+def make_podman(work: str) -> Engine:
+    """lifecycle.py's Podman, with its network configs kept under `work` as well."""
+    podman = podman_engine(work)
+    podman.argv += ["--network-config-dir", os.path.join(work, "pm-net")]
+    return podman
+
+
+def podman_problem(podman: Engine) -> str:
+    """Why Podman's bridge networking cannot be measured here, or "" when it works."""
+    info = podman("info", "--format", "{{.Host.NetworkBackend}}", check=False)
+    if info.returncode != 0:
+        return f"podman info failed: {info.stderr.strip()}"
+    if info.stdout.strip() != "netavark":
+        return f"network backend is {info.stdout.strip()!r}, not netavark"
+    probe = podman("run", "--rm", "--network", "bridge", IMAGE, "true", check=False)
+    return f"podman run --network bridge failed: {probe.stderr.strip()}" if probe.returncode != 0 else ""
+
+
+def bench_run_rm(engines: dict[str, Engine], runs: int) -> dict[str, float]:
+    return interleaved_medians(
+        {n: (lambda e=e: e.timed("run", "--rm", "--network", "bridge", IMAGE, "true")) for n, e in engines.items()},
+        runs)
+
+
+def bench_start_many(engine: Engine, count: int) -> float:
+    """Seconds to start `count` detached containers on NETWORK one after another; the containers
+    and the network are removed afterwards, untimed."""
+    engine("network", "create", NETWORK)
     start = time.perf_counter()
     ids = [engine("run", "-d", "--network", NETWORK, IMAGE, "sleep", "1000").stdout.strip() for _ in range(count)]
     elapsed = time.perf_counter() - start
     engine("rm", "-f", "-t", "0", *ids)
+    engine("network", "rm", "-f", NETWORK)
     return elapsed
 
 
-def podman_bridge_problem(podman: Engine) -> str:
-    """Why Podman's bridge networking cannot be measured here, or "" when it works."""
-    proc = podman("run", "--rm", "--network", "bridge", IMAGE, "true", check=False)
-    return proc.stderr.strip() if proc.returncode != 0 else ""
+def _interrupt(signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def teardown(stores: dict[str, Engine], work: str) -> None:
+    """Remove every container and network of both private stores, reset Podman's, delete them all;
+    Ctrl-C and SIGTERM are ignored meanwhile so that the cleanup itself is not cut short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for name, engine in stores.items():
+        engine("rm", "-a", "-f", "-t", "0", check=False)
+        engine("network", "rm", "-f", NETWORK, check=False)
+        if name == "workbench":  # its default network too: a bridge and nft rules on the host
+            for network in engine("network", "ls", "-q", check=False).stdout.split():
+                engine("network", "rm", "-f", network, check=False)
+        else:
+            engine("system", "reset", "--force", check=False)
+    cleanup(work)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--count", type=int, default=50)
-    ap.add_argument("--quick", action="store_true", help="3 runs, 10 containers")
+    ap.add_argument("--runs", type=int, default=10, help="samples of run --rm")
+    ap.add_argument("--count", type=int, default=50, help="containers started on one network")
+    ap.add_argument("--quick", action="store_true", help="3 samples, 10 containers: a smoke run")
     opts = ap.parse_args()
-    runs, count = (3, 10) if opts.quick else (opts.runs, opts.count)
+    runs, count = (3, min(opts.count, 10)) if opts.quick else (opts.runs, opts.count)
+    signal.signal(signal.SIGTERM, _interrupt)
     work = tempfile.mkdtemp(prefix="wb-bench-net-")
-    engines: dict[str, Engine] = {}
+    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
+    stores = {"workbench": Engine("workbench", [exe, "--root", os.path.join(work, "wb"),
+                                                "--runroot", os.path.join(work, "wb-run")])}
+    if shutil.which("podman"):
+        stores["podman"] = make_podman(work)
+    else:
+        print("podman is not installed: printing Workbench's figures only (apt-get install podman)")
     try:
         tar = write_busybox_rootfs(os.path.join(work, "busybox.tar"))
-        exe = os.path.join(os.path.dirname(sys.executable), "workbench")
-        engines["workbench"] = Engine("workbench", [exe, "--root", os.path.join(work, "wb"),
-                                                    "--runroot", os.path.join(work, "wb-run")])
-        podman = podman_engine(work) if _has("podman") else None
-        for engine in [engines["workbench"]] + ([podman] if podman else []):
-            engine("import", tar, IMAGE)
-        if podman is not None:
-            problem = podman_bridge_problem(podman)
-            if problem:
-                print(f"podman: bridge networking does not work here, not measured: {problem}")
-            else:
-                engines["podman"] = podman
-        for engine in engines.values():
-            engine("network", "create", NETWORK)
-        results = {"run --rm (bridge)": interleaved_medians(
-            {n: (lambda e=e: e.timed("run", "--rm", "--network", "bridge", IMAGE, "true")) for n, e in engines.items()},
-            runs)}
-        results["start N on a network"] = {n: start_many(e, count) for n, e in engines.items()}
+        for engine in stores.values():
+            engine("import", tar, "bench/busybox")
+        engines = dict(stores)
+        problem = podman_problem(stores["podman"]) if "podman" in stores else ""
+        if problem:
+            print(f"podman: bridge networking cannot be measured here, Workbench's figures only: {problem}")
+            del engines["podman"]
+        results = {RUN_RM: bench_run_rm(engines, runs),
+                   START_MANY: {n: bench_start_many(e, count) for n, e in engines.items()}}
         _report(results, count)
     finally:
-        for engine in engines.values():
-            engine("rm", "-a", "-f", "-t", "0", check=False)
-            engine("network", "rm", "-f", NETWORK, check=False)
-            engine("network", "rm", "workbench", check=False)
-        if "podman" in engines:
-            engines["podman"]("system", "reset", "--force", check=False)
-        cleanup(work)
+        teardown(stores, work)
     return 0
-
-
-def _has(command: str) -> bool:
-    import shutil
-
-    return shutil.which(command) is not None
 
 
 def _report(results: dict[str, dict[str, float]], count: int) -> None:
