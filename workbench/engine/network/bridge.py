@@ -132,7 +132,7 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefix:
                 ipr.link("set", index=peer_index, net_ns_fd=fd)
             finally:
                 os.close(fd)
-            return _configure_inside(netns_path, peer, ifname, address, prefix, gateway, mac)
+            return _configure_inside(netns_path, peer, ifname, address, prefix, gateway, mac, mtu)
         except BaseException as exc:
             detach(host_ifname)
             if isinstance(exc, WorkbenchError) or not isinstance(exc, Exception):
@@ -141,10 +141,10 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefix:
 
 
 def _configure_inside(netns_path: str, peer: str, ifname: str, address: str, prefix: int, gateway: str | None,
-                      mac: str | None) -> str:
+                      mac: str | None, mtu: int) -> str:
     with _iproute(netns_path) as ns:
         (index,) = ns.link_lookup(ifname=peer)
-        settings = {"ifname": ifname, **({"address": mac} if mac else {})}
+        settings = {"ifname": ifname, "mtu": mtu, **({"address": mac} if mac else {})}  # the peer got 1500
         ns.link("set", index=index, **settings)
         ns.addr("add", index=index, address=address, prefixlen=prefix)
         ns.link("set", index=index, state="up")

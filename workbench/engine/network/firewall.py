@@ -5,17 +5,22 @@ Why kernel NAT and not a proxy: rootful Podman (netavark) does the same, traffic
 source address, and nothing has to run while the container does. Connections from the host itself
 are DNAT-ed in the `output` hook; those to 127.0.0.1 also need `route_localnet` on the bridge and a
 masquerade of their 127.0.0.0/8 source (what netavark does), else the reply could not come back.
-Every rule carries a comment tag (`net:<network id>`, `ports:<container id>`) to be removed by.
+A container reaching a published port of its own network through the gateway (hairpin) is
+masqueraded too, else the server would answer it directly, from an address it did not call.
+Every rule carries a comment tag (`net:<network>`, `ports:<owner>`) to be removed by.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import socket
 import subprocess
 
 from ..errors import WorkbenchError
-from .ports import PortMapping
+from ..locks import FileLock
+from .ports import PortMapping  # what add_ports takes; one definition, shared with the CLI's parser
 
 TABLE = "workbench"
 _CHAINS = {
@@ -24,10 +29,22 @@ _CHAINS = {
     "postrouting": "type nat hook postrouting priority srcnat; policy accept;",
     "forward": "type filter hook forward priority filter; policy accept;",
 }
+_TAG = re.compile(r"^[\w.:-]+$")
+# Held from reading our rules to committing a change, by every process: rule handles stay valid
+# and "the table is empty" stays true until the table is deleted.
+_lock = FileLock("/run/workbench-nft.lock")
 
 
-def _nft(script: str) -> None:
-    proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+def _nft(*args: str, script: str | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([shutil.which("nft") or "/usr/sbin/nft", *args], input=script,
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise WorkbenchError("nft not found: install nftables (bridge networks need it)") from None
+
+
+def _apply(script: str) -> None:
+    proc = _nft("-f", "-", script=script)
     if proc.returncode != 0:
         raise WorkbenchError(f"nftables: {proc.stderr.strip() or 'nft failed'}")
 
@@ -39,17 +56,47 @@ def _table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rules() -> list[dict]:
-    proc = subprocess.run(["nft", "-j", "list", "table", "ip", TABLE], capture_output=True, text=True)
+def _rules() -> list[dict] | None:
+    """Our rules (nft's JSON), None when there is no table."""
+    proc = _nft("-j", "list", "table", "ip", TABLE)
     if proc.returncode != 0:
-        return []  # no table: no rules
+        if "No such file or directory" in proc.stderr:
+            return None
+        raise WorkbenchError(f"nftables: listing table ip {TABLE}: {proc.stderr.strip()}")
     return [item["rule"] for item in json.loads(proc.stdout)["nftables"] if "rule" in item]
 
 
-def _delete(tag_prefix: str) -> str:
-    """Script lines deleting our rules whose tag starts with `tag_prefix`."""
+def _tag(kind: str, name: str) -> str:
+    if not _TAG.match(name):
+        raise WorkbenchError(f"invalid firewall tag {kind}:{name!r}: use letters, digits, '.', ':', '_' and '-'")
+    return f"{kind}:{name}"
+
+
+def _delete(tag: str, rules: list[dict] | None) -> str:
+    """Script lines deleting our rules tagged exactly `tag`."""
     return "".join(f"delete rule ip {TABLE} {r['chain']} handle {r['handle']}\n"
-                   for r in _rules() if r.get("comment", "").startswith(tag_prefix))
+                   for r in rules or [] if r.get("comment") == tag)
+
+
+def _replace(tag: str, rules: list[str]) -> None:
+    """One transaction: our table and chains, the tag's old rules out, `rules` (tagged) in."""
+    with _lock:
+        script = _table() + _delete(tag, _rules()) + "".join(f'{r} comment "{tag}"\n' for r in rules)
+        _apply(script)
+
+
+def _remove(tag: str) -> None:
+    """Delete the tag's rules; the table goes with them when nothing else is left in it."""
+    with _lock:
+        rules = _rules()
+        if rules is None:
+            return
+        if all(r.get("comment") == tag for r in rules):
+            _apply(f"delete table ip {TABLE}\n")
+            return
+        script = _delete(tag, rules)
+        if script:
+            _apply(script)
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -64,64 +111,71 @@ def _sysctl(path: str, value: str) -> None:
 
 
 def enable_forwarding() -> None:
-    """IPv4 forwarding, without which no container traffic leaves its bridge."""
+    """IPv4 forwarding, without which no container traffic leaves its bridge. (`route_localnet`
+    is set per bridge by `add_network`, as netavark does, not on `all`.)"""
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
 
 
-def add_network(tag: str, subnet: str, bridge: str, internal: bool) -> None:
+def add_network(name: str, subnet: str, bridge: str, internal: bool) -> None:
     """Masquerade the subnet's outbound traffic (none for an internal network, which may not
-    forward at all) and keep other bridges of ours from reaching it; replaces earlier rules."""
-    t = f'comment "net:{tag}"'
-    rules = [f'add rule ip {TABLE} forward iifname "{bridge}" oifname != "{bridge}" oifname "{pattern}" drop {t}'
+    forward at all), keep other bridges of ours from reaching it, masquerade hairpin traffic, and
+    let 127.0.0.1 be DNAT-ed onto the bridge; replaces earlier rules tagged `net:<name>`."""
+    tag = _tag("net", name)
+    fwd, post = f"add rule ip {TABLE} forward", f"add rule ip {TABLE} postrouting"
+    rules = [f'{fwd} iifname "{bridge}" oifname != "{bridge}" oifname "{pattern}" drop'
              for pattern in ("wbbr*", "workbench*")]
     if internal:
-        rules += [f'add rule ip {TABLE} forward iifname "{bridge}" oifname != "{bridge}" drop {t}',
-                  f'add rule ip {TABLE} forward oifname "{bridge}" iifname != "{bridge}" drop {t}']
+        rules += [f'{fwd} iifname "{bridge}" oifname != "{bridge}" drop',
+                  f'{fwd} oifname "{bridge}" iifname != "{bridge}" drop']
     else:
-        rules.append(f"add rule ip {TABLE} postrouting ip saddr {subnet} ip daddr != {subnet} masquerade {t}")
-    _nft(_table() + _delete(f"net:{tag}") + "\n".join(rules) + "\n")
+        rules.append(f"{post} ip saddr {subnet} ip daddr != {subnet} masquerade")
+    rules.append(f"{post} ip saddr {subnet} ip daddr {subnet} ct status dnat masquerade")
+    _replace(tag, rules)
     _sysctl(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "1")
 
 
-def remove_network(tag: str) -> None:
-    """Delete the network's rules; the table goes when nothing is left in it."""
-    script = _delete(f"net:{tag}")
-    if script:
-        _nft(script)
-    if not _rules():
-        subprocess.run(["nft", "delete", "table", "ip", TABLE], capture_output=True)
+def remove_network(name: str) -> None:
+    """Delete the network's rules; the table goes when nothing is left in it. Idempotent."""
+    _remove(_tag("net", name))
 
 
 def add_ports(owner: str, ip: str, ports: list[PortMapping]) -> None:
-    """DNAT each published host port to `ip`, for traffic from elsewhere and from the host itself."""
-    t = f'comment "ports:{owner}"'
+    """DNAT each published host port to `ip`: in prerouting for traffic from other hosts and
+    namespaces, in output for the host's own (127.0.0.1 included). Needs the network's
+    `add_network` rules (hairpin masquerade, route_localnet); replaces earlier `ports:<owner>` rules."""
+    tag = _tag("ports", owner)
     rules = []
     for p in ports:
-        match = (f"ip daddr {p.host_ip} " if p.host_ip else "fib daddr type local ") + f"{p.protocol} dport {p.host_port}"
+        if p.protocol not in ("tcp", "udp"):
+            raise WorkbenchError(f"cannot publish port {p.host_port}/{p.protocol}: the protocol must be tcp or udp")
+        to_host = f"ip daddr {p.host_ip}" if p.host_ip else "fib daddr type local"
+        match = f"{to_host} {p.protocol} dport {p.host_port}"
         to = f"dnat to {ip}:{p.container_port}"
-        rules += [f"add rule ip {TABLE} prerouting {match} {to} {t}",
-                  f"add rule ip {TABLE} output {match} {to} {t}",
+        rules += [f"add rule ip {TABLE} prerouting {match} {to}",
+                  f"add rule ip {TABLE} output {match} {to}",
                   f"add rule ip {TABLE} postrouting ip saddr 127.0.0.0/8 ip daddr {ip} {p.protocol} dport "
-                  f"{p.container_port} masquerade {t}"]
-    _nft(_table() + _delete(f"ports:{owner}") + "\n".join(rules) + "\n")
+                  f"{p.container_port} masquerade"]
+    _replace(tag, rules)
 
 
 def remove_ports(owner: str) -> None:
-    script = _delete(f"ports:{owner}")
-    if script:
-        _nft(script)
+    """Delete the owner's port rules (and the table, if nothing is left in it). Idempotent."""
+    _remove(_tag("ports", owner))
 
 
 def list_rules(tag_prefix: str) -> list[str]:
     """Tags of our rules that start with `tag_prefix` (one per rule)."""
-    return [r["comment"] for r in _rules() if r.get("comment", "").startswith(tag_prefix)]
+    return [r["comment"] for r in _rules() or [] if r.get("comment", "").startswith(tag_prefix)]
 
 
 def check_host_port_free(host_ip: str, port: int, protocol: str) -> None:
-    """Raise unless the host port can be bound now (the engine checks before a container starts,
-    as Podman does when it reserves its ports)."""
+    """Raise unless the host port can be bound now. The engine calls this before it starts a
+    container, as Podman reserves its host ports by binding them; DNAT alone would shadow a
+    server already listening there."""
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as s:
+        if protocol == "tcp":  # a port with only TIME_WAIT connections left is free (as for Go's Listen)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host_ip or "0.0.0.0", port))
         except OSError as exc:

@@ -27,18 +27,24 @@ def create(path: str) -> None:
 
     from ..storage.layers import libc
 
+    parent = os.path.dirname(path)
     try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise WorkbenchError(f"creating network namespace {path}: {parent} is not a usable directory "
+                             f"({exc.strerror})") from None
+    try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except FileExistsError:
         raise WorkbenchError(f"network namespace {path} already exists") from None
     except OSError as exc:
         raise WorkbenchError(f"creating network namespace {path}: {exc.strerror}") from None
+    target = path.encode()
     pid = os.fork()
     if pid == 0:  # the child only calls libc: unshare its netns, bind it to the file, exit
         code = 0
-        if libc.unshare(_CLONE_NEWNET) != 0 or libc.mount(b"/proc/self/ns/net", path.encode(), b"none",
-                                                            _MS_BIND, None) != 0:
+        if libc.unshare(_CLONE_NEWNET) != 0 or libc.mount(b"/proc/self/ns/net", target, b"none", _MS_BIND,
+                                                            None) != 0:
             code = ctypes.get_errno() or 1
         os._exit(code)
     _, status = os.waitpid(pid, 0)
