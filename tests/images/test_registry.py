@@ -118,6 +118,31 @@ def test_insecure_registry_from_registries_conf(rt, pushed_busybox, registries_c
         transfer.pull(rt, ref, tls_verify=True)  # the flag wins over the file
 
 
+def test_a_registries_conf_location_rewrites_where_a_repository_is_pulled_from(rt, pushed_busybox, registries_conf):
+    ref, built = pushed_busybox
+    host, path = ref.split("/", 1)
+    namespace = path.split("/", 1)[0]
+    registries_conf(f'[[registry]]\nprefix = "lab.example/{namespace}"\nlocation = "{host}/{namespace}"\n'
+                    f'insecure = true\n')
+    wanted = f"lab.example/{path}"
+    image = transfer.pull(rt, wanted)
+    assert image.names == [wanted] and image.digest == built.digest  # named as asked, fetched from the location
+
+
+def test_mirrors_are_tried_first_and_a_dead_one_is_skipped(rt, pushed_busybox, registries_conf):
+    ref, built = pushed_busybox
+    host, path = ref.split("/", 1)
+    registries_conf('[[registry]]\nlocation = "primary.invalid"\n'
+                    '[[registry.mirror]]\nlocation = "127.0.0.1:9"\ninsecure = true\n'  # nothing listens there
+                    f'[[registry.mirror]]\nlocation = "{host}"\ninsecure = true\n')
+    image = transfer.pull(rt, f"primary.invalid/{path}")
+    assert image.names == [f"primary.invalid/{path}"] and image.digest == built.digest
+    registries_conf('[[registry]]\nlocation = "primary.invalid"\n'
+                    '[[registry.mirror]]\nlocation = "127.0.0.1:9"\ninsecure = true\n')
+    with pytest.raises(RegistryError, match="every source failed: 127.0.0.1:9/.*; primary.invalid/"):
+        transfer.pull(rt, f"primary.invalid/{path.rsplit(':', 1)[0]}:other")
+
+
 def test_short_name_resolves_through_unqualified_search_registries(rt, pushed_busybox, registries_conf):
     ref, _ = pushed_busybox
     host, path = ref.split("/", 1)

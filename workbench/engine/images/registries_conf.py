@@ -1,5 +1,5 @@
 """registries.conf (containers-registries.conf(5), TOML v2): insecure and blocked registries,
-short-name aliases and the unqualified-search list."""
+location rewrites and mirrors, short-name aliases and the unqualified-search list."""
 
 from __future__ import annotations
 
@@ -13,13 +13,30 @@ DEFAULT_PATH = "/etc/containers/registries.conf"
 
 
 @dataclass(frozen=True)
+class Mirror:
+    """One `[[registry.mirror]]`: another place that serves the same repositories."""
+
+    location: str
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
 class RegistryEntry:
-    """One `[[registry]]` table: `prefix` (or `location`) names the host[:port][/namespace] it covers."""
+    """One `[[registry]]` table: `prefix` (or `location`) names the host[:port][/namespace] it
+    covers; `location` is where those repositories really are; mirrors are tried first."""
 
     prefix: str
     location: str
     insecure: bool = False
     blocked: bool = False
+    mirrors: tuple[Mirror, ...] = ()
+
+    def sources(self, repository: str) -> list[tuple[str, bool]]:
+        """(repository at the place, insecure) for `repository` (which the prefix matches): each
+        mirror in order, then the location, as containers/image pulls."""
+        rest = "" if self.prefix.startswith("*.") else repository[len(self.prefix):]
+        primary = (self.location + rest) if self.location and not self.prefix.startswith("*.") else repository
+        return [(m.location + rest, m.insecure) for m in self.mirrors] + [(primary, self.insecure)]
 
 
 @dataclass
@@ -94,7 +111,7 @@ def _entries(data: dict, file: str) -> list[RegistryEntry]:
         if not isinstance(prefix, str) or not prefix or not isinstance(location, str):
             raise InvalidArgument(f"{file}: each [[registry]] needs a location or a prefix")
         out.append(RegistryEntry(prefix.rstrip("/"), location.rstrip("/"), bool(table.get("insecure", False)),
-                                 bool(table.get("blocked", False))))
+                                 bool(table.get("blocked", False)), _mirrors(table.get("mirror", []), file)))
     # v1 syntax: [registries.insecure] registries = [...], [registries.search], [registries.block]
     v1 = data.get("registries", {})
     if isinstance(v1, dict) and v1:
@@ -104,6 +121,13 @@ def _entries(data: dict, file: str) -> list[RegistryEntry]:
         if "search" in v1:
             data["unqualified-search-registries"] = v1["search"].get("registries", [])
     return out
+
+
+def _mirrors(tables: object, file: str) -> tuple[Mirror, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) and isinstance(t.get("location"), str)
+                                                and t["location"] for t in tables):
+        raise InvalidArgument(f"{file}: [[registry.mirror]] must be tables with a location")
+    return tuple(Mirror(t["location"].rstrip("/"), bool(t.get("insecure", False))) for t in tables)
 
 
 def _strings(value: object, file: str, key: str) -> list[str]:

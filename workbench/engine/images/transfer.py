@@ -113,8 +113,27 @@ def _candidates(reference: str, conf: registries_conf.RegistriesConf) -> list[re
 def _pull_one(rt: Runtime, ref: refs.Reference, conf: registries_conf.RegistriesConf, tls_verify: bool | None,
               auth_file: str | None, credentials: tuple[str, str] | None, platform: str | None,
               report: Progress) -> Image:
-    registry = _connect(ref, conf, tls_verify, auth_file, credentials)
-    repo = ref.path
+    """Pull `ref` from its mirrors in order, then from its (possibly rewritten) location."""
+    entry = _entry(ref, conf)
+    sources = entry.sources(ref.repository) if entry else [(ref.repository, False)]
+    errors: list[str] = []
+    for repository, insecure in sources:
+        domain, _, path = repository.partition("/")
+        source = refs.Reference(domain, path, ref.tag, ref.digest)
+        try:
+            registry = _client(source, insecure if tls_verify is None else not tls_verify, auth_file, credentials)
+            return _pull_from(rt, ref, source, registry, platform, report)
+        except RegistryError as exc:
+            if len(sources) == 1:
+                raise
+            errors.append(f"{repository}: {exc}")
+    raise RegistryError(f"pulling {ref}: every source failed: " + "; ".join(errors))
+
+
+def _pull_from(rt: Runtime, ref: refs.Reference, source: refs.Reference, registry: Registry, platform: str | None,
+               report: Progress) -> Image:
+    """Pull the image named `ref` from `source` (the same repository, or a mirror of it)."""
+    repo = source.path
     manifest, digest = _fetch_manifest(registry, repo, ref.digest or ref.tag, ref.digest, None)
     report(ProgressEvent("resolve", digest))
     if manifest.is_index:  # the image keeps the index digest (what a pull by digest names), as Docker does
@@ -135,7 +154,7 @@ def _pull_one(rt: Runtime, ref: refs.Reference, conf: registries_conf.Registries
     except BaseException:
         store.gc_layers(new_layers)
         raise
-    _cache_add(rt, [(d, layer.digest, layer.size, LAYER_TYPES[layer.media_type], ref.repository)
+    _cache_add(rt, [(d, layer.digest, layer.size, LAYER_TYPES[layer.media_type], source.repository)
                     for layer, d in zip(manifest.layers, diff_ids)])
     report(ProgressEvent("done", "sha256:" + image.id))
     return image
@@ -374,10 +393,21 @@ def _connect(ref: refs.Reference, conf: registries_conf.RegistriesConf, tls_veri
              auth_file: str | None, credentials: tuple[str, str] | None) -> Registry:
     """A client for the reference's registry: TLS unless tls_verify=False or registries.conf says
     insecure; credentials given, else from the auth file, else none."""
+    entry = _entry(ref, conf)
+    insecure = not tls_verify if tls_verify is not None else bool(entry and entry.insecure)
+    return _client(ref, insecure, auth_file, credentials)
+
+
+def _entry(ref: refs.Reference, conf: registries_conf.RegistriesConf) -> registries_conf.RegistryEntry | None:
+    """registries.conf's entry for the reference; a blocked one is an error."""
     entry = conf.find(ref.repository)
     if entry is not None and entry.blocked:
         raise RegistryError(f'registry {ref.domain} is blocked in "{conf.path}"')
-    insecure = not tls_verify if tls_verify is not None else bool(entry and entry.insecure)
+    return entry
+
+
+def _client(ref: refs.Reference, insecure: bool, auth_file: str | None,
+            credentials: tuple[str, str] | None) -> Registry:
     return Registry(ref.domain, insecure=insecure, credentials=credentials or auth.lookup(ref.repository, auth_file))
 
 
