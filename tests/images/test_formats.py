@@ -36,6 +36,8 @@ def test_saved_image_loads_elsewhere_and_runs(rt, busybox, other_rt, tmp_path, f
     (image,) = load(other_rt, out)
     original = rt.image(busybox)
     assert (image.id, image.names, image.layers) == (original.id, [busybox], original.layers)
+    assert image.inspect()["ManifestType"] == ("application/vnd.docker.distribution.manifest.v2+json"
+                                               if fmt == "docker-archive" else "application/vnd.oci.image.manifest.v1+json")
     assert other_rt.run(busybox, ["echo", "hi"], remove=True) == RunResult(0, b"hi\n", b"")
 
 

@@ -23,6 +23,7 @@ def test_pull_of_a_skopeo_pushed_image_runs(rt, pushed_busybox):
     assert image.names == [ref]
     assert image.digest == built.digest
     assert image.inspect()["RepoDigests"] == [f"{ref.rsplit(':', 1)[0]}@{built.digest}"]
+    assert image.inspect()["ManifestType"] == "application/vnd.oci.image.manifest.v1+json"  # skopeo pushed OCI
     assert events[0].kind == "resolve" and events[-1].kind == "done"
     assert any(e.done_bytes == e.total_bytes == len(built.blobs[0]) for e in _events("blob", events))
     assert rt.run(ref, ["echo", "hi"], remove=True).stdout == b"hi\n"
@@ -65,6 +66,7 @@ def test_push_v2s2_and_pull_it_back(kit, rt, busybox, registry, tmp_path):
     with Runtime(str(tmp_path / "root2"), str(tmp_path / "run2")) as fresh:
         image = transfer.pull(fresh, ref, tls_verify=False)
         assert image.id == rt.image(busybox).id and image.digest == digest
+        assert image.inspect()["ManifestType"] == "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def test_push_skips_existing_blobs_and_mounts_across_repositories(kit, rt, busybox, registry):

@@ -37,6 +37,7 @@ from ..storage.content import validate_digest
 from . import reference as refs
 from .registry import (
     DOCKER_CONFIG,
+    DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -297,6 +298,7 @@ class _Plan(NamedTuple):
     names: list[str]
     digest: str
     layers: list[tuple[str, str, Descriptor | None]]
+    manifest_type: str = OCI_MANIFEST
 
 
 def _docker_plans(files: _Files) -> list[_Plan]:
@@ -319,7 +321,7 @@ def _docker_plans(files: _Files) -> list[_Plan]:
         layers = [_clean(name, "manifest.json layer") for name in entry["Layers"]]
         diff_ids = _diff_ids(config, len(layers))
         names = [refs.normalize_local(tag) for tag in entry.get("RepoTags") or []]
-        plans.append(_Plan(config, names, "", [(n, d, None) for n, d in zip(layers, diff_ids)]))
+        plans.append(_Plan(config, names, "", [(n, d, None) for n, d in zip(layers, diff_ids)], DOCKER_MANIFEST))
     return plans
 
 
@@ -352,7 +354,7 @@ def _oci_plan(files: _Files, desc: Descriptor, annotations: object) -> _Plan:
     name = notes.get(_CONTAINERD_NAME) or notes.get(REF_NAME)
     names = [refs.normalize_local(name)] if isinstance(name, str) else []
     return _Plan(config, names, top, [(_blob_name(layer.digest), diff_id, layer)
-                                      for layer, diff_id in zip(manifest.layers, diff_ids)])
+                                      for layer, diff_id in zip(manifest.layers, diff_ids)], manifest.media_type)
 
 
 def _this_platform(index: Manifest) -> Descriptor:
@@ -408,7 +410,7 @@ def _store(rt: Runtime, files: _Files, plans: list[_Plan], limits: LoadLimits,
             image_id = _sha256(plan.config)[7:]
             if not store.exists(image_id):
                 registered.append(image_id)
-            images.append(store.register(plan.config, plan.names, digest=plan.digest))
+            images.append(store.register(plan.config, plan.names, digest=plan.digest, manifest_type=plan.manifest_type))
             report("done", "sha256:" + image_id)
         return images
     except BaseException:

@@ -30,6 +30,10 @@ def rfc3339(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
+OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
 class Image(NamedTuple):
     """One image: its OCI config, its layers (bottom first) and its names."""
 
@@ -41,6 +45,7 @@ class Image(NamedTuple):
     created: float
     digest: str = ""
     history: list[dict[str, Any]] = []  # never mutated: NamedTuple fields are read-only
+    manifest_type: str = OCI_MANIFEST_TYPE  # of the manifest it came with (OCI when made here)
 
     @property
     def short_id(self) -> str:
@@ -73,7 +78,7 @@ class Image(NamedTuple):
             "RootFS": {"Type": "layers", "Layers": list(self.config.get("rootfs", {}).get("diff_ids", []))},
             "Labels": cfg.get("Labels") or {},
             "Annotations": {},
-            "ManifestType": "application/vnd.oci.image.manifest.v1+json",
+            "ManifestType": self.manifest_type,
             "User": cfg.get("User", ""),
             "History": self.history or self.config.get("history", []),
             "NamesHistory": [],
@@ -181,7 +186,8 @@ class ImageStore:
         config = json.loads(self.content.read("sha256:" + image_id))
         return Image(id=image_id, names=names, config=config, layers=meta["layers"], size=meta["size"],
                      created=_created(config, meta["created"]), digest=meta.get("digest", ""),
-                     history=config.get("history", []))
+                     history=config.get("history", []),
+                     manifest_type=meta.get("manifest_type", OCI_MANIFEST_TYPE))
 
     def list(self) -> list[Image]:
         return [self._load(r[0]) for r in self.db.query("SELECT id FROM images ORDER BY created DESC")]
@@ -339,7 +345,8 @@ class ImageStore:
             raise
         return digest, size
 
-    def register(self, config_bytes: bytes, names: list[str] | None = None, *, digest: str = "") -> Image:
+    def register(self, config_bytes: bytes, names: list[str] | None = None, *, digest: str = "",
+                 manifest_type: str = OCI_MANIFEST_TYPE) -> Image:
         """Record an image from its config blob, whose `rootfs.diff_ids` must all be stored layers
         (put_layer first). The ID is the config's digest; `names` are full references; `digest`
         is the manifest digest the image came with (RepoDigests), if any."""
@@ -363,7 +370,8 @@ class ImageStore:
         config_digest = self.content.put_bytes(config_bytes)
         image_id = config_digest[7:]
         now = time.time()
-        meta = {"layers": layers, "size": size, "created": now, "digest": digest or config_digest}
+        meta = {"layers": layers, "size": size, "created": now, "digest": digest or config_digest,
+                "manifest_type": manifest_type}
         with self.db.transaction() as cur:
             cur.execute("INSERT OR IGNORE INTO images (id, meta, created) VALUES (?, ?, ?)",
                         (image_id, json.dumps(meta), now))

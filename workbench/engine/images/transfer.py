@@ -150,7 +150,7 @@ def _pull_from(rt: Runtime, ref: refs.Reference, source: refs.Reference, registr
     try:
         report(ProgressEvent("manifest", digest))
         names = [str(refs.Reference(ref.domain, ref.path, ref.tag))] if ref.tag else []
-        image = store.register(config_bytes, names, digest=digest)
+        image = store.register(config_bytes, names, digest=digest, manifest_type=manifest.media_type)
     except BaseException:
         store.gc_layers(new_layers)
         raise
