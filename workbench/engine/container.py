@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .attach import Session
     from .exec import ExecResult
     from .images.store import Image
-    from .images.store import Image
     from .runtime import Runtime
 
 T = TypeVar("T")
@@ -513,12 +512,7 @@ class Container:
             if net.name in self.config.networks:
                 raise WorkbenchError(f"container {self.id} is already connected to network {net.name}")
             if ip:
-                from .network.networks import host_address
-                import ipaddress
-
-                host_address(ipaddress.ip_network(net.subnet), ip,
-                             f"requested static ip {ip} not in any subnet on network {net.name}")
-                self.rt.networks.lease(net, self.id, ip)
+                self.rt.networks.lease(net, self.id, ip)  # checks it is free and in the subnet
             if self.st.netns:
                 try:
                     attach.plug(self, net.name, attach.free_index(self))

@@ -72,8 +72,6 @@ def base_hosts() -> str:
 
 def write_runtime_files(c: "Container") -> dict[str, str]:
     """/etc/hosts, /etc/hostname, /etc/resolv.conf and /run/.containerenv in the run dir."""
-    from .network import attach
-
     os.makedirs(c.run_dir, mode=0o700, exist_ok=True)
     try:
         with open("/etc/resolv.conf") as f:
@@ -82,9 +80,9 @@ def write_runtime_files(c: "Container") -> dict[str, str]:
         host_resolv = []
     cfg = c.config
     files = {
-        "/etc/hosts": attach.hosts(c, base_hosts()),
+        "/etc/hosts": network.hosts(c, base_hosts()),
         "/etc/hostname": cfg.hostname,  # podman 4.3 writes it without a newline
-        "/etc/resolv.conf": attach.resolv_conf(host_resolv, cfg.dns, cfg.dns_search, cfg.dns_options),
+        "/etc/resolv.conf": network.resolv_conf(host_resolv, cfg.dns, cfg.dns_search, cfg.dns_options),
         "/run/.containerenv": "",
     }
     out = {}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .images.store import Image, ImageStore
     from .storage.content import ContentStore
     from .storage.layers import LayerStore
+    from .network.networks import NetworkStore
 
 
 log = logger.get(__name__)
@@ -241,49 +242,6 @@ class Runtime:
                 out.append(c)
         return out
 
-    def _network_options(self, network: str | Sequence[str], publish: Sequence[str], publish_all: bool,
-                         image_cfg: dict, ip: str, mac: str, add_hosts: Sequence[str]) -> dict[str, Any]:
-        """The config fields `network`, `networks` and `ports`, checked."""
-        from .network import attach
-        from .network.networks import DEFAULT_NETWORK
-        from .network.ports import assign, exposed, parse_publish
-
-        names = [n for n in (network.split(",") if isinstance(network, str) else network) if n]
-        if not names:
-            raise InvalidArgument("no network given: use none, host, bridge, container:NAME or network names")
-        mode, networks = "bridge", names
-        if len(names) == 1 and names[0] in ("none", "host"):
-            mode, networks = names[0], []
-        elif len(names) == 1 and names[0].startswith("container:"):
-            owner = self.container(names[0].partition(":")[2])
-            mode, networks = f"container:{owner.id}", []
-        elif any(n in ("none", "host", "bridge") or n.startswith("container:") for n in names) and len(names) > 1:
-            raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
-        elif names == ["bridge"]:
-            networks = [DEFAULT_NETWORK]
-        ports = [p for spec in publish for p in parse_publish(spec)]
-        if publish_all:
-            ports += exposed(image_cfg)
-        if ports and mode != "bridge":
-            raise InvalidArgument(f'cannot publish ports with network mode "{mode}": ports need a bridge network')
-        seen: set[tuple[str, int]] = set()
-        for p in ports:
-            if p.host_port and (p.protocol, p.host_port) in seen:
-                raise InvalidArgument(f"host port {p.host_port}/{p.protocol} is published twice")
-            seen.add((p.protocol, p.host_port))
-        for entry in add_hosts:
-            host, sep, address = entry.partition(":")
-            try:
-                import ipaddress
-
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise InvalidArgument(f'invalid --add-host "{entry}": use HOST:IP') from None
-            if not sep or not host:
-                raise InvalidArgument(f'invalid --add-host "{entry}": use HOST:IP')
-        attach.validate(self, mode, networks, ip, mac)
-        return {"network": mode, "networks": networks, "ports": [p.to_json() for p in assign(ports)]}
-
     def _namespace_owner(self, kind: str, value: str) -> str:
         """"host", or the ID of the container whose `kind` namespace a `--pid/--ipc/--uts` value joins."""
         if value == "host":
@@ -323,7 +281,9 @@ class Runtime:
             row = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
             if row:
                 raise ContainerExists(name, row[0][0])
-        net = self._network_options(network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
+        from .network import attach
+
+        net = attach.options(self, network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
         namespaces = {kind: self._namespace_owner(kind, value) for kind, value in
                       (("pid", pid), ("ipc", ipc), ("uts", uts)) if value and value != "private"}
         for host_name in ([hostname] if hostname is not None else []) + list(aliases):

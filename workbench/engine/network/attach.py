@@ -10,8 +10,8 @@ comes or goes.
 
 from __future__ import annotations
 
-import ipaddress
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgument, WorkbenchError
@@ -19,9 +19,6 @@ from .ports import PortMapping
 
 if TYPE_CHECKING:
     from ..container import Container
-
-NETWORK_MODES = ("none", "host", "bridge")
-
 
 def netns_path(c: Container) -> str:
     return os.path.join(c.rt.runroot, "netns", c.id)
@@ -111,15 +108,60 @@ def teardown(c: Container, *, thorough: bool = False) -> None:
         names |= {bridge.host_ifname_for(c.id, index) for index in range(len(c.config.networks))}
     for name in sorted(names):
         bridge.detach(name)
-    netns.remove(c.st.netns or netns_path(c))
-    if thorough:
-        netns.remove(netns_path(c))
+    netns.remove(netns_path(c))  # where setup makes it, recorded or not
     c.st.netns, c.st.network_status = "", {}
 
 
-def validate(rt: Any, mode: str, networks: list[str], ip: str, mac: str) -> None:
-    """Check a container's network settings at create time, for clear early errors."""
+def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publish_all: bool,
+            image_cfg: dict[str, Any], ip: str, mac: str, add_hosts: Sequence[str]) -> dict[str, Any]:
+    """A new container's config fields `network` (the mode), `networks` and `ports`, from what
+    `create` was given; every value is checked here, for clear errors before anything is made."""
+    from .networks import DEFAULT_NETWORK
+    from .ports import assign, exposed, parse_publish
+
+    names = [n for n in (network.split(",") if isinstance(network, str) else network) if n]
+    if not names:
+        raise InvalidArgument("no network given: use none, host, bridge, container:NAME or network names")
+    mode, networks = "bridge", names
+    if len(names) == 1 and names[0] in ("none", "host"):
+        mode, networks = names[0], []
+    elif len(names) == 1 and names[0].startswith("container:"):
+        mode, networks = f"container:{rt.container(names[0].partition(':')[2]).id}", []
+    elif any(n in ("none", "host", "bridge") or n.startswith("container:") for n in names) and len(names) > 1:
+        raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
+    elif names == ["bridge"]:
+        networks = [DEFAULT_NETWORK]
+    ports = [p for spec in publish for p in parse_publish(spec)] + (exposed(image_cfg) if publish_all else [])
+    if ports and mode != "bridge":
+        raise InvalidArgument(f'cannot publish ports with network mode "{mode}": ports need a bridge network')
+    seen: set[tuple[str, int]] = set()
+    for p in ports:
+        if p.host_port and (p.protocol, p.host_port) in seen:
+            raise InvalidArgument(f"host port {p.host_port}/{p.protocol} is published twice")
+        seen.add((p.protocol, p.host_port))
+    for entry in add_hosts:
+        _check_add_host(entry)
+    _check_addresses(rt, mode, networks, ip, mac)
+    return {"network": mode, "networks": networks, "ports": [p.to_json() for p in assign(ports)]}
+
+
+def _check_add_host(entry: str) -> None:
+    import ipaddress
+
+    host, sep, address = entry.partition(":")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        sep = ""
+    if not sep or not host:
+        raise InvalidArgument(f'invalid --add-host "{entry}": use HOST:IP')
+
+
+def _check_addresses(rt: Any, mode: str, networks: list[str], ip: str, mac: str) -> None:
+    """Networks exist; --ip is a free-to-ask host address of the first one; --mac-address is unicast."""
     if mode == "bridge":
+        import ipaddress
+
         from .networks import host_address
 
         for name in networks:
@@ -165,14 +207,15 @@ def _peers(c: Container, networks: list[str] | None = None) -> list[tuple[str, l
         return []
     marks = ",".join("?" * len(networks))
     rows = c.rt.db.query(
-        f"SELECT l.address, c.name, c.id, c.state, json_extract(c.config, '$.aliases') "
+        f"SELECT l.address, c.name, c.id, json_extract(c.config, '$.aliases') "
         f"FROM ip_leases l JOIN containers c ON c.id = l.container_id "
-        f"WHERE l.network IN ({marks}) AND c.id != ? ORDER BY c.name", (*networks, c.id))
+        f"WHERE l.network IN ({marks}) AND c.id != ? AND json_extract(c.state, '$.netns') != '' "
+        f"ORDER BY c.name", (*networks, c.id))
     import json
 
     seen, out = set(), []
-    for address, name, ctr_id, state, aliases in rows:
-        if json.loads(state).get("netns") and ctr_id not in seen:
+    for address, name, ctr_id, aliases in rows:
+        if ctr_id not in seen:  # on several shared networks: its first address
             seen.add(ctr_id)
             out.append((address, [name, *json.loads(aliases or "[]")], ctr_id))
     return out

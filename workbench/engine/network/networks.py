@@ -125,7 +125,7 @@ class NetworkStore:
         return network
 
     def remove(self, name: str) -> Network:
-        """Delete a network without leases (the caller tears its bridge down)."""
+        """Delete a network no container holds an address on, with its bridge and rules."""
         network = self.get(name)
         users = self.users(network.name)
         if users:

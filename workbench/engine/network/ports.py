@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import Any, NamedTuple
 
 from ..errors import InvalidArgument
@@ -34,6 +32,8 @@ def parse_publish(spec: str) -> list[PortMapping]:
     if len(parts) == 3:
         host_ip, host, ctr = parts
         if host_ip:
+            import ipaddress
+
             try:
                 if ipaddress.ip_address(host_ip).version != 4:
                     raise ValueError
@@ -74,6 +74,8 @@ def exposed(image_config: dict[str, Any]) -> list[PortMapping]:
 
 def assign(mappings: list[PortMapping]) -> list[PortMapping]:
     """Host port 0 replaced by a port the kernel reports free, as Podman picks a random one."""
+    import socket
+
     out = []
     for m in mappings:
         if m.host_port == 0:
