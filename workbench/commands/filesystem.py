@@ -29,9 +29,10 @@ def cp(ctx: Context) -> None:
     if a.destination == "-" and src_ctr is not None:  # a tar stream of the path on stdout
         if sys.stdout.isatty():
             raise WorkbenchError("refusing to write a tar stream to the terminal: redirect stdout")
-        sys.stdout.flush()
-        ctx.rt.container(src_ctr).get_archive(src_path, sys.stdout.buffer, pause=a.pause)
-        sys.stdout.buffer.flush()
+        from ..engine.files import write_output
+
+        container = ctx.rt.container(src_ctr)
+        write_output(None, lambda out: container.get_archive(src_path, out, pause=a.pause))
         return
     if (src_ctr is None) == (dst_ctr is None):
         raise WorkbenchError("copying between containers or between host paths is not supported: "

@@ -50,8 +50,6 @@ def image_rows(images, no_trunc: bool) -> list[dict]:
 def _image_filter(ctx: Context, spec: str):
     """One `--filter key=value` as a predicate on images (Podman's reference, dangling, label,
     before, since, id)."""
-    import fnmatch
-
     key, sep, value = spec.partition("=")
     if not sep:
         raise WorkbenchError(f'invalid image filter "{spec}": use KEY=VALUE')

@@ -33,7 +33,7 @@ from ..storage.archive import (
     _TarReader,  # the guarded header parser (negative sizes, pax bombs, truncation)
     decompressed,
 )
-from ..storage.content import validate_digest
+from ..storage.content import HashingReader, validate_digest
 from . import reference as refs
 from .registry import (
     DOCKER_CONFIG,
@@ -433,7 +433,7 @@ def _put_layer(rt: Runtime, files: _Files, name: str, diff_id: str, desc: Descri
     with stream:
         if desc is not None and size != desc.size:
             raise ArchiveFormatError(f"layer {desc.digest} is {size} bytes, its manifest says {desc.size}")
-        hashed = _Hashing(stream)
+        hashed = HashingReader(stream)
         try:
             store.put_layer(hashed, diff_id=diff_id, max_bytes=max_bytes)  # type: ignore[arg-type]
         except InvalidArgument as exc:
@@ -626,23 +626,6 @@ class _Window(io.RawIOBase):
         if self._owned and not self.closed:
             os.close(self._fd)
         super().close()
-
-
-class _Hashing:
-    """A reader that hashes what passes through; `digest()` reads the rest first."""
-
-    def __init__(self, raw: BinaryIO):
-        self._raw, self._hash = raw, hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._hash.update(data)
-        return data
-
-    def digest(self) -> str:
-        while self.read(_CHUNK):
-            pass
-        return "sha256:" + self._hash.hexdigest()
 
 
 @contextmanager

@@ -11,9 +11,10 @@ from typing import Any, BinaryIO, Callable, NamedTuple
 from .. import logger
 from ..db import Database
 from ..errors import ImageInUse, InvalidArgument, NoSuchImage
-from ..storage.content import ContentStore, validate_digest
+from ..storage.content import ContentStore, HashingReader, validate_digest
 from ..storage.layers import LayerStore
 from . import reference as refs
+from .registry import OCI_MANIFEST
 
 log = logger.get(__name__)
 
@@ -30,10 +31,6 @@ def rfc3339(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
-OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-
-
 class Image(NamedTuple):
     """One image: its OCI config, its layers (bottom first) and its names."""
 
@@ -45,7 +42,7 @@ class Image(NamedTuple):
     created: float
     digest: str = ""
     history: list[dict[str, Any]] = []  # never mutated: NamedTuple fields are read-only
-    manifest_type: str = OCI_MANIFEST_TYPE  # of the manifest it came with (OCI when made here)
+    manifest_type: str = OCI_MANIFEST  # of the manifest it came with (OCI when made here)
 
     @property
     def short_id(self) -> str:
@@ -187,7 +184,7 @@ class ImageStore:
         return Image(id=image_id, names=names, config=config, layers=meta["layers"], size=meta["size"],
                      created=_created(config, meta["created"]), digest=meta.get("digest", ""),
                      history=config.get("history", []),
-                     manifest_type=meta.get("manifest_type", OCI_MANIFEST_TYPE))
+                     manifest_type=meta.get("manifest_type", OCI_MANIFEST))
 
     def list(self) -> list[Image]:
         return [self._load(r[0]) for r in self.db.query("SELECT id FROM images ORDER BY created DESC")]
@@ -304,7 +301,8 @@ class ImageStore:
         if diff_id is not None and self.db.layer(validate_digest(diff_id)):
             source = decompressed(stream, max_bytes)
             try:
-                digest, size = _hash_stream(source)
+                hashed = HashingReader(source)  # type: ignore[arg-type]
+                digest, size = hashed.digest(), hashed.size
             except ArchiveError as exc:
                 raise InvalidArgument(f"invalid layer: {exc}") from exc
             finally:
@@ -346,7 +344,7 @@ class ImageStore:
         return digest, size
 
     def register(self, config_bytes: bytes, names: list[str] | None = None, *, digest: str = "",
-                 manifest_type: str = OCI_MANIFEST_TYPE) -> Image:
+                 manifest_type: str = OCI_MANIFEST) -> Image:
         """Record an image from its config blob, whose `rootfs.diff_ids` must all be stored layers
         (put_layer first). The ID is the config's digest; `names` are full references; `digest`
         is the manifest digest the image came with (RepoDigests), if any."""
@@ -467,17 +465,6 @@ class ImageStore:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
-    """sha256 digest and size of what `stream` yields."""
-    import hashlib
-
-    hasher, size = hashlib.sha256(), 0
-    while chunk := stream.read(1 << 20):
-        hasher.update(chunk)
-        size += len(chunk)
-    return "sha256:" + hasher.hexdigest(), size
 
 
 def _check_diff_id(digest: str, diff_id: str) -> None:

@@ -26,7 +26,7 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from workbench.engine.errors import WorkbenchError
 
@@ -172,7 +172,7 @@ class _ZstdReader:
 class _Source:
     """The decompressed tar stream: counted against the size cap and hashed for the DiffID."""
 
-    def __init__(self, raw: BinaryIO, max_bytes: int, copy_to: Recorder | None = None):
+    def __init__(self, raw: BinaryIO, max_bytes: int, record: Recorder | None = None):
         head = b""
         try:
             while len(head) < 6:
@@ -196,7 +196,7 @@ class _Source:
         self.count = 0
         self._max = max_bytes
         self._digest = hashlib.sha256()
-        self._copy = copy_to
+        self._record = record  # sees every byte read, for the layer's tar-split record
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -209,8 +209,8 @@ class _Source:
         if self.count > self._max:
             raise ArchiveError(f"the archive exceeds the limit of {self._max} uncompressed bytes")
         self._digest.update(data)
-        if self._copy is not None:
-            self._copy.write(data)
+        if self._record is not None:
+            self._record.write(data)
         return data
 
     def drain(self) -> None:
@@ -361,10 +361,9 @@ class _Writers:
 
     def __init__(self) -> None:
         from collections import deque
-        from concurrent.futures import Future, ThreadPoolExecutor
 
-        self._pool: ThreadPoolExecutor | None = None
-        self._queue: deque[tuple[tuple[str, ...], tuple[int, int, str], Future[None], int]] = deque()
+        self._pool: Any = None  # a ThreadPoolExecutor once a file is submitted
+        self._queue: deque[tuple[tuple[str, ...], tuple[int, int, str], Any, int]] = deque()  # (.., Future, size)
         self.paths: set[tuple[str, ...]] = set()  # pending files by archive path
         self.files: set[tuple[int, int, str]] = set()  # and by (parent's st_dev, st_ino, name)
         self._bytes = 0

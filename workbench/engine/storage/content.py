@@ -21,6 +21,26 @@ def validate_digest(digest: str) -> str:
     return digest[7:]
 
 
+class HashingReader:
+    """A reader that hashes and counts what passes through; `digest()` reads the rest first."""
+
+    def __init__(self, raw: BinaryIO):
+        import hashlib
+
+        self._raw, self._hash, self.size = raw, hashlib.sha256(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def digest(self) -> str:
+        while self.read(_CHUNK):
+            pass
+        return "sha256:" + self._hash.hexdigest()
+
+
 class Incoming:
     """A blob being written into the content store (see `ContentStore.incoming`)."""
 
