@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import logger
@@ -313,11 +314,21 @@ def kill(c: "Container", signal: int) -> None:
         c.sync()
 
 
-def cleanup_runtime(c: "Container") -> None:
-    """`runc delete`, conmon files: Stopped -> Exited, Created -> Configured."""
+def cleanup_runtime(c: "Container", meanwhile: Callable[[], None] | None = None) -> None:
+    """`runc delete`, conmon files: Stopped -> Exited, Created -> Configured.
+
+    `meanwhile` (host-side clean-up) runs while the runtime deletes its state.
+    """
+    def host_side() -> None:
+        try:
+            conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
+        finally:
+            if meanwhile is not None:
+                meanwhile()
     if c.st.state in (S.CREATED, S.STOPPED, S.STOPPING):
-        c.rt.oci.delete(c.id)
-    conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
+        c.rt.oci.delete(c.id, meanwhile=host_side)
+    else:
+        host_side()
     if c.st.state in (S.STOPPED, S.STOPPING):
         c.st.state = S.EXITED
     elif c.st.state == S.CREATED:
@@ -330,22 +341,23 @@ def cleanup(c: "Container") -> None:
     """Everything a stopped container holds on the host: runtime state, conmon files, mounts."""
     from . import exec as exec_sessions
 
-    errors = []
+    errors: list[Exception] = []
     exec_sessions.remove_all(c)
+    networks = list(c.st.network_status)
+
+    def host_side() -> None:
+        for step in (network.teardown, cleanup_storage):
+            try:
+                step(c)
+            except (OSError, WorkbenchError) as exc:
+                errors.append(exc)
     if c.st.state not in (S.CONFIGURED, S.EXITED):
         try:
-            cleanup_runtime(c)
+            cleanup_runtime(c, meanwhile=host_side)
         except WorkbenchError as exc:
-            errors.append(exc)
-    networks = list(c.st.network_status)
-    try:
-        network.teardown(c)
-    except (OSError, WorkbenchError) as exc:
-        errors.append(exc)
-    try:
-        cleanup_storage(c)
-    except (OSError, WorkbenchError) as exc:
-        errors.append(exc)
+            errors.insert(0, exc)
+    else:
+        host_side()
     c.save()
     if networks:
         network.refresh_peers(c, networks)  # and forget it

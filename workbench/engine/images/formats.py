@@ -35,12 +35,8 @@ from ..storage.archive import (
 )
 from ..storage.content import HashingReader, validate_digest
 from . import reference as refs
+from .mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from .registry import (
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
-    OCI_CONFIG,
-    OCI_INDEX,
-    OCI_MANIFEST,
     Descriptor,
     Manifest,
     RegistryError,

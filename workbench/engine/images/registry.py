@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from .. import logger
 from ..errors import InvalidArgument, WorkbenchError
 from ..storage.content import validate_digest
+from .mediatypes import INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 
 log = logger.get(__name__)
 
@@ -25,21 +26,6 @@ MAX_TOKEN_BYTES = 1 << 20
 TIMEOUT = 30.0
 _CHUNK = 1 << 20
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST, *INDEX_TYPES)
-#: Layer media types and their compression.
-LAYER_TYPES = {
-    "application/vnd.oci.image.layer.v1.tar": "none",
-    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
-}
 _SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
             "application/vnd.docker.distribution.manifest.v1+prettyjws")
 _REDIRECTS = (301, 302, 303, 307, 308)

@@ -14,7 +14,7 @@ from ..errors import ImageInUse, InvalidArgument, NoSuchImage
 from ..storage.content import ContentStore, HashingReader, validate_digest
 from ..storage.layers import LayerStore
 from . import reference as refs
-from .registry import OCI_MANIFEST
+from .mediatypes import OCI_MANIFEST
 
 log = logger.get(__name__)
 

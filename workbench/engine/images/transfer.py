@@ -16,12 +16,8 @@ from ..errors import InvalidArgument, WorkbenchError
 from ..storage.content import validate_digest
 from . import auth, registries_conf
 from . import reference as refs
+from .mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST, LAYER_TYPES, OCI_CONFIG, OCI_MANIFEST
 from .registry import (
-    DOCKER_CONFIG,
-    DOCKER_MANIFEST,
-    LAYER_TYPES,
-    OCI_CONFIG,
-    OCI_MANIFEST,
     AuthenticationError,
     Descriptor,
     Manifest,

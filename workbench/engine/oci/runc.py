@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 
 from .. import logger
 from .. import cgroups
@@ -78,11 +79,21 @@ class OCIRuntime:
     def resume(self, ctr_id: str) -> None:
         self._run("resume", ctr_id)
 
-    def delete(self, ctr_id: str) -> None:
-        """`delete --force`; a container the runtime does not know is fine."""
-        proc = self._run("delete", "--force", ctr_id, check=False)
+    def delete(self, ctr_id: str, meanwhile: Callable[[], None] | None = None) -> None:
+        """`delete --force`; a container the runtime does not know is fine.
+
+        `meanwhile` runs while the runtime works: host-side clean-up that does not depend on it
+        overlaps the runtime's start-up instead of following it.
+        """
+        proc = subprocess.Popen([self.path, "--root", self.root, "delete", "--force", ctr_id], env=_ENV,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            _, stderr = proc.communicate()
         if proc.returncode != 0:
-            message = proc.stderr.decode(errors="replace")
+            message = stderr.decode(errors="replace")
             if "does not exist" not in message and "not found" not in message:
                 raise OCIRuntimeError(f"{self.name} delete: {_last_msg(message)}")
 
