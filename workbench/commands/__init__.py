@@ -20,6 +20,10 @@ _IMPLEMENTATIONS = {
     "archives": ("save", "load"),
     "networks": ("network_create", "network_ls", "network_inspect", "network_rm", "network_prune",
                  "network_connect", "network_disconnect", "port"),
+    "resources": ("update",),
+    "stats": ("stats",),
+    "top": ("top",),
+    "events": ("events",),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}
 

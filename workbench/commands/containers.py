@@ -25,7 +25,15 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 remove=a.rm, labels=labels, network=a.network or _default_network(), tty=a.tty, stdin=a.interactive,
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                 dns_search=a.dns_search, dns_options=a.dns_option, add_hosts=a.add_host, ip=a.ip,
-                mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias)
+                mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias,
+                oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, **limit_flags(ctx))
+
+
+def limit_flags(ctx: Context) -> dict[str, Any]:
+    """The cgroup limit flags given on the command line (create, run, update)."""
+    from ..engine.resources import Limits
+
+    return {name: getattr(ctx.args, name) for name in Limits.__annotations__ if getattr(ctx.args, name) is not None}
 
 
 def _default_network() -> str:

@@ -80,8 +80,28 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    _resource_flags(p)
+    p.add_argument("--oom-score-adj", type=int)
+    p.add_argument("--ulimit", action="append", default=[], help="TYPE=SOFT[:HARD], e.g. nofile=1024:2048")
+    p.add_argument("--shm-size", help="size of /dev/shm, e.g. 64m")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _resource_flags(p: argparse.ArgumentParser) -> None:
+    """cgroup limits: taken by create/run and changed on a running container by update."""
+    p.add_argument("-m", "--memory", help="memory limit, e.g. 256m")
+    p.add_argument("--memory-swap", help="memory plus swap limit; -1 for unlimited swap")
+    p.add_argument("--memory-reservation", help="memory soft limit")
+    p.add_argument("--memory-swappiness", type=int)
+    p.add_argument("--cpus", help="number of CPUs, e.g. 0.5")
+    p.add_argument("-c", "--cpu-shares", type=int)
+    p.add_argument("--cpu-quota", type=int)
+    p.add_argument("--cpu-period", type=int)
+    p.add_argument("--cpuset-cpus")
+    p.add_argument("--cpuset-mems")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--blkio-weight", type=int)
 
 
 def _create(p): _create_flags(p)
@@ -369,6 +389,35 @@ def _format_only(p):
     p.add_argument("-f", "--format")
 
 
+def _update(p):
+    _resource_flags(p)
+    p.add_argument("container")
+
+
+def _stats(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--no-reset", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("-i", "--interval", type=int, default=5, help="seconds between samples (default 5)")
+    p.add_argument("containers", nargs="*")
+
+
+def _top(p):
+    p.add_argument("container")
+    p.add_argument("descriptors", nargs="*", help="ps-style descriptors, e.g. pid user args")
+
+
+def _events(p):
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--stream", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("--no-trunc", type=_bool, nargs="?", const=True, default=True)
+
+
 # command words -> (handler name, flag builder)
 _CONTAINER = {
     "create": ("create", _create), "run": ("run", _run), "init": ("init", _init), "start": ("start", _start),
@@ -377,6 +426,7 @@ _CONTAINER = {
     "logs": ("logs", _logs), "exec": ("exec", _exec), "attach": ("attach", _attach),
     "commit": ("commit", _commit), "diff": ("diff", _diff), "cp": ("cp", _cp), "export": ("export", _export),
     "mount": ("mount", _mount), "unmount": ("unmount", _unmount), "umount": ("unmount", _unmount),
+    "update": ("update", _update), "stats": ("stats", _stats), "top": ("top", _top),
 }
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     **{(word,): entry for word, entry in _CONTAINER.items()},
@@ -418,6 +468,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("network", "connect"): ("network_connect", _network_connect),
     ("network", "disconnect"): ("network_disconnect", _network_disconnect),
     ("port",): ("port", _port), ("container", "port"): ("port", _port),
+    ("events",): ("events", _events), ("system", "events"): ("events", _events),
     ("info",): ("info", _format_only),
     ("version",): ("version", _format_only),
 }

@@ -1,8 +1,19 @@
-"""The host's cgroup set-up (limits and stats arrive with the resources work)."""
+"""The host's cgroup set-up: which layout, where each container's cgroup lives, what it says.
+
+Containers live in `/workbench_parent/workbench-<id>` (Podman: `/libpod_parent/libpod-<id>`)
+and conmon in `/workbench_parent/conmon`, so a container's OOM kill never reaches its monitor.
+On cgroup v1 each controller has its own hierarchy (`/sys/fs/cgroup/<controller>/...`), on v2
+one unified tree holds every controller. Readers take a directory, so tests can point them at a
+fake v2 tree.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+
+ROOT = "/sys/fs/cgroup"
+PARENT = "/workbench_parent"
 
 
 @functools.lru_cache(maxsize=1)
@@ -13,7 +24,7 @@ def layout() -> str:
             mounts = [line.split(" - ") for line in f]
     except OSError:
         return "v1"
-    v2_at_root = any(p[1].startswith("cgroup2 ") and p[0].split()[4] == "/sys/fs/cgroup" for p in mounts if len(p) > 1)
+    v2_at_root = any(p[1].startswith("cgroup2 ") and p[0].split()[4] == ROOT for p in mounts if len(p) > 1)
     if v2_at_root:
         return "v2"
     if any(p[1].startswith("cgroup2 ") for p in mounts if len(p) > 1):
@@ -24,3 +35,101 @@ def layout() -> str:
 def is_v2() -> bool:
     """Whether /sys/fs/cgroup is the unified (v2) hierarchy."""
     return layout() == "v2"
+
+
+def container_cgroup(ctr_id: str) -> str:
+    """The container's cgroup path inside each hierarchy (the spec's `cgroupsPath`)."""
+    return f"{PARENT}/workbench-{ctr_id}"
+
+
+def conmon_cgroup() -> str:
+    """The cgroup conmon processes are moved to, outside every container's cgroup."""
+    return f"{PARENT}/conmon"
+
+
+_V1_CONTROLLERS = frozenset(("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+                             "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"))
+
+
+@functools.lru_cache(maxsize=1)
+def _v1_mounts() -> dict[str, str]:
+    """v1 controller name (and `name=systemd`) -> mount point, from /proc/self/mountinfo."""
+    found: dict[str, str] = {}
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.readlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        fields = right.split()
+        if not sep or len(fields) < 3 or fields[0] != "cgroup":
+            continue
+        mount_point = left.split()[4]
+        for option in fields[2].split(","):
+            if option in _V1_CONTROLLERS or option.startswith("name="):
+                found.setdefault(option, mount_point)
+    return found
+
+
+def controller_dir(controller: str, cgroup: str) -> str | None:
+    """The directory of `cgroup` for `controller` (v2: the unified tree), or None when the
+    controller is not mounted here."""
+    if is_v2():
+        return os.path.join(ROOT, cgroup.lstrip("/"))
+    mount_point = _v1_mounts().get(controller)
+    return os.path.join(mount_point, cgroup.lstrip("/")) if mount_point else None
+
+
+def v1_controllers() -> list[str]:
+    """The v1 controllers mounted here (empty on v2)."""
+    return [] if is_v2() else list(_v1_mounts())
+
+
+def move_pid(cgroup: str, pid: int) -> None:
+    """Put process `pid` into `cgroup` in every hierarchy, creating the cgroup where missing.
+
+    A new v1 cpuset cgroup starts with no CPUs or memory nodes, so it inherits its parent's
+    first. Raises OSError when the kernel refuses.
+    """
+    directories = [os.path.join(ROOT, cgroup.lstrip("/"))] if is_v2() else sorted(
+        {os.path.join(mount, cgroup.lstrip("/")) for mount in _v1_mounts().values()})
+    for directory in directories:
+        procs = os.path.join(directory, "cgroup.procs")
+        try:
+            _write(procs, str(pid))
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            if os.path.exists(os.path.join(directory, "cpuset.cpus")):
+                _inherit_cpuset(directory)
+            _write(procs, str(pid))
+
+
+def _inherit_cpuset(directory: str) -> None:
+    """Fill an empty v1 cpuset (and its empty parents, top down) from the parent's values."""
+    parent = os.path.dirname(directory)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        with open(os.path.join(directory, name)) as f:
+            if f.read().strip():
+                continue
+        with open(os.path.join(parent, name)) as f:
+            value = f.read().strip()
+        if not value:
+            _inherit_cpuset(parent)
+            with open(os.path.join(parent, name)) as f:
+                value = f.read().strip()
+        _write(os.path.join(directory, name), value)
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def place_conmon(pid: int) -> None:
+    """Move a conmon into the conmon cgroup (as root; rootless conmon stays where it was started)."""
+    if os.geteuid() == 0:
+        move_pid(conmon_cgroup(), pid)

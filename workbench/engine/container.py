@@ -6,12 +6,13 @@ import contextlib
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TypeVar, Unpack
 
+from . import logger
 from . import state as states
 from .exits import handle_exit_file
 from .errors import (ContainerRemoved, ContainerStateError, InvalidArgument, NoSuchArtifact, NoSuchExecSession,
-                     WorkbenchError)
+                     OCIRuntimeError, WorkbenchError)
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
@@ -19,9 +20,11 @@ if TYPE_CHECKING:
     from .attach import Session
     from .exec import ExecResult
     from .images.store import Image
+    from .resources import Limits
     from .runtime import Runtime
 
 T = TypeVar("T")
+log = logger.get(__name__)
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 
 
@@ -202,6 +205,28 @@ class Container:
             self.rt.oci.pause(self.id)
             self.st.state = ContainerState.PAUSED
             self.save()
+
+    def update(self, **limits: Unpack[Limits]) -> None:
+        """Change the cgroup limits of a created, running or paused container (memory="512m",
+        cpus=1.5, pids_limit=200, ...); all checked first, and rolled back if the runtime fails."""
+        from . import resources
+
+        if not limits:
+            raise InvalidArgument("no resource limits given to update")
+        with self._locked():
+            self._check("update")
+            old = self.config.resources or resources.resources({})
+            new = resources.resources(limits, current=old)
+            try:
+                self.rt.oci.update(self.id, resources.update_payload(old, new))
+            except OCIRuntimeError:
+                try:
+                    self.rt.oci.update(self.id, resources.update_payload(new, old))
+                except OCIRuntimeError as exc:
+                    log.warning("restoring the limits of %s after a failed update: %s", self.id, exc)
+                raise
+            self.config.resources = new
+            self.rt.db.save_config(self.id, self.config.to_json())
 
     def unpause(self) -> None:
         with self._locked():
@@ -653,11 +678,9 @@ class Container:
                 "IpcMode": _namespace_mode(cfg.namespaces.get("ipc")),
                 "UTSMode": _namespace_mode(cfg.namespaces.get("uts")),
                 "CgroupParent": "",
-                "ShmSize": 65536000,
+                "ShmSize": cfg.shm_size or 65536000,
                 "Runtime": "oci",
-                "Memory": 0,
-                "PidsLimit": 2048,
-                "Ulimits": [],
+                **_limits_inspect(cfg),
             },
             "LogPath": self.log_path,
             "LogTag": "",
@@ -694,3 +717,22 @@ def _dir_size(path: str) -> int:
             except OSError:
                 pass
     return total
+
+
+def _limits_inspect(cfg: ContainerConfig) -> dict[str, Any]:
+    """HostConfig's limit fields, Podman's names (0 / -1 when not set, as Podman prints them)."""
+    from .resources import resources
+
+    res = cfg.resources or resources({})
+    mem, cpu = res.get("memory", {}), res.get("cpu", {})
+    quota, period = cpu.get("quota", 0), cpu.get("period", 0)
+    return {
+        "OomScoreAdj": cfg.oom_score_adj or 0,
+        "Memory": mem.get("limit", 0), "MemoryReservation": mem.get("reservation", 0),
+        "MemorySwap": mem.get("swap", 0), "MemorySwappiness": mem.get("swappiness", -1),
+        "NanoCpus": int(quota * 1_000_000_000 / period) if quota > 0 and period > 0 else 0,
+        "CpuShares": cpu.get("shares", 0), "CpuPeriod": period, "CpuQuota": quota,
+        "CpusetCpus": cpu.get("cpus", ""), "CpusetMems": cpu.get("mems", ""),
+        "PidsLimit": res.get("pids", {}).get("limit", 0), "BlkioWeight": res.get("blockIO", {}).get("weight", 0),
+        "Ulimits": [{"Name": u["type"], "Soft": u["soft"], "Hard": u["hard"]} for u in cfg.ulimits],
+    }

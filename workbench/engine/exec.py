@@ -15,6 +15,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
+from . import cgroups
 from .errors import InvalidArgument, OCIRuntimeError, OCIRuntimeNotFound, classify_runtime_error
 from .exits import pid_alive, read_exit_file
 from .files import remove_tree
@@ -248,7 +249,7 @@ def _launch(c: "Container", rec: ExecRecord):
         conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
         name=c.config.name, bundle=path, run_dir=path, exit_dir=os.path.join(path, "exit"), log_path=None,
         terminal=rec.tty, stdin=rec.stdin and not rec.detach, session_id=rec.id,
-        exec_spec=os.path.join(path, "process.json"),
+        exec_spec=os.path.join(path, "process.json"), place=cgroups.place_conmon,
     )
 
 

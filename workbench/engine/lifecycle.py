@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import logger
 from . import cgroups
+from . import resources
 from . import state as states
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .exits import handle_exit_file, mark_stopped, pid_alive
@@ -126,6 +127,8 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
         bind_files=bind_files, annotations=dict(c.config.annotations), namespaces=_namespaces(c),
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
+        resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
+        shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE,
     ))
 
 
@@ -205,6 +208,7 @@ def init(c: "Container") -> None:
             conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
             name=c.config.name, bundle=c.bundle, run_dir=c.run_dir, exit_dir=c.rt.exit_dir,
             log_path=c.log_path, exit_command=c.rt.exit_command(c.id), terminal=c.config.tty,
+            place=cgroups.place_conmon,
             stdin=c.config.stdin,
         )
         pid, conmon_pid = conmon.create_container(launch)
@@ -215,8 +219,11 @@ def init(c: "Container") -> None:
             log.warning("cleaning up after a failed init of %s: %s", c.id, err)
         network.teardown(c)
         cleanup_storage(c)
-        c.st.error = str(exc)
+        explained = resources.explain_rlimit_error(exc)
+        c.st.error = str(explained)
         c.save()
+        if explained is not exc:
+            raise explained from exc
         raise
     st = c.st
     st.pid, st.conmon_pid = pid, conmon_pid

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence, Unpack
 
 from . import logger
 from .container import Container
@@ -18,6 +18,7 @@ from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
 if TYPE_CHECKING:
+    from .resources import Limits
     from .images.store import Image, ImageStore
     from .storage.content import ContentStore
     from .storage.layers import LayerStore
@@ -268,12 +269,22 @@ class Runtime:
                          publish: Sequence[str] = (), publish_all: bool = False, dns: Sequence[str] = (),
                          dns_search: Sequence[str] = (), dns_options: Sequence[str] = (),
                          add_hosts: Sequence[str] = (), ip: str = "", mac_address: str = "",
-                         pid: str = "", ipc: str = "", uts: str = "", aliases: Sequence[str] = ()) -> Container:
+                         pid: str = "", ipc: str = "", uts: str = "", aliases: Sequence[str] = (),
+                         oom_score_adj: int | None = None, ulimits: Sequence[str] = (),
+                         shm_size: int | str | None = None, **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
         container's namespace), or network names (a list, or one comma-separated string).
-        `publish`: Podman's `-p` values; `pid`/`ipc`/`uts`: "container:NAME" to share those."""
+        `publish`: Podman's `-p` values; `pid`/`ipc`/`uts`: "container:NAME" to share those.
+        `limits`: cgroup limits (memory="256m", cpus=0.5, pids_limit=100, ...: see resources.Limits);
+        `ulimits`: "nofile=1024:2048" values; `shm_size`: the size of /dev/shm."""
+        from . import resources
+
+        limit_set = resources.resources(limits)
+        rlimits = [resources.parse_ulimit(u) for u in ulimits]
+        oom_adj = resources.oom_score_adj(oom_score_adj) if oom_score_adj is not None else None
+        shm = resources.shm_size(shm_size) if shm_size is not None else 0
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
@@ -319,7 +330,8 @@ class Runtime:
             hostname=hostname or ctr_id[:12], layer_id=ctr_id, created=time.time(),
             tty=bool(tty), stdin=bool(stdin), dns=list(dns), dns_search=list(dns_search),
             dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
-            namespaces=namespaces, aliases=list(aliases), **net,
+            namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
+            oom_score_adj=oom_adj, shm_size=shm, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

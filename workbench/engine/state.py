@@ -50,6 +50,9 @@ TRANSITIONS: dict[str, tuple[frozenset[ContainerState], str]] = {
                "cannot be removed without force" + _IMPROPER),
     "exec": (frozenset({S.RUNNING}), "can only create exec sessions on running containers" + _IMPROPER),
     "attach": (frozenset({S.CREATED, S.RUNNING}), "can only attach to created or running containers" + _IMPROPER),
+    "update": (frozenset({S.CREATED, S.RUNNING, S.PAUSED}),
+               "container {id} is {state}: only a created, running or paused container's limits can be updated"
+               + _IMPROPER),
 }
 
 #: States in which a container has processes (conmon and maybe the workload).
@@ -105,7 +108,7 @@ REQUIRED = object()
 
 
 class ContainerConfig(Record):
-    """What the user asked for at create time; immutable after create."""
+    """What the user asked for at create time; only `update` changes it (resources) afterwards."""
 
     _DEFAULTS = {
         "id": REQUIRED, "name": REQUIRED, "image_id": REQUIRED, "image_name": REQUIRED,
@@ -114,6 +117,7 @@ class ContainerConfig(Record):
         "network": "none", "hostname": "", "layer_id": "", "created": 0.0, "image_config": {},
         "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
+        "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -147,6 +151,10 @@ class ContainerConfig(Record):
     ip: str
     namespaces: dict[str, str]  # "pid" / "ipc" / "uts" -> the ID of the container whose namespace is joined
     aliases: list[str]  # more names its network peers know it by (--network-alias)
+    resources: dict[str, Any]  # OCI linux.resources: memory, cpu, pids, blockIO (changed by update)
+    ulimits: list[dict[str, Any]]  # OCI process.rlimits
+    oom_score_adj: int | None
+    shm_size: int  # bytes of /dev/shm; 0: the default
 
 
 class ContainerRuntimeState(Record):

@@ -42,12 +42,13 @@ class ConmonLaunch:
     def __init__(self, *, conmon: str, runtime: str, runtime_root: str, ctr_id: str, name: str, bundle: str,
                  run_dir: str, exit_dir: str, log_path: str | None, exit_command: list[str] | None = None,
                  terminal: bool = False, stdin: bool = False, log_level: str = "error", session_id: str = "",
-                 exec_spec: str = ""):
+                 exec_spec: str = "", place: Callable[[int], None] | None = None):
         self.conmon, self.runtime, self.runtime_root = conmon, runtime, runtime_root
         self.ctr_id, self.name, self.bundle, self.run_dir, self.exit_dir = ctr_id, name, bundle, run_dir, exit_dir
         self.log_path, self.exit_command = log_path, list(exit_command or [])
         self.terminal, self.stdin, self.log_level = terminal, stdin, log_level
         self.session_id, self.exec_spec = session_id, exec_spec
+        self.place = place  # called with conmon's pid before it may start: put it into its cgroup
 
     @property
     def pidfile(self) -> str:
@@ -141,6 +142,11 @@ def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> None:
         pass_fds=tuple(pipes.child_fds().values()), start_new_session=True,
     )
     pipes.close_children()
+    if launch.place is not None:
+        try:
+            launch.place(proc.pid)
+        except OSError as exc:
+            log.warning("could not move conmon %d into its cgroup: %s", proc.pid, exc)
     pipes.parent("_OCI_STARTPIPE").send(b"\0")
     early_output = proc.stdout.read() if proc.stdout else b""
     rc = proc.wait()

@@ -97,6 +97,14 @@ class OCIRuntime:
             if "does not exist" not in message and "not found" not in message:
                 raise OCIRuntimeError(f"{self.name} delete: {_last_msg(message)}")
 
+    def update(self, ctr_id: str, resources: dict) -> None:
+        """`update --resources -`: change a live container's cgroup limits."""
+        argv = [self.path, "--root", self.root, "update", "--resources", "-", ctr_id]
+        proc = subprocess.run(argv, env=_ENV, input=json.dumps(resources).encode(), capture_output=True)
+        if proc.returncode != 0:
+            message = proc.stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+            raise OCIRuntimeError(f"{self.name} update: {_last_msg(message)}")
+
     def state(self, ctr_id: str) -> dict | None:
         """`state` as a dict, or None when the runtime does not know the container."""
         proc = self._run("state", ctr_id, check=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import NamedTuple
 
+from ..cgroups import container_cgroup
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #: Debian's containers.conf default_capabilities (what podman 4.3.1 applies here).
@@ -20,7 +22,7 @@ MASKED_PATHS = (
 READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 PIDS_LIMIT = 2048
-CGROUP_PARENT = "/workbench_parent"
+SHM_SIZE = 64 * 1024 * 1024  # Podman's size=65536k
 
 
 class SpecInput(NamedTuple):
@@ -44,6 +46,10 @@ class SpecInput(NamedTuple):
     namespaces: dict[str, str] | None = None  # kind -> path to join, "" = new; None = all new
     cgroup_v2: bool = False
     seccomp: dict | None = None
+    resources: dict | None = None  # OCI memory/cpu/pids/blockIO; None: the default pids limit only
+    rlimits: list[dict] | None = None
+    oom_score_adj: int | None = None
+    shm_size: int = SHM_SIZE
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -84,8 +90,9 @@ def generate(spec_in: SpecInput) -> dict:
         "mounts": _mounts(spec_in),
         "annotations": annotations,
         "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": PIDS_LIMIT}},
-            "cgroupsPath": f"{CGROUP_PARENT}/workbench-{spec_in.ctr_id}",
+            "resources": {"devices": [{"allow": False, "access": "rwm"}],
+                          **(spec_in.resources if spec_in.resources is not None else {"pids": {"limit": PIDS_LIMIT}})},
+            "cgroupsPath": container_cgroup(spec_in.ctr_id),
             "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces else {},
             "namespaces": namespaces,
             "maskedPaths": list(MASKED_PATHS),
@@ -94,6 +101,10 @@ def generate(spec_in: SpecInput) -> dict:
     }
     if spec_in.seccomp is not None:
         spec["linux"]["seccomp"] = spec_in.seccomp
+    if spec_in.rlimits:
+        spec["process"]["rlimits"] = spec_in.rlimits
+    if spec_in.oom_score_adj is not None:
+        spec["process"]["oomScoreAdj"] = spec_in.oom_score_adj
     return spec
 
 
@@ -107,7 +118,7 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={spec_in.shm_size // 1024}k"]},
     ]
     for dest, source in spec_in.bind_files.items():
         mounts.append({"destination": dest, "type": "bind", "source": source, "options": ["bind", "rprivate"]})
