@@ -9,20 +9,6 @@ import time
 import pytest
 
 
-@pytest.fixture
-def image(cli, busybox_tar):
-    proc = cli("import", busybox_tar, "busybox")
-    assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.strip()) == 64
-    return "busybox"
-
-
-@pytest.fixture(autouse=True)
-def _cleanup(cli):
-    yield
-    cli("rm", "-a", "-f", "-t", "0")
-
-
 @pytest.mark.parametrize("code", [0, 1, 3])
 def test_run_passes_the_container_exit_code_through(cli, image, code):
     proc = cli("run", "--rm", image, "sh", "-c", f"echo out; echo err >&2; exit {code}")

@@ -18,18 +18,6 @@ EXE = os.path.join(os.path.dirname(sys.executable), "workbench")
 
 
 @pytest.fixture
-def image(cli, busybox_tar):
-    assert cli("import", busybox_tar, "busybox").returncode == 0
-    return "busybox"
-
-
-@pytest.fixture(autouse=True)
-def _cleanup(cli):
-    yield
-    cli("rm", "-a", "-f", "-t", "0")
-
-
-@pytest.fixture
 def box(cli, image):
     proc = cli("run", "-d", "--name", "box", image, "sleep", "1000")
     assert proc.returncode == 0, proc.stderr

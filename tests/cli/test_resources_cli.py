@@ -7,18 +7,6 @@ import json
 import pytest
 
 
-@pytest.fixture
-def image(cli, busybox_tar):
-    assert cli("import", busybox_tar, "busybox").returncode == 0
-    return "busybox"
-
-
-@pytest.fixture(autouse=True)
-def _cleanup(cli):
-    yield
-    cli("rm", "-a", "-f", "-t", "0")
-
-
 def test_run_with_limits_and_update(cli, image):
     proc = cli("run", "-d", "--network", "none", "--memory", "48m", "--cpus", "0.5", "--pids-limit", "64",
                "--name", "limited", image, "sleep", "100")
