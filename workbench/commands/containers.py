@@ -184,8 +184,8 @@ def cleanup(ctx: Context) -> None:
     for label, c in _targets(ctx, ctx.args.containers, ctx.args.all, ignore=True):
         try:
             def work(c) -> None:
-                if c.st.state in (ContainerState.RUNNING, ContainerState.PAUSED):
-                    return
+                if c.st.state in (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.STOPPING):
+                    return  # STOPPING: the stopper records the exit (this may be an earlier run's exit command)
                 if c.config.auto_remove or ctx.args.rm:
                     c.remove(force=False)
                 elif c.st.state not in (ContainerState.CONFIGURED, ContainerState.EXITED):

@@ -8,6 +8,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TypeVar, Unpack
 
+from . import events
 from . import logger
 from . import state as states
 from .exits import handle_exit_file
@@ -205,6 +206,7 @@ class Container:
             self.rt.oci.pause(self.id)
             self.st.state = ContainerState.PAUSED
             self.save()
+            events.container(self, "pause")
 
     def update(self, **limits: Unpack[Limits]) -> None:
         """Change the cgroup limits of a created, running or paused container (memory="512m",
@@ -234,6 +236,7 @@ class Container:
             self.rt.oci.resume(self.id)
             self.st.state = ContainerState.RUNNING
             self.save()
+            events.container(self, "unpause")
 
     def restart(self, timeout: int | None = None) -> None:
         """Stop if running, then start again (also from stopped or exited)."""
@@ -244,6 +247,7 @@ class Container:
             if self.st.state == ContainerState.STOPPED:
                 _steps().cleanup(self)
             self.st.restart_count += 1
+            events.container(self, "restart")
             _steps().start(self)
 
     def wait(self, timeout: float | None = None) -> int:
@@ -376,6 +380,7 @@ class Container:
             except BaseException:
                 sock.close()
                 raise
+            events.container(self, "attach")
             open_stdin = self.config.stdin or self.config.tty
             return Session(sock, _MainProcess(self), session_id=self.id, pid=self.st.pid, tty=self.config.tty,
                            stdin=open_stdin if stdin is None else (stdin and open_stdin), ctl_path=ctl,
@@ -550,6 +555,7 @@ class Container:
             if self.st.netns:
                 attach.rewrite_hosts(self)
                 attach.refresh_peers(self, [net.name])
+            events.connection(self, "connect", net.name)
 
     def disconnect(self, network: str) -> None:
         """Leave a network: its interface goes at once, its address lease too."""
@@ -567,6 +573,7 @@ class Container:
             if self.st.netns:
                 attach.rewrite_hosts(self)
             attach.refresh_peers(self, [net.name])
+            events.connection(self, "disconnect", net.name)
 
     def ports(self) -> list[dict[str, Any]]:
         """The published ports (`workbench port`): host_ip, host_port, container_port, protocol."""

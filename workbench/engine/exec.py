@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from . import cgroups
+from . import events
 from .errors import InvalidArgument, OCIRuntimeError, OCIRuntimeNotFound, classify_runtime_error
 from .exits import pid_alive, read_exit_file
 from .files import remove_tree
@@ -277,6 +278,7 @@ def start(c: "Container", rec: ExecRecord, *, size: tuple[int, int] | None = Non
         raise
     rec.pid, rec.conmon_pid = pid, conmon_pid
     c.rt.db.save_exec_session(rec.id, rec.to_json())
+    events.container(c, "exec", execID=rec.id)
     if rec.detach:
         sync.close()
         return None
@@ -302,6 +304,7 @@ def run_direct(c: "Container", rec: ExecRecord, *, input: bytes | None = None,
         proc = subprocess.Popen(
             argv, env=_RUNTIME_ENV, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE)
+        events.container(c, "exec", execID=rec.id)
         try:
             if capture:
                 stdout, stderr = proc.communicate(input)
@@ -353,6 +356,8 @@ def _kill_from_pidfile(pidfile: str) -> None:
 # -- ending sessions -----------------------------------------------------------------------------
 def finish(c: "Container", rec: ExecRecord, code: int, *, keep_record: bool) -> None:
     """Record the exit code, remove the session's files, and drop the record unless kept."""
+    if rec.state == "running":
+        events.container(c, "exec_died", exit_code=code, execID=rec.id)
     remove_tree(session_dir(c, rec.id))
     if keep_record:
         rec.state, rec.exit_code, rec.finished_at = "stopped", code, time.time()

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from . import events
 from .state import ContainerState as S
 
 if TYPE_CHECKING:
@@ -68,3 +69,4 @@ def mark_stopped(c: "Container", code: int, when: float, error: str = "") -> Non
     if error:
         st.error = error
     c.rt.db.set_exit_code(c.id, code)
+    events.container(c, "died", exit_code=code)

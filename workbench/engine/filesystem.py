@@ -12,6 +12,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, BinaryIO, Sequence
 
+from . import events
 from .state import ACTIVE_STATES
 from .state import ContainerState as S
 
@@ -34,6 +35,7 @@ def mount(c: "Container") -> str:
     path = mount_storage(c)
     c.st.mount_count += 1
     c.save()
+    events.container(c, "mount")
     return path
 
 
@@ -44,6 +46,7 @@ def unmount(c: "Container", force: bool) -> None:
     if c.st.mount_count == 0 and c.st.state not in ACTIVE_STATES and c.st.mounted:
         cleanup_storage(c)
     c.save()
+    events.container(c, "unmount")
 
 
 class mounted:
@@ -122,6 +125,7 @@ def export(c: "Container", out: BinaryIO) -> None:
 
     with mounted(c) as rootfs:
         write_tar(rootfs, out, skip=_empty_runtime_files(c))
+    events.container(c, "export")
 
 
 def _empty_runtime_files(c: "Container") -> frozenset[str]:
@@ -178,4 +182,6 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     if message:
         config["comment"] = entry["comment"] = message
     config["history"] = [*config.get("history", []), entry]
-    return store.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])
+    image = store.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])
+    events.container(c, "commit")
+    return image

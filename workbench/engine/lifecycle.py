@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import events
 from . import logger
 from . import cgroups
 from . import resources
@@ -230,6 +231,7 @@ def init(c: "Container") -> None:
     st.exit_code, st.exited, st.error, st.stopped_by_user, st.oom_killed = 0, False, "", False, False
     st.state = S.CREATED
     c.save()
+    events.container(c, "init")
     if st.network_status:
         network.refresh_peers(c, list(st.network_status))  # the others learn its name
 
@@ -248,6 +250,7 @@ def start(c: "Container") -> None:
     c.st.state = S.RUNNING
     c.st.started_at = time.time()
     c.save()
+    events.container(c, "start")
 
 
 def wait_for_exit(c: "Container", timeout: float | None) -> bool:
@@ -264,6 +267,7 @@ def wait_for_exit(c: "Container", timeout: float | None) -> bool:
 def stop(c: "Container", timeout: int) -> None:
     """Stop signal, SIGKILL after `timeout` seconds; Running/Created/Stopping -> Stopped."""
     c.st.stopped_by_user = True
+    events.container(c, "stop")
     if c.st.state == S.CREATED:
         # Never started: nothing to signal; drop it from the runtime and unmount (-> Configured).
         cleanup(c)
@@ -315,6 +319,7 @@ def kill(c: "Container", signal: int) -> None:
         raise
     c.st.stopped_by_user = True
     c.save()
+    events.container(c, "kill", signal=signal_name(signal))
     if signal == 9:
         with c.unlocked():
             wait_for_exit(c, KILL_TIMEOUT)
@@ -363,6 +368,7 @@ def cleanup(c: "Container") -> None:
             cleanup_runtime(c, meanwhile=host_side)
         except WorkbenchError as exc:
             errors.insert(0, exc)
+        events.container(c, "cleanup")
     else:
         host_side()
     c.save()
@@ -406,3 +412,4 @@ def remove(c: "Container", timeout: int | None) -> None:
         cur.execute("DELETE FROM layers WHERE id = ?", (c.config.layer_id,))
         cur.execute("DELETE FROM containers WHERE id = ?", (c.id,))
     c.valid = False
+    events.container(c, "remove", exit_code=c.st.exit_code if c.st.exited else None)

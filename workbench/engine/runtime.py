@@ -8,6 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence, Unpack
 
+from . import events
 from . import logger
 from .container import Container
 from .db import Database
@@ -119,7 +120,7 @@ class Runtime:
         """Bridge networks and address leases (the network commands, and containers in bridge mode)."""
         from .network.networks import NetworkStore
 
-        return NetworkStore(self.db)
+        return NetworkStore(self.db, self.runroot)
 
     @property
     def exit_watcher(self):
@@ -179,13 +180,16 @@ class Runtime:
                         log.warning("removing %s after reboot: %s", config.id, exc)
             with open(alive, "w"):
                 pass
+            events.emit(self.runroot, events.SYSTEM, "refresh")
 
     # -- images ---------------------------------------------------------------------------
     def import_image(self, path: str | os.PathLike, reference: str | None = None, *,
                      changes: Sequence[str] | None = None, message: str = "") -> Image:
         """Import a rootfs tarball as a one-layer image (`podman import`)."""
-        return self.image_store.import_rootfs(os.fspath(path), reference, changes=list(changes or []),
-                                              message=message)
+        image = self.image_store.import_rootfs(os.fspath(path), reference, changes=list(changes or []),
+                                               message=message)
+        events.image(self.runroot, "import", image.id, image.names[0] if image.names else os.fspath(path))
+        return image
 
     def images(self) -> list[Image]:
         return self.image_store.list()
@@ -195,11 +199,16 @@ class Runtime:
 
     def tag_image(self, name_or_id: str, *targets: str) -> list[str]:
         """`tag`: give the image more names; returns them fully qualified."""
-        return self.image_store.tag(name_or_id, *targets)
+        names = self.image_store.tag(name_or_id, *targets)
+        self._image_events("tag", self.image_store.resolve_id(names[0]) if names else "", names)
+        return names
 
     def untag_image(self, name_or_id: str, *targets: str) -> list[str]:
         """`untag`: remove names (every name when none is given); returns the removed ones."""
-        return self.image_store.untag(name_or_id, *targets)
+        image_id = self.image_store.resolve_id(name_or_id)
+        names = self.image_store.untag(name_or_id, *targets)
+        self._image_events("untag", image_id, names)
+        return names
 
     def remove_image(self, name_or_id: str, force: bool = False) -> tuple[list[str], list[str]]:
         """`rmi`: refused while a container uses the image unless forced (which removes them)."""
@@ -210,7 +219,24 @@ class Runtime:
             for ctr_id in ids:
                 self.remove_container(self.container(ctr_id), force=True)
 
-        return self.image_store.remove(name_or_id, force=force, users=users, remove_containers=remove_containers)
+        image_id = self.image_store.resolve_id(name_or_id)
+        untagged, deleted = self.image_store.remove(name_or_id, force=force, users=users,
+                                                    remove_containers=remove_containers)
+        self._image_events("untag", image_id, untagged)
+        self._image_events("remove", image_id, [name_or_id] if deleted else [])
+        return untagged, deleted
+
+    def _image_events(self, status: str, image_id: str, names: list[str]) -> None:
+        for name in names:
+            events.image(self.runroot, status, image_id, name)
+
+    # -- events -----------------------------------------------------------------------------
+    def events(self, since: Any = None, until: Any = None, follow: bool = False,
+               filters: Sequence[str] | dict[str, Any] | None = None) -> Iterable[dict[str, Any]]:
+        """Recorded events, oldest first, as Podman's JSON documents (`Time` a datetime, plus exact
+        `TimeNano`); `follow` keeps yielding new ones (see engine.events.read for since/until)."""
+        found = events.read(self.runroot, since=since, until=until, follow=follow, filters=filters)
+        return (event.to_record() for event in found)
 
     # -- containers -----------------------------------------------------------------------
     def _handle(self, config: ContainerConfig, st: ContainerRuntimeState) -> Container:
@@ -348,7 +374,9 @@ class Runtime:
             self.layers.remove(config.layer_id)
             shutil.rmtree(os.path.join(self.root, "containers", ctr_id), ignore_errors=True)
             raise
-        return self._handle(config, ContainerRuntimeState())
+        c = self._handle(config, ContainerRuntimeState())
+        events.container(c, "create")
+        return c
 
     def remove_container(self, c: Container | str, force: bool = False, timeout: int | None = None) -> None:
         handle = self.container(c) if isinstance(c, str) else c

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
+from .. import events
 from ..errors import InvalidArgument, WorkbenchError
 from ..files import write_output
 from ..storage.archive import (
@@ -120,6 +121,8 @@ def save(rt: Runtime, images: list[str], output: str | BinaryIO | None, *, forma
             _write_dir(os.fspath(output), entries)  # type: ignore[arg-type]
         else:
             write_output(output, lambda out: _write_tar(entries, out, mtime))
+    for image, _ in chosen:
+        events.image(rt.runroot, "save", image.id, os.fspath(output) if isinstance(output, (str, os.PathLike)) else "")
 
 
 def _mtime(timestamp: int | None) -> int:
@@ -278,7 +281,9 @@ def load(rt: Runtime, source: str | os.PathLike[str] | BinaryIO, *, progress: Pr
             else:
                 raise ArchiveFormatError("not an image archive: it has neither manifest.json (docker-archive) "
                                          "nor index.json and oci-layout (OCI)")
-            return _store(rt, files, plans, limits, lambda *args: report(ProgressEvent(*args)))
+            loaded = _store(rt, files, plans, limits, lambda *args: report(ProgressEvent(*args)))
+            events.image(rt.runroot, "loadfromarchive", "", label)
+            return loaded
     except (tarfile.TarError, EOFError) as exc:
         raise ArchiveFormatError(f"loading {label}: truncated or corrupt archive: {exc}") from None
     except (ArchiveError, InvalidArgument, RegistryError) as exc:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
+from .. import events
 from ..errors import InvalidArgument, WorkbenchError
 from ..storage.content import validate_digest
 from . import auth, registries_conf
@@ -84,7 +85,9 @@ def pull(rt: Runtime, reference: str, *, tls_verify: bool | None = None, auth_fi
     errors = []
     for ref in candidates:
         try:
-            return _pull_one(rt, ref, conf, tls_verify, auth_file, credentials, platform, report)
+            image = _pull_one(rt, ref, conf, tls_verify, auth_file, credentials, platform, report)
+            events.image(rt.runroot, "pull", image.id, reference)
+            return image
         except RegistryError as exc:
             if len(candidates) == 1:
                 raise
@@ -302,6 +305,7 @@ def push(rt: Runtime, image: str, destination: str | None = None, *, tls_verify:
     _cache_add(rt, [(d, desc.digest, desc.size, compression, ref.repository)
                     for d, (desc, compression) in zip(diff_ids, pushed)])
     report(ProgressEvent("done", digest))
+    events.image(rt.runroot, "push", img.id, str(ref))
     return digest
 
 

@@ -14,6 +14,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import events
 from ..errors import InvalidArgument, WorkbenchError
 
 if TYPE_CHECKING:
@@ -66,8 +67,9 @@ class Network(NamedTuple):
 class NetworkStore:
     """Networks by name, and which container holds which address."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, runroot: str | None = None):
         self.db = db
+        self.runroot = runroot  # where events go; None: none are recorded
 
     # -- networks ---------------------------------------------------------------
     def get(self, name: str) -> Network:
@@ -122,6 +124,8 @@ class NetworkStore:
             except BaseException:
                 tear_down(network)
                 raise
+        if self.runroot:
+            events.network(self.runroot, "create", network.id, network.name)
         return network
 
     def remove(self, name: str) -> Network:
@@ -134,6 +138,8 @@ class NetworkStore:
         with host_lock():
             tear_down(network)
             self.db.execute("DELETE FROM networks WHERE name = ?", (network.name,))
+        if self.runroot:
+            events.network(self.runroot, "remove", network.id, network.name)
         return network
 
     def users(self, name: str) -> list[str]:
