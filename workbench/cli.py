@@ -10,6 +10,8 @@ from typing import Any
 class TextOutput:
     """Renders command results on a terminal: lines, raw streams, tables, `Error:` lines."""
 
+    terminal = True
+
     def __init__(self, stdout=None, stderr=None):
         self._out = stdout or sys.stdout
         self._err = stderr or sys.stderr

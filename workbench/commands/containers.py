@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 from ..engine.errors import ContainerRemoved, NoSuchContainer, NoSuchImage, WorkbenchError
 from . import humanize
 from .context import Context
-from .output import emit_table, to_json
+from .output import emit_table
 
 PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}
@@ -290,7 +290,7 @@ def _emit_inspect(ctx: Context, items: list[dict], fmt: str | None) -> None:
         for item in items:
             ctx.out.line(render(fmt, item))
     else:
-        ctx.out.line(to_json(items))
+        ctx.out.document(items)
 
 
 _NOT_FOUND = {

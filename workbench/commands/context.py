@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 class Context:
     """One command's run: its arguments, where its output goes, its exit code."""
 
-    def __init__(self, args: argparse.Namespace, out: Output):
+    def __init__(self, args: argparse.Namespace, out: Output, *, runtime: "Runtime | None" = None,
+                 input: bytes | None = None):
         self.args = args
         self.out = out
         self.exit_code = 0
-        self._runtime: Any = None
+        self._runtime: Any = runtime
+        self.input = input  # what a process's stdin gets, when not the user's terminal (a %%ctr cell)
 
     @property
     def rt(self) -> "Runtime":

@@ -40,7 +40,7 @@ def image_rows(images, no_trunc: bool) -> list[dict]:
                 "Id": img.id, "Digest": img.digest,
                 "CreatedHuman": humanize.ago(img.created, now), "CreatedAt": time.strftime(
                     "%Y-%m-%d %H:%M:%S %z %Z", time.localtime(img.created)), "Created": int(img.created),
-                "Size": humanize.size(img.size), "VirtualSize": humanize.size(img.size),
+                "Size": humanize.size(img.size), "VirtualSize": humanize.size(img.size), "SizeBytes": img.size,
                 "Names": list(img.names), "Labels": img.container_config.get("Labels") or {},
                 "Containers": 0, "ReadOnly": False, "History": [],
             })

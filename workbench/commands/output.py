@@ -7,7 +7,14 @@ from typing import Any, Protocol
 
 
 class Output(Protocol):
-    """What a command may emit: lines of text, raw stream bytes, JSON documents, tables."""
+    """What a command may emit: lines of text, raw stream bytes, JSON documents, tables.
+
+    `terminal` is True when our own stdin/stdout/stderr are the user's (the CLI): a command may
+    then let a process write to them directly and proxy signals; a notebook gets everything
+    through `stream` and stops a process by interrupting the cell.
+    """
+
+    terminal: bool
 
     def line(self, text: str) -> None: ...
     def stream(self, stream: str, data: bytes) -> None: ...
@@ -15,6 +22,11 @@ class Output(Protocol):
     def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None,
               *, noheading: bool = False) -> None: ...
     def error(self, message: str) -> None: ...
+
+
+#: Fields a table shows as text for people, and the typed field holding the same value for a
+#: program (a notebook's DataFrame column: a time in seconds since the epoch, a size in bytes).
+TYPED_FIELDS = {"CreatedHuman": "Created", "CreatedAt": "Created", "Size": "SizeBytes", "VirtualSize": "SizeBytes"}
 
 
 def to_json(data: Any) -> str:

@@ -520,3 +520,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.parse_intermixed_args(rest, namespace=ns)  # flags after positionals, as Podman (cobra) allows
     ns.command_name = handler_name
     return ns
+
+
+def flags_of(key: tuple[str, ...]) -> list[str]:
+    """The flags one command takes (for completion), long and short."""
+    if key not in COMMANDS:
+        return []
+    parser = _Parser(prog="workbench " + " ".join(key))
+    COMMANDS[key][1](parser)
+    return sorted(flag for action in parser._actions for flag in action.option_strings)

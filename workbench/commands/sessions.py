@@ -27,19 +27,21 @@ def exec_(ctx: Context) -> None:
     if a.detach:
         ctx.out.line(c.exec_detached(a.command, tty=a.tty, **options))
         return
-    if not a.interactive and not a.tty:
+    if not a.interactive and not a.tty and ctx.out.terminal:
         # Nothing to attach: `runc exec` writes straight to our stdout and stderr.
         ctx.exit_code = c.exec(a.command, capture=False, **options).exit_code
         return
-    _warn_without_terminal(a.tty, a.interactive)
+    _warn_without_terminal(ctx, a.tty, a.interactive)
     session = c.exec_session(a.command, tty=a.tty, stdin=a.interactive,
                              size=terminal_size() if a.tty else None, **options)
     try:
-        detached = interact(session, ctx.out, stdin=a.interactive, detach_keys=keys)
+        detached = interact(session, ctx.out, stdin=a.interactive, detach_keys=keys, feed=ctx.input)
         if not detached:
             ctx.exit_code = session.wait()
     except Terminated as exc:
         ctx.exit_code = exc.exit_code
+    except KeyboardInterrupt:
+        ctx.exit_code = _interrupted(ctx, session)
     finally:
         session.close()
 
@@ -55,28 +57,56 @@ def attach(ctx: Context) -> None:
 
 def attach_and_wait(ctx: Context, c, *, stdin: bool, start: bool) -> None:
     """`run` and `start -a`: attach before starting so no output is lost, then wait for the exit."""
-    _warn_without_terminal(c.config.tty, stdin)
+    _warn_without_terminal(ctx, c.config.tty, stdin)
     _attach_and_wait(ctx, c, stdin=stdin, keys=_detach_keys(ctx), start=start)
 
 
 def _attach_and_wait(ctx: Context, c, *, stdin: bool, keys: bytes, start: bool) -> None:
     session = c.attach_session(stdin=stdin, start=start, size=terminal_size() if c.config.tty else None)
     try:
-        proxy = _signal_proxy(c) if ctx.args.sig_proxy else None
-        detached = interact(session, ctx.out, stdin=session.stdin, detach_keys=keys, proxy_signal=proxy)
+        proxy = _signal_proxy(c) if ctx.args.sig_proxy and ctx.out.terminal else None
+        detached = interact(session, ctx.out, stdin=session.stdin, detach_keys=keys, proxy_signal=proxy,
+                            feed=ctx.input)
     except Terminated as exc:
         ctx.exit_code = exc.exit_code
         return
+    except KeyboardInterrupt:
+        _interrupted(ctx, session)
+        detached = False
     finally:
         session.close()
     if not detached:
         ctx.exit_code = c.wait()
 
 
-def _warn_without_terminal(tty: bool, interactive: bool) -> None:
+#: How long an interrupted process gets after SIGINT, then after SIGTERM (IPython's %%script
+#: waits 0.1 s; a container's process often needs a little longer to act on a signal).
+INTERRUPT_GRACE = 0.5
+
+
+def _interrupted(ctx: Context, session) -> int:
+    """The cell was interrupted (a notebook's stop button): SIGINT to the process, then SIGTERM,
+    then SIGKILL, each given a moment, as IPython's %%script does. Returns its exit code."""
+    import signal
+
+    for sig, what in ((signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated"), (signal.SIGKILL, "killed")):
+        try:
+            session.signal(sig)
+        except WorkbenchError:
+            break  # it ended already
+        try:
+            code = session.wait(timeout=INTERRUPT_GRACE if sig != signal.SIGKILL else 10)
+        except (TimeoutError, WorkbenchError):
+            continue
+        ctx.out.stream("stderr", f"Process was {what}\n".encode())
+        return code
+    return session.wait(timeout=10)
+
+
+def _warn_without_terminal(ctx: Context, tty: bool, interactive: bool) -> None:
     import os
 
-    if tty and interactive and not os.isatty(0):
+    if tty and interactive and ctx.out.terminal and not os.isatty(0):
         logger.get(__name__).warning(
             "The input device is not a TTY. The --tty and --interactive flags might not work properly")
 

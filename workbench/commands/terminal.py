@@ -96,14 +96,15 @@ def terminal_size() -> tuple[int, int] | None:
 
 
 def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: bytes,
-             proxy_signal=None) -> bool:
+             proxy_signal=None, feed: bytes | None = None) -> bool:
     """Copy output to `out` and our stdin to the session until it ends; True when the user detached.
 
     In terminal mode the local terminal is raw and window changes resize the session; otherwise
-    signals we receive are forwarded by `proxy_signal` (Podman's --sig-proxy).
+    signals we receive are forwarded by `proxy_signal` (Podman's --sig-proxy). `feed`, when
+    given, is the whole input instead of our stdin (then closed).
     """
     detached = threading.Event()
-    local_tty = stdin and session.tty and os.isatty(0)
+    local_tty = stdin and feed is None and session.tty and os.isatty(0)
     previous: dict[int, object] = {}
     if session.tty and terminal_size() is not None:
         previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: _resize(session))
@@ -115,7 +116,10 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
             previous[sig] = signal.signal(sig, _raise_terminated)
     try:
         with raw_terminal(0) if local_tty else contextlib.nullcontext():
-            if stdin:
+            if stdin and feed is not None:
+                threading.Thread(target=_feed_stdin, args=(session, feed), daemon=True,
+                                 name="workbench-stdin").start()
+            elif stdin:
                 threading.Thread(target=_pump_stdin, args=(session, detach_keys, detached), daemon=True,
                                  name="workbench-stdin").start()
             for stream, data in session:
@@ -137,6 +141,15 @@ def _resize(session: "Session") -> None:
             session.resize(*size)
         except Exception:  # a resize racing the end of the session is harmless
             pass
+
+
+def _feed_stdin(session: "Session", data: bytes) -> None:
+    try:
+        if data:
+            session.write(data)
+        session.close_stdin()
+    except Exception:  # the process ended before reading all of it
+        return
 
 
 def _pump_stdin(session: "Session", detach_keys: bytes, detached: threading.Event) -> None:

@@ -1,0 +1,165 @@
+"""`%ctr` / `%%ctr` through a real IPython InteractiveShell, with real containers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("IPython", reason="the [jupyter] extra is not installed (scripts/setup.sh installs it)")
+pytest.importorskip("pandas", reason="the [jupyter] extra is not installed (scripts/setup.sh installs it)")
+
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.utils.capture import capture_output  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+
+@pytest.fixture
+def ip(store, busybox_tar):
+    if os.geteuid() != 0:
+        pytest.fail("the magics drive real containers, which need root")
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    config.CtrMagics.root, config.CtrMagics.runroot = store["root"], store["runroot"]
+    shell = InteractiveShell.instance(config=config)
+    shell.run_line_magic("load_ext", "workbench")
+    with capture_output():
+        assert shell.run_line_magic("ctr", f"import {busybox_tar} bb").exit_code == 0
+    yield shell
+    with capture_output():
+        shell.run_line_magic("ctr", "rm -a -f -t 0")
+    shell.run_line_magic("unload_ext", "workbench")
+    InteractiveShell.clear_instance()
+
+
+def ctr(ip, line, cell=None):
+    """Run a magic, returning (result, captured output)."""
+    with capture_output() as captured:
+        result = ip.run_line_magic("ctr", line) if cell is None else ip.run_cell_magic("ctr", line, cell)
+    return result, captured
+
+
+def test_run_streams_both_streams_and_keeps_the_exit_code(ip):
+    result, out = ctr(ip, "run --rm --network none bb sh -c 'echo hello; echo oops >&2; exit 3'")
+    assert out.stdout == "hello\n"
+    assert out.stderr == "oops\n"
+    assert result.exit_code == 3 and ip.user_ns["_ctr_exit_code"] == 3
+    assert "exit code 3" in result._repr_mimebundle_()["text/html"]
+
+
+def test_values_enter_only_through_double_braces(ip):
+    ip.user_ns.update(word="py-value", args=["one", "two"])
+    result, out = ctr(ip, "run --rm --network none bb sh -c 'echo $HOME {{word}} ${HOME} {a,b}' ")
+    assert out.stdout == "/root py-value /root {a,b}\n"
+    result, out = ctr(ip, "run --rm --network none bb echo {{args}} {{len(args) + 1}}")
+    assert out.stdout == "one two 3\n"
+    result, out = ctr(ip, "run --rm --network none bb awk 'BEGIN {print \"$1\"}'")
+    assert out.stdout == "$1\n"
+    ctr(ip, "create --name tagged --network none bb true")
+    result, out = ctr(ip, "ps -a --format '{{.Names}} {{ word }} {{if .AutoRemove}}rm{{else}}keep{{end}}'")
+    assert result.lines == ["tagged py-value keep"]  # Go template actions are left for --format
+
+
+def test_an_undefined_name_is_one_error_line_not_a_traceback(ip):
+    result = ip.run_cell("%ctr run --rm bb echo {{no_such_name}}")
+    assert result.success
+    assert result.result is None
+    assert ip.user_ns["_ctr_exit_code"] == 125
+
+
+def test_failures_are_one_line_and_raise_on_request(ip):
+    result, out = ctr(ip, "rm nosuch")
+    assert result.exit_code == 1
+    assert out.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n'
+    result, out = ctr(ip, "frobnicate")
+    assert result.exit_code == 125 and "unrecognized command" in out.stderr
+    from workbench.notebook import CtrError
+
+    with pytest.raises(CtrError) as info:
+        ctr(ip, "--raise rm nosuch")
+    assert info.value.exit_code == 1
+    ip.run_line_magic("config", "CtrMagics.raise_on_error = True")
+    with pytest.raises(CtrError):
+        ctr(ip, "run --rm --network none bb false")
+
+
+def test_list_commands_return_typed_dataframes(ip):
+    import pandas as pd
+
+    ctr(ip, "run -d --name web --network none bb sleep 100")
+    df, _ = ctr(ip, "ps -a")
+    assert isinstance(df, pd.DataFrame)
+    assert list(df["NAMES"]) == ["web"]
+    assert str(df["CREATED"].dtype).startswith("datetime64")
+    images, _ = ctr(ip, "images")
+    assert images["SIZE"].dtype.kind == "i" and images["SIZE"].iloc[0] > 1_000_000
+    assert "MB" in images._repr_html_() or "kB" in images._repr_html_()
+    ip.run_cell("frame = %ctr ps -a")
+    assert isinstance(ip.user_ns["frame"], pd.DataFrame)
+    quiet, out = ctr(ip, "ps -aq")
+    assert quiet.lines == [df["CONTAINER ID"].iloc[0]]
+
+
+def test_inspect_is_a_rich_document(ip):
+    ctr(ip, "run -d --name web --network none bb sleep 100")
+    doc, _ = ctr(ip, "inspect web")
+    assert doc[0]["State"]["Status"] == "running"
+    bundle = doc._repr_mimebundle_()
+    assert bundle["application/json"][0]["Name"] == "web"
+    assert "<details><summary>State</summary>" in bundle["text/html"]
+    assert doc.to_frame()["Name"].tolist() == ["web"]
+
+
+def test_cell_forms_exec_run_and_file(ip):
+    ctr(ip, "run -d --name web --network none bb sleep 100")
+    ip.user_ns["word"] = "never-expanded"
+    result, out = ctr(ip, "exec web", "echo {{word}} $HOME\nexit 4\n")
+    assert out.stdout == "{{word}} /root\n" and result.exit_code == 4
+    result, out = ctr(ip, "run --rm --network none bb", "echo from a fresh container\n")
+    assert out.stdout == "from a fresh container\n" and result.exit_code == 0
+    result, out = ctr(ip, "file web:/tmp/notes.txt", "line one\nline two\n")
+    assert result.exit_code == 0
+    result, out = ctr(ip, "exec web cat /tmp/notes.txt")
+    assert out.stdout == "line one\nline two\n"
+    result, out = ctr(ip, "file web:relative", "x")
+    assert result.exit_code == 125
+
+
+def test_help_and_kernel_configuration(ip, tmp_path):
+    result, out = ctr(ip, "--help")
+    assert "commands:" in out.stdout and result.exit_code == 0
+    result, out = ctr(ip, "run --help")
+    assert "--memory" in out.stdout
+
+
+def test_completion_of_words_flags_and_names(ip):
+    from workbench.magics import complete
+
+    class Event:
+        def __init__(self, line):
+            self.line, self.symbol = line, line.split(" ")[-1]
+    ctr(ip, "create --name webby --network none bb true")
+    assert "ps" in complete(ip, Event("%ctr p"))
+    assert "prune" in complete(ip, Event("%ctr network p"))
+    assert "--memory" in complete(ip, Event("%ctr run --mem"))
+    assert "webby" in complete(ip, Event("%ctr start we"))
+    assert "localhost/bb:latest" in complete(ip, Event("%ctr run --rm localhost/"))
+
+
+def test_interrupt_escalates_and_returns_quickly(ip):
+    """The stop button: SIGINT to a PID 1 that ignores it, then SIGTERM (ignored), then SIGKILL."""
+    def interrupt_soon():
+        time.sleep(1.5)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    start = time.monotonic()
+    result, out = ctr(ip, "run --name sleeper --network none bb sleep 60")
+    elapsed = time.monotonic() - start
+    assert elapsed < 5, f"interrupt took {elapsed:.1f}s"
+    assert result.exit_code == 137
+    assert "Process was killed" in out.stderr
+    state, _ = ctr(ip, "inspect --format '{{.State.Status}}' sleeper")
+    assert state.lines == ["exited"]

@@ -1,0 +1,450 @@
+"""The notebook face: the CLI's commands (commands/) run in a kernel and answered as a notebook does.
+
+`ctr("ps -a")` (what `%ctr ps -a` calls) parses exactly what `workbench ps -a` parses, runs the
+same implementation, and renders: tables as DataFrames with typed columns, inspect data as a
+rich document, process output streamed live into the cell (stdout and stderr apart), errors as
+one line. Usable without IPython's magic machinery: `from workbench.notebook import ctr`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import re
+import shlex
+import sys
+from typing import Any, Callable, Mapping
+
+from .commands.output import TYPED_FIELDS, to_json
+
+#: Columns holding seconds since the epoch (shown as datetimes) and bytes (shown human-readably).
+TIME_COLUMNS = frozenset({"Created", "StartedAt", "ExitedAt", "FinishedAt", "Time"})
+SIZE_COLUMNS = frozenset({"SizeBytes", "MemUsageBytes", "MemLimitBytes", "NetInputBytes", "NetOutputBytes",
+                          "BlockInputBytes", "BlockOutputBytes"})
+_FIELD = re.compile(r"{{\s*\.(\w+)\s*}}")
+_EXPR = re.compile(r"{{(.*?)}}")
+_TAIL = 64 * 1024
+
+
+class CtrError(Exception):
+    """A command that failed, raised with `--raise` (or `raise_on_error`); `exit_code` as the CLI's."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class NotebookOutput:
+    """The Output of commands/ for a cell: streams written live, the rest collected for the result."""
+
+    terminal = False
+
+    def __init__(self, stdout: Any = None, stderr: Any = None):
+        self._out, self._err = stdout or sys.stdout, stderr or sys.stderr
+        self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
+        self.lines: list[str] = []
+        self.documents: list[Any] = []
+        self.frames: list[Any] = []
+        self.errors: list[str] = []
+        self.tails = {"stdout": "", "stderr": ""}
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+        self._write("stdout", text + "\n")
+
+    def stream(self, stream: str, data: bytes) -> None:
+        name = "stderr" if stream == "stderr" else "stdout"
+        self._write(name, self._decoders[name].decode(data))
+
+    def document(self, data: Any) -> None:
+        self.documents.append(data)
+
+    def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None, *,
+              noheading: bool = False) -> None:
+        from .commands.template import is_table, render_rows
+
+        if is_table(fmt):
+            self.frames.append(frame(rows, fmt, headers))
+        else:
+            for text in render_rows(fmt, rows).splitlines():
+                self.line(text)
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+        self._write("stderr", f"Error: {message}\n")
+
+    def finish(self) -> None:
+        for name, decoder in self._decoders.items():
+            rest = decoder.decode(b"", final=True)
+            if rest:
+                self._write(name, rest)
+
+    def _write(self, name: str, text: str) -> None:
+        if not text:
+            return
+        self.tails[name] = (self.tails[name] + text)[-_TAIL:]
+        target = self._err if name == "stderr" else self._out
+        target.write(text)
+        target.flush()
+
+
+class CtrResult:
+    """What a command that is not a table or a document gives back: exit code, lines, output tails.
+
+    Output was shown live already, so displaying the result adds only a failure badge.
+    """
+
+    def __init__(self, argv: list[str], exit_code: int, out: NotebookOutput):
+        self.argv, self.exit_code = argv, exit_code
+        self.lines, self.errors = list(out.lines), list(out.errors)
+        self.stdout, self.stderr = out.tails["stdout"], out.tails["stderr"]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def __repr__(self) -> str:
+        return f"<ctr {' '.join(self.argv[:3])}{' ...' if len(self.argv) > 3 else ''}: exit code {self.exit_code}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        text = "\n".join(self.lines) or repr(self)
+        return {"text/plain": text, "text/html": _badge(self.exit_code, self.errors) + _pre(text)}
+
+    def _ipython_display_(self) -> None:
+        if self.exit_code != 0:
+            from IPython.display import HTML, display
+
+            display(HTML(_badge(self.exit_code, self.errors)))
+
+
+class Document:
+    """JSON data from a command (inspect, `--format json`): a readable table, collapsible JSON."""
+
+    def __init__(self, data: Any, exit_code: int = 0):
+        self.data, self.exit_code = data, exit_code
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.data[key]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return to_json(self.data)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        data = self.data if isinstance(self.data, (dict, list)) else {"value": self.data}
+        return {"text/plain": repr(self), "text/html": html_document(self.data), "application/json": data}
+
+    def to_frame(self) -> Any:
+        import pandas as pd
+
+        return pd.json_normalize(self.data)
+
+
+def html_document(data: Any) -> str:
+    """Nested data as HTML: a section per top-level key, nested mappings as rows, long values folded."""
+    import html
+
+    items = data if isinstance(data, list) else [data]
+    parts = []
+    for item in items:
+        if not isinstance(item, dict):
+            parts.append(_pre(to_json(item)))
+            continue
+        title = item.get("Name") or item.get("Id") or ""
+        parts.append(f"<div><b>{html.escape(str(title)[:64])}</b>")
+        scalars = [(k, v) for k, v in item.items() if not isinstance(v, (dict, list))]
+        parts.append(_rows(scalars))
+        for key, value in item.items():
+            if isinstance(value, (dict, list)) and value:
+                parts.append(f"<details><summary>{html.escape(str(key))}</summary>{_rows(_flatten(value))}</details>")
+        parts.append("</div>")
+    return "".join(parts)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    entries = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in entries:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(item, (dict, list)) and item:
+            out.extend(_flatten(item, name))
+        else:
+            out.append((name, item))
+    return out
+
+
+def _rows(pairs: list[tuple[str, Any]]) -> str:
+    import html
+
+    cells = []
+    for key, value in pairs:
+        text = value if isinstance(value, str) else to_json(value)
+        shown = html.escape(text if len(text) <= 80 else text[:77] + "...")
+        cells.append(f'<tr><th style="text-align:left">{html.escape(key)}</th>'
+                     f'<td style="text-align:left" title="{html.escape(text)}">{shown}</td></tr>')
+    return f"<table>{''.join(cells)}</table>"
+
+
+def _badge(code: int, errors: list[str]) -> str:
+    import html
+
+    if code == 0:
+        return '<span style="color:#1a7f37">&#10003; exit code 0</span>'
+    why = f": {html.escape(errors[-1])}" if errors else ""
+    return f'<span style="color:#cf222e;font-weight:bold">&#10007; exit code {code}</span>{why}'
+
+
+def _pre(text: str) -> str:
+    import html
+
+    return f"<pre>{html.escape(text)}</pre>" if text else ""
+
+
+def frame(rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None) -> Any:
+    """The table a `table {{.ID}}\\t...` format describes, as a DataFrame with typed columns:
+    times as datetimes, sizes as bytes (shown human-readably), numbers as numbers."""
+    import pandas as pd
+
+    from .commands.template import field_header
+
+    fields = _FIELD.findall(fmt)
+    columns: dict[str, str] = {}  # title -> row key
+    for name in fields:
+        key = TYPED_FIELDS.get(name, name)
+        if rows and key not in rows[0]:
+            key = name
+        title = (headers or {}).get(name) or field_header(name)
+        columns.setdefault(title, key)
+    data = {title: [row.get(key) for row in rows] for title, key in columns.items()}
+    df = ctr_frame_class()(data, columns=list(columns))
+    for title, key in columns.items():
+        if key in TIME_COLUMNS and all(isinstance(v, (int, float)) for v in data[title]):
+            df[title] = pd.to_datetime(df[title], unit="s", utc=True)
+    df.size_columns = [title for title, key in columns.items() if key in SIZE_COLUMNS]
+    return df
+
+
+@functools.lru_cache(maxsize=1)
+def ctr_frame_class() -> type:
+    """CtrFrame, built on first use: pandas loads only when a table is shown."""
+    import pandas as pd
+
+    class CtrFrame(pd.DataFrame):
+        """A DataFrame whose size columns (bytes) display human-readably; data stays numeric."""
+
+        _metadata = ["size_columns", "exit_code"]
+        size_columns: list[str] = []
+        exit_code = 0
+
+        @property
+        def _constructor(self) -> type:
+            return CtrFrame
+
+        def _repr_html_(self) -> str | None:
+            sizes = [c for c in self.size_columns if c in self.columns]
+            if not sizes:
+                return super()._repr_html_()
+            from .commands.humanize import size
+
+            shown = pd.DataFrame(self).copy()
+            for column in sizes:
+                shown[column] = [size(v) if isinstance(v, (int, float)) else v for v in shown[column]]
+            return shown._repr_html_()
+    return CtrFrame
+
+
+# -- running a command -------------------------------------------------------------------------
+def split(line: str, namespace: Mapping[str, Any]) -> list[str]:
+    """POSIX shell words, then `{{expr}}` in each word evaluated in `namespace`.
+
+    An expression may hold spaces (it is set aside before splitting); a word that is only
+    `{{expr}}` of a list or tuple becomes several arguments. `$X`, `${X}`, `{a,b}` and single
+    braces stay as they are: they belong to the container's shell.
+    """
+    held: list[str] = []
+
+    def hold(match: re.Match) -> str:
+        held.append(match.group(0))
+        return f"\0{len(held) - 1}\0"
+    words = shlex.split(_EXPR.sub(hold, line), posix=True)
+    return expand([re.sub(r"\0(\d+)\0", lambda m: held[int(m.group(1))], w) for w in words], namespace)
+
+
+def expand(tokens: list[str], namespace: Mapping[str, Any]) -> list[str]:
+    """`{{expr}}` in each token evaluated in `namespace`; a token that is only `{{expr}}` of a list
+    or tuple becomes several arguments. Go template actions (`{{.Names}}`, `{{json .}}`, `{{end}}`)
+    are left for `--format`."""
+    out: list[str] = []
+    def substitute(match: re.Match) -> str:
+        return match.group(0) if _is_go_action(match.group(1)) else str(_evaluate(match.group(1), namespace))
+    for token in tokens:
+        whole = _EXPR.fullmatch(token)
+        if whole and not _is_go_action(whole.group(1)):
+            value = _evaluate(whole.group(1), namespace)
+            out.extend(str(v) for v in value) if isinstance(value, (list, tuple)) else out.append(str(value))
+        else:
+            out.append(_EXPR.sub(substitute, token))
+    return out
+
+
+_GO_KEYWORDS = frozenset({"end", "else", "range", "if", "with", "define", "template", "block", "break", "continue"})
+
+
+def _is_go_action(expr: str) -> bool:
+    """`{{.State.Status}}`, `{{json .}}`, `{{range .Names}}`, `{{end}}`: a --format template, not Python."""
+    words = expr.strip().strip("-").split()
+    return not words or words[0] in _GO_KEYWORDS or any(w.lstrip("(").startswith((".", "$")) for w in words)
+
+
+def _evaluate(expr: str, namespace: Mapping[str, Any]) -> Any:
+    try:
+        return eval(expr.strip(), {}, dict(namespace))  # the user's own notebook namespace, as jupysql
+    except Exception as exc:
+        raise CtrError(f"cannot expand {{{{{expr.strip()}}}}}: {type(exc).__name__}: {exc}", 125) from None
+
+
+class Kernel:
+    """One Runtime per kernel, made on first use; `--root/--runroot` alone reconfigure it."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.runroot: str | None = None
+        self._runtimes: dict[tuple[str | None, str | None, str | None], Any] = {}
+
+    def runtime(self, root: str | None = None, runroot: str | None = None, oci: str | None = None) -> Any:
+        key = (root or self.root, runroot or self.runroot, oci)
+        if key not in self._runtimes:
+            from .engine.runtime import Runtime
+
+            self._runtimes[key] = Runtime(key[0], key[1], oci_runtime=oci)
+        return self._runtimes[key]
+
+    def close(self) -> None:
+        for rt in self._runtimes.values():
+            rt.close()
+        self._runtimes.clear()
+
+
+KERNEL = Kernel()
+
+
+def ctr(line: str, cell: str | None = None, *, namespace: Mapping[str, Any] | None = None,
+        raise_on_error: bool = False, kernel: Kernel = KERNEL,
+        on_exit_code: Callable[[int], None] | None = None) -> Any:
+    """Run one Workbench command line in the notebook; returns a DataFrame, a Document or a CtrResult.
+
+    `cell`: a `%%ctr` body: the stdin of `exec`/`run` (a script for `sh` when no command is
+    given), or the content of `file CONTAINER:/path`.
+    """
+    tokens = split(line, namespace or {})
+    if tokens[:1] == ["--raise"]:
+        raise_on_error, tokens = True, tokens[1:]
+    if cell is not None and tokens[:1] == ["file"]:
+        return _write_file(tokens[1:], cell, kernel)
+    if cell is not None:
+        tokens = _cell_command(tokens)
+    out = NotebookOutput()
+    code = _run(tokens, out, kernel, None if cell is None else cell.encode())
+    out.finish()
+    if on_exit_code is not None:
+        on_exit_code(code)
+    if code != 0 and raise_on_error:
+        raise CtrError(out.errors[-1] if out.errors else f"command exited with code {code}", code)
+    if out.frames and code == 0:
+        result = out.frames[-1]
+        result.exit_code = code
+        return result
+    if out.documents:
+        return Document(out.documents[-1] if len(out.documents) == 1 else out.documents, code)
+    return CtrResult(tokens, code, out)
+
+
+def _cell_command(tokens: list[str]) -> list[str]:
+    """`%%ctr exec [flags] CONTAINER [CMD]` / `%%ctr run [flags] IMAGE [CMD]`: the body is stdin
+    (-i added), run by `sh` when no command is given."""
+    from .commands.parser import parse
+
+    if tokens[:1] not in (["exec"], ["run"]):
+        raise CtrError("%%ctr takes `exec CONTAINER [COMMAND]`, `run IMAGE [COMMAND]` or "
+                       "`file CONTAINER:/path` (the cell is their input)", 125)
+    args = parse(tokens)
+    command = [] if args.command else ["sh"]
+    return [tokens[0], "-i", *tokens[1:], *command]
+
+
+def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | None) -> int:
+    from .commands import handler as find_handler
+    from .commands.context import Context
+    from .commands.parser import UsageError, parse
+    from .engine.errors import WorkbenchError
+
+    try:
+        args = parse(tokens)
+    except SystemExit as exc:  # argparse printed a command's --help
+        return int(exc.code or 0)
+    except UsageError as exc:
+        if "missing command" in str(exc) and tokens:  # only global flags: they configure the kernel
+            return _configure(tokens, kernel, out)
+        out.error(str(exc).splitlines()[0])
+        return 125
+    if args.help:
+        out.line(args.usage)
+        return 0
+    ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime),
+                  input=stdin)
+    try:
+        find_handler(args.command_name)(ctx)
+    except WorkbenchError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        out.error(str(exc))
+        return 125
+    except KeyboardInterrupt:
+        out.stream("stderr", b"Interrupted\n")
+        return 130
+    return ctx.exit_code
+
+
+def _configure(tokens: list[str], kernel: Kernel, out: NotebookOutput) -> int:
+    from .commands.parser import parse
+
+    args = parse([*tokens, "info"])
+    kernel.close()
+    kernel.root, kernel.runroot = args.root, args.runroot
+    out.line(f"workbench: graph root {args.root or 'default'}, run root {args.runroot or 'default'}")
+    return 0
+
+
+def _write_file(tokens: list[str], body: str, kernel: Kernel) -> CtrResult:
+    """`%%ctr file CONTAINER:/path`: the cell becomes that file in the container (0644)."""
+    import io
+    import posixpath
+    import tarfile
+
+    out = NotebookOutput()
+    if len(tokens) != 1 or ":" not in tokens[0]:
+        out.error("usage: %%ctr file CONTAINER:/path/in/container")
+        return CtrResult(["file", *tokens], 125, out)
+    name, _, path = tokens[0].partition(":")
+    if not path.startswith("/") or path.endswith("/"):
+        out.error(f'"{path}" is not an absolute file path in the container')
+        return CtrResult(["file", *tokens], 125, out)
+    data = body.encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:  # one regular file we make ourselves
+        info = tarfile.TarInfo(posixpath.basename(path))
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    archive.seek(0)
+    from .engine.errors import WorkbenchError
+
+    try:
+        kernel.runtime().container(name).put_archive(archive, posixpath.dirname(path) or "/")
+    except (WorkbenchError, OSError) as exc:
+        out.error(str(exc))
+        return CtrResult(["file", *tokens], getattr(exc, "exit_code", 125), out)
+    out.line(f"wrote {len(data)} bytes to {name}:{path}")
+    return CtrResult(["file", *tokens], 0, out)
