@@ -392,6 +392,12 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if args.help:
         out.line(args.usage)
         return 0
+    if stdin is None and getattr(args, "interactive", False):
+        out.error("-i needs input, and a notebook cell has no terminal: give the input as a %%ctr cell "
+                  "(`%%ctr exec CONTAINER` + the script), or leave out -i")
+        return 125
+    if args.command_name == "attach":
+        args.no_stdin = True  # the cell shows the output; there is no terminal to type into
     ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime),
                   input=stdin)
     try:

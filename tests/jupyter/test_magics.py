@@ -126,6 +126,8 @@ def test_cell_forms_exec_run_and_file(ip):
     assert out.stdout == "line one\nline two\n"
     result, out = ctr(ip, "file web:relative", "x")
     assert result.exit_code == 125
+    result, out = ctr(ip, "exec -it web sh")
+    assert result.exit_code == 125 and "a notebook cell has no terminal" in out.stderr
 
 
 def test_help_and_kernel_configuration(ip, tmp_path):
