@@ -38,6 +38,9 @@ class TextOutput:
         else:
             self._out.write(render_rows(fmt, rows))
 
+    def progress(self, done: int, total: int, label: str) -> None:
+        pass  # the CLI prints Podman's per-blob lines instead
+
     def error(self, message: str) -> None:
         self._out.flush()
         self._err.write(f"Error: {message}\n")

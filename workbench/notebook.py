@@ -47,6 +47,8 @@ class NotebookOutput:
         self.frames: list[Any] = []
         self.errors: list[str] = []
         self.tails = {"stdout": "", "stderr": ""}
+        self._bar: Any = None
+        self._bar_drawn = 0.0
 
     def line(self, text: str) -> None:
         self.lines.append(text)
@@ -72,6 +74,22 @@ class NotebookOutput:
     def error(self, message: str) -> None:
         self.errors.append(message)
         self._write("stderr", f"Error: {message}\n")
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        """A progress bar in the cell, redrawn at most 5 times a second; a summary line at the end."""
+        import time
+
+        now = time.monotonic()
+        if self._bar is not None and done < total and now - self._bar_drawn < 0.2:
+            return
+        from IPython.display import HTML, display
+
+        html = progress_html(done, total, label)
+        if self._bar is None:
+            self._bar = display(HTML(html), display_id=True)
+        elif self._bar is not None:
+            self._bar.update(HTML(html))
+        self._bar_drawn = now
 
     def finish(self) -> None:
         for name, decoder in self._decoders.items():
@@ -140,6 +158,18 @@ class Document:
         import pandas as pd
 
         return pd.json_normalize(self.data)
+
+
+def progress_html(done: int, total: int, label: str) -> str:
+    """A bar with the bytes moved; at the end, one summary line."""
+    import html
+
+    from .commands.humanize import size
+
+    if total and done >= total:
+        return f"<span>&#10003; {html.escape(label)}: {size(total)}</span>"
+    return (f'<span>{html.escape(label)} <progress value="{done}" max="{max(total, 1)}" style="width:40%">'
+            f"</progress> {size(done)} / {size(total)}</span>")
 
 
 def html_document(data: Any) -> str:

@@ -165,3 +165,24 @@ def test_interrupt_escalates_and_returns_quickly(ip):
     assert "Process was killed" in out.stderr
     state, _ = ctr(ip, "inspect --format '{{.State.Status}}' sleeper")
     assert state.lines == ["exited"]
+
+
+def test_progress_is_a_bar_redrawn_in_place_ending_in_a_summary(monkeypatch):
+    from IPython import display as ipd
+
+    from workbench.notebook import NotebookOutput, progress_html
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+    monkeypatch.setattr(ipd, "display", lambda obj, display_id=False: shown.append(("display", obj.data)) or Handle())
+    out = NotebookOutput()
+    out.progress(0, 4_000_000, "pulling x")
+    out.progress(1_000_000, 4_000_000, "pulling x")  # within 0.2 s: not redrawn
+    out.progress(4_000_000, 4_000_000, "pulling x")  # the end is always drawn
+    assert [kind for kind, _ in shown] == ["display", "update"]
+    assert "<progress" in shown[0][1] and "/ 4 MB" in shown[0][1]
+    assert shown[-1][1] == progress_html(4_000_000, 4_000_000, "pulling x")
+    assert "&#10003; pulling x" in shown[-1][1]

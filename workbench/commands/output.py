@@ -22,6 +22,8 @@ class Output(Protocol):
     def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None,
               *, noheading: bool = False) -> None: ...
     def error(self, message: str) -> None: ...
+    def progress(self, done: int, total: int, label: str) -> None:
+        """Bytes moved so far of a long transfer (a notebook draws a bar; the CLI prints Podman's lines)."""
 
 
 #: Fields a table shows as text for people, and the typed field holding the same value for a

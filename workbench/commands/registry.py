@@ -26,14 +26,19 @@ def _credentials(ctx: Context) -> tuple[str, str] | None:
 class _Progress:
     """Podman-like progress lines on stderr (one per blob), or nothing with --quiet."""
 
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
+    def __init__(self, quiet: bool, out: Any, label: str):
+        self.quiet, self.out, self.label = quiet, out, label
         self.seen: set[str] = set()
+        self.blobs: dict[str, tuple[int, int]] = {}  # digest -> (done, total)
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
             return
         kind, digest = event.kind, event.digest or ""
+        if kind == "blob" and digest and event.total_bytes:
+            self.blobs[digest] = (event.done_bytes, event.total_bytes)
+            done, total = (sum(pair[i] for pair in self.blobs.values()) for i in (0, 1))
+            self.out.progress(done, total, self.label)
         if kind == "blob" and digest and digest not in self.seen and (
                 event.status or (event.total_bytes and event.done_bytes >= event.total_bytes)):
             self.seen.add(digest)
@@ -51,7 +56,8 @@ def pull(ctx: Context) -> None:
     if not a.quiet:
         sys.stderr.write(f"Trying to pull {a.reference}...\n")
     image = transfer.pull(ctx.rt, a.reference, tls_verify=_tls(ctx), auth_file=a.authfile,
-                          credentials=_credentials(ctx), platform=a.platform, progress=_Progress(a.quiet))
+                          credentials=_credentials(ctx), platform=a.platform,
+                          progress=_Progress(a.quiet, ctx.out, f"pulling {a.reference}"))
     ctx.out.line(image.id)
 
 
@@ -60,7 +66,8 @@ def push(ctx: Context) -> None:
 
     a = ctx.args
     transfer.push(ctx.rt, a.image, a.destination, tls_verify=_tls(ctx), auth_file=a.authfile,
-                  credentials=_credentials(ctx), format=a.format or "oci", progress=_Progress(a.quiet))
+                  credentials=_credentials(ctx), format=a.format or "oci",
+                  progress=_Progress(a.quiet, ctx.out, f"pushing {a.image}"))
 
 
 def login(ctx: Context) -> None:
