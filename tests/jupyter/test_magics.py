@@ -99,6 +99,8 @@ def test_list_commands_return_typed_dataframes(ip):
     assert "MB" in images._repr_html_() or "kB" in images._repr_html_()
     ip.run_cell("frame = %ctr ps -a")
     assert isinstance(ip.user_ns["frame"], pd.DataFrame)
+    procs, _ = ctr(ip, "top web pid user args")
+    assert procs.to_dict("records") == [{"PID": "1", "USER": "root", "COMMAND": "sleep 100"}]
     quiet, out = ctr(ip, "ps -aq")
     assert quiet.lines == [df["CONTAINER ID"].iloc[0]]
 

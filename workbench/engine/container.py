@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .images.store import Image
     from .resources import Limits
     from .runtime import Runtime
+    from .top import ProcessTable
 
 T = TypeVar("T")
 log = logger.get(__name__)
@@ -578,6 +579,14 @@ class Container:
     def ports(self) -> list[dict[str, Any]]:
         """The published ports (`workbench port`): host_ip, host_port, container_port, protocol."""
         return [dict(p) for p in self.config.ports]
+
+    def top(self, descriptors: Sequence[str] | str | None = None) -> "ProcessTable":
+        """The processes of a running or paused container with ps-like columns (psgo descriptors,
+        e.g. ["pid", "user", "args"] or "pid,user"; Podman's default set when None), from /proc."""
+        from .top import container_top
+
+        with self._locked():
+            return container_top(self, descriptors)
 
     def inspect(self, size: bool = False) -> dict[str, Any]:
         """Podman-shaped inspect data."""

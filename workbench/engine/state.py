@@ -50,6 +50,7 @@ TRANSITIONS: dict[str, tuple[frozenset[ContainerState], str]] = {
                "cannot be removed without force" + _IMPROPER),
     "exec": (frozenset({S.RUNNING}), "can only create exec sessions on running containers" + _IMPROPER),
     "attach": (frozenset({S.CREATED, S.RUNNING}), "can only attach to created or running containers" + _IMPROPER),
+    "top": (frozenset({S.RUNNING, S.PAUSED}), "top can only be used on running containers" + _IMPROPER),
     "update": (frozenset({S.CREATED, S.RUNNING, S.PAUSED}),
                "container {id} is {state}: only a created, running or paused container's limits can be updated"
                + _IMPROPER),
