@@ -189,6 +189,7 @@ def test_wait_returns_exit_code_even_after_removal(rt, busybox):
 def test_restart_from_running_and_from_exited(rt, busybox):
     c = rt.run(busybox, ["sh", "-c", "echo started; sleep 100"], detach=True)
     first_pid = c.inspect()["State"]["Pid"]
+    assert _until(lambda: c.logs().count("started") == 1)  # else the restart may kill it before its echo
     c.restart(timeout=0)
     assert c.state == S.RUNNING
     assert c.inspect()["State"]["Pid"] != first_pid
