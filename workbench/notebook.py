@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 from .commands.output import TYPED_FIELDS, to_json
 
 #: Columns holding seconds since the epoch (shown as datetimes) and bytes (shown human-readably).
-TIME_COLUMNS = frozenset({"Created", "StartedAt", "ExitedAt", "FinishedAt", "Time"})
+TIME_COLUMNS = frozenset({"Created", "StartedAt", "ExitedAt", "FinishedAt", "Timestamp"})
 SIZE_COLUMNS = frozenset({"SizeBytes", "MemUsageBytes", "MemLimitBytes", "NetInputBytes", "NetOutputBytes",
                           "BlockInputBytes", "BlockOutputBytes"})
 _FIELD = re.compile(r"{{\s*\.(\w+)\s*}}")

@@ -99,6 +99,9 @@ def test_list_commands_return_typed_dataframes(ip):
     assert "MB" in images._repr_html_() or "kB" in images._repr_html_()
     ip.run_cell("frame = %ctr ps -a")
     assert isinstance(ip.user_ns["frame"], pd.DataFrame)
+    events, _ = ctr(ip, "events --stream=false --filter event=start")
+    assert list(events["STATUS"]) == ["start"] and list(events["NAME"]) == ["web"]
+    assert str(events["TIME"].dtype).startswith("datetime64")
     procs, _ = ctr(ip, "top web pid user args")
     assert procs.to_dict("records") == [{"PID": "1", "USER": "root", "COMMAND": "sleep 100"}]
     quiet, out = ctr(ip, "ps -aq")

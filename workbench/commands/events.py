@@ -24,12 +24,20 @@ def _renderer(fmt: str | None, truncate: bool) -> Callable[["Event"], str]:
     return lambda e: tpl.render(e.template_data()).removesuffix("\n")
 
 
+#: A notebook's default for events it need not follow: a table (a DataFrame there).
+TABLE_FORMAT = "table {{.Time}}\t{{.Type}}\t{{.Status}}\t{{.ID}}\t{{.Name}}\t{{.Image}}"
+
+
 def events(ctx: Context) -> None:
     from ..engine import events as engine_events
 
     a = ctx.args
-    render = _renderer(a.format, truncate=not a.no_trunc)
     found = engine_events.read(ctx.rt.runroot, since=a.since, until=a.until, follow=a.stream, filters=a.filter)
+    if not ctx.out.terminal and not a.stream and not a.format:
+        rows = [{**e.template_data(), "Timestamp": e.time_ns / 1e9} for e in found]
+        ctx.out.table(rows, TABLE_FORMAT)
+        return
+    render = _renderer(a.format, truncate=not a.no_trunc)
     try:
         for event in found:
             text = render(event)

@@ -28,7 +28,8 @@ class Output(Protocol):
 
 #: Fields a table shows as text for people, and the typed field holding the same value for a
 #: program (a notebook's DataFrame column: a time in seconds since the epoch, a size in bytes).
-TYPED_FIELDS = {"CreatedHuman": "Created", "CreatedAt": "Created", "Size": "SizeBytes", "VirtualSize": "SizeBytes"}
+TYPED_FIELDS = {"CreatedHuman": "Created", "CreatedAt": "Created", "Size": "SizeBytes", "VirtualSize": "SizeBytes",
+                "Time": "Timestamp"}
 
 
 def to_json(data: Any) -> str:
