@@ -170,6 +170,7 @@ def _ps(p):
     p.add_argument("--sync", action="store_true")
     p.add_argument("-n", "--last", type=int, default=-1)
     p.add_argument("-l", "--latest", action="store_true")
+    p.add_argument("--widget", action="store_true", help="in a notebook: a live container table")
 
 
 def _logs(p):
@@ -401,6 +402,7 @@ def _stats(p):
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format")
     p.add_argument("-i", "--interval", type=int, default=5, help="seconds between samples (default 5)")
+    p.add_argument("--plot", action="store_true", help="in a notebook: live CPU and memory plots")
     p.add_argument("containers", nargs="*")
 
 
