@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
+from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
 
 from workbench import Runtime  # noqa: E402
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
@@ -113,25 +112,8 @@ def main() -> int:
             rt.close()
         for e in engines.values():
             e("rm", "-f", "-t", "0", NAME, check=False)
-        _cleanup(work)
+        cleanup(work)
     return 0
-
-
-def _cleanup(work: str) -> None:
-    """Kill processes still naming the private stores (conmon, say), unmount them, delete them."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if work.encode() in f.read() and int(pid) != os.getpid():
-                    print(f"warning: killing leftover process {pid}", file=sys.stderr)
-                    os.kill(int(pid), signal.SIGKILL)
-        except (OSError, ProcessLookupError):
-            pass
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if line.split()[4].startswith(work)]
-    for mount in reversed(mounts):
-        subprocess.run(["umount", "-l", mount], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def _report(medians: dict[str, float], size: int, with_podman: bool) -> None:

@@ -61,8 +61,15 @@ def podman_engine(work: str) -> Engine:
 
 
 def cleanup(work: str) -> None:
-    """Kill processes naming the private stores (conmon, say), unmount them, delete them."""
-    subprocess.run(["pkill", "-f", work], capture_output=True)
+    """Kill processes naming the private stores (conmon, say) by pid, unmount them, delete them."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if work.encode() in f.read() and int(pid) != os.getpid():
+                    print(f"warning: killing leftover process {pid}", file=sys.stderr)
+                    os.kill(int(pid), 9)
+        except (OSError, ProcessLookupError):
+            pass
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(work)]
     for mount in reversed(mounts):

@@ -588,6 +588,14 @@ class Container:
         with self._locked():
             return container_top(self, descriptors)
 
+    def stats(self, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One resource-use record (keys: see Runtime.stats); zeros when the container has no
+        processes, as Podman. CPU % counts from `previous` (an earlier record) or from the start."""
+        from .stats import sample
+
+        with self._locked():
+            return sample(self, previous)
+
     def inspect(self, size: bool = False) -> dict[str, Any]:
         """Podman-shaped inspect data."""
         with self._locked():

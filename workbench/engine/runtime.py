@@ -238,6 +238,24 @@ class Runtime:
         found = events.read(self.runroot, since=since, until=until, follow=follow, filters=filters)
         return (event.to_record() for event in found)
 
+    # -- stats ------------------------------------------------------------------------------
+    def stats(self, containers: Sequence[str | Container] | None = None, stream: bool = False,
+              interval: float = 5.0, *, all: bool = False) -> Iterable[dict[str, Any]]:
+        """Resource-use records, one per container (names, IDs or Containers; default: every
+        running one, `all`: every one), again every `interval` seconds with `stream`.
+
+        Keys (Podman's ContainerStats names; numbers as ints, percentages as floats):
+        ContainerID, Name; SystemNano (sample time, ns since the epoch); CPUNano, CPUSystemNano
+        (CPU time used, of which in the kernel, ns); CPU (% since the previous sample, or since
+        start), AvgCPU (% since start); MemUsage, MemLimit (bytes), MemPerc; NetInput, NetOutput
+        (bytes received, sent); BlockInput, BlockOutput (bytes read, written); PIDs;
+        ElapsedNano (wall time since start, ns). A container without processes gives zeros.
+        """
+        from .stats import rounds
+
+        return (record for batch in rounds(self, containers, all=all, stream=stream, interval=interval)
+                for record in batch)
+
     # -- containers -----------------------------------------------------------------------
     def _handle(self, config: ContainerConfig, st: ContainerRuntimeState) -> Container:
         return Container(self, config, st)
