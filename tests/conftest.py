@@ -19,9 +19,17 @@ def busybox_tar(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def store(tmp_path) -> dict:
-    """Paths of an isolated graph root and run root."""
-    return {"root": str(tmp_path / "root"), "runroot": str(tmp_path / "run")}
+def store(tmp_path):
+    """Paths of an isolated graph root and run root; the networks made in it are removed after
+    the test (bridges and firewall rules are the host's, they would outlive the temp dir)."""
+    paths = {"root": str(tmp_path / "root"), "runroot": str(tmp_path / "run")}
+    yield paths
+    if os.path.exists(os.path.join(paths["root"], "state.db")):
+        from workbench import Runtime
+
+        runtime = Runtime(paths["root"], paths["runroot"])
+        _remove_networks(runtime)
+        runtime.close()
 
 
 @pytest.fixture
@@ -40,6 +48,15 @@ def rt(store):
             print(f"teardown: removing {c.id}: {exc}", file=sys.stderr)
     runtime.close()
     _kill_leftover_conmons(store["runroot"])
+
+
+def _remove_networks(runtime) -> None:
+    """Bridges and firewall rules are the host's: a store's networks go with the store."""
+    for (name,) in runtime.db.query("SELECT name FROM networks"):
+        try:
+            runtime.networks.remove(name)
+        except Exception as exc:
+            print(f"teardown: removing network {name}: {exc}", file=sys.stderr)
 
 
 def _kill_leftover_conmons(runroot: str) -> None:
@@ -72,9 +89,6 @@ def cli(store):
         from workbench import Runtime
 
         runtime = Runtime(store["root"], store["runroot"])
-        networks = [name for (name,) in runtime.db.query("SELECT name FROM networks")]
-        if networks:
-            run("rm", "-a", "-f", "-t", "0")
-            for name in networks:
-                runtime.networks.remove(name)
+        if runtime.db.query("SELECT name FROM networks"):
+            run("rm", "-a", "-f", "-t", "0")  # containers first: a network in use cannot go
         runtime.close()
