@@ -382,7 +382,7 @@ def ctr(line: str, cell: str | None = None, *, namespace: Mapping[str, Any] | No
         on_exit_code(code)
     if code != 0 and raise_on_error:
         raise CtrError(out.errors[-1] if out.errors else f"command exited with code {code}", code)
-    if out.frames and code == 0:
+    if out.frames:
         result = out.frames[-1]
         result.exit_code = code
         return result

@@ -140,6 +140,8 @@ def test_help_and_kernel_configuration(ip, tmp_path):
     assert "commands:" in out.stdout and result.exit_code == 0
     result, out = ctr(ip, "run --help")
     assert "--memory" in out.stdout
+    report, out = ctr(ip, "doctor")
+    assert "OCI runtime" in list(report["CHECK"]) and set(report["STATUS"]) <= {"ok", "warn", "missing"}
 
 
 def test_completion_of_words_flags_and_names(ip):

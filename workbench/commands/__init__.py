@@ -14,7 +14,7 @@ _IMPLEMENTATIONS = {
                    "container_exists"),
     "images": ("import", "images", "rmi", "image_exists", "tag", "untag", "bootstrap", "image_prune"),
     "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),
-    "system": ("info", "version"),
+    "system": ("info", "version", "doctor"),
     "sessions": ("exec", "attach"),
     "registry": ("pull", "push", "login", "logout"),
     "archives": ("save", "load"),

@@ -472,6 +472,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("port",): ("port", _port), ("container", "port"): ("port", _port),
     ("events",): ("events", _events), ("system", "events"): ("events", _events),
     ("info",): ("info", _format_only),
+    ("doctor",): ("doctor", _format_only), ("system", "doctor"): ("doctor", _format_only),
     ("version",): ("version", _format_only),
 }
 

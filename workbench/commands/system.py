@@ -122,3 +122,23 @@ def version(ctx: Context) -> None:
     for label, key in (("Version", "Version"), ("API Version", "APIVersion"),
                        ("Python Version", "PythonVersion"), ("OS/Arch", "OsArch")):
         ctx.out.line(f"{label + ':':<15}{data[key]}")
+
+
+DOCTOR_FORMAT = "table {{.Name}}\t{{.Status}}\t{{.Detail}}\t{{.Fix}}"
+
+
+def doctor(ctx: Context) -> None:
+    """What works on this machine, with the fix for what does not; exit 1 when containers cannot run."""
+    from ..engine import doctor as probes
+    from .output import emit_table
+
+    results = probes.checks()
+    rows = [{"Name": c.name, "Status": c.status, "Detail": c.detail, "Fix": c.fix} for c in results]
+    emit_table(ctx.out, rows, ctx.args.format, DOCTOR_FORMAT, {"Name": "CHECK"})
+    if probes.containers_can_run(results):
+        if not ctx.args.format:
+            ctx.out.line("containers can run here")
+    else:
+        ctx.fail("containers cannot run here: " + "; ".join(
+            f"{c.name}: {c.fix or c.detail}" for c in results if c.status == probes.MISSING or
+            (c.name == "privileges" and c.status != probes.OK)), 1)
