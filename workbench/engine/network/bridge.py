@@ -8,12 +8,13 @@ is imported only here, inside the functions (it costs ~0.3 s to import).
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import importlib.util
 import os
 import sys
 import types
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..errors import WorkbenchError
 
@@ -24,6 +25,28 @@ def host_ifname_for(container_id: str, index: int = 0) -> str:
     """The host-side veth name (at most 15 characters); two containers whose IDs share their first
     8 hex digits cannot be plugged in at once: `attach` then says the name is taken."""
     return f"{HOST_PREFIX}{container_id[:8]}{index}"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _off_the_event_loop(fn: F) -> F:
+    """Run `fn` on a thread of its own when the caller's thread runs an asyncio loop (a Jupyter
+    kernel's main thread does): pyroute2 drives its own loop with run_until_complete, which a
+    running loop refuses."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop running here: the usual case (CLI, scripts)
+            return fn(*args, **kwargs)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-netlink") as pool:
+            return pool.submit(fn, *args, **kwargs).result()
+    return call  # type: ignore[return-value]
 
 
 def _iproute(netns: str | None = None):
@@ -61,6 +84,7 @@ def _netlink_error(exc: Exception) -> int:
     return getattr(exc, "code", 0) or (exc.errno if isinstance(exc, OSError) else 0) or 0
 
 
+@_off_the_event_loop
 def ensure_bridge(name: str, gateway: str, prefix: int, mtu: int = 1500) -> None:
     """The bridge `name` exists, holds `gateway/prefix` and is up; idempotent, and safe when
     processes race to make the same bridge (EEXIST is success)."""
@@ -89,6 +113,7 @@ def ensure_bridge(name: str, gateway: str, prefix: int, mtu: int = 1500) -> None
             raise WorkbenchError(f"setting bridge {name} up: {exc}") from None
 
 
+@_off_the_event_loop
 def remove_bridge(name: str) -> None:
     """Delete the bridge; a missing one is fine."""
     _delete_link(name, "bridge")
@@ -105,6 +130,7 @@ def _delete_link(name: str, what: str) -> None:
                     raise WorkbenchError(f"removing {what} {name}: {exc}") from None
 
 
+@_off_the_event_loop
 def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefix: int, gateway: str | None,
            mac: str | None = None, mtu: int = 1500, ifname: str = "eth0") -> str:
     """Plug the namespace at `netns_path` into `bridge` as `ifname` with `address/prefix`, lo up, and
@@ -156,11 +182,13 @@ def _configure_inside(netns_path: str, peer: str, ifname: str, address: str, pre
         return ns.get_links(index)[0].get_attr("IFLA_ADDRESS")
 
 
+@_off_the_event_loop
 def detach(host_ifname: str) -> None:
     """Delete a container's veth (both ends); a missing one is fine."""
     _delete_link(host_ifname, "veth")
 
 
+@_off_the_event_loop
 def list_links(prefix: str) -> list[str]:
     """Names of the host's links that start with `prefix`."""
     try:
