@@ -131,7 +131,20 @@ def start(ctx: Context) -> None:
 
 
 def stop(ctx: Context) -> None:
-    _each(ctx, lambda c: c.stop(ctx.args.time), ctx.args.containers, ctx.args.all, ignore=ctx.args.ignore)
+    """Stop, then clean up (or remove an --rm container) at once, as Podman's stop does: the
+    container is `exited` when the command returns, not when conmon's exit command gets to it."""
+    from ..engine.errors import ContainerStateError
+
+    def stop_one(c) -> None:
+        c.stop(ctx.args.time)
+        try:
+            if c.config.auto_remove:
+                c.remove()
+            else:
+                c.cleanup()
+        except (ContainerStateError, ContainerRemoved, NoSuchContainer):
+            pass  # the exit command was quicker
+    _each(ctx, stop_one, ctx.args.containers, ctx.args.all, ignore=ctx.args.ignore)
 
 
 def kill(ctx: Context) -> None:
