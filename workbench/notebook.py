@@ -46,6 +46,7 @@ class NotebookOutput:
         self.documents: list[Any] = []
         self.frames: list[Any] = []
         self.errors: list[str] = []
+        self.widgets: list[Any] = []  # a widget the command opened (a Console): the cell's result
         self.tails = {"stdout": "", "stderr": ""}
         self._bar: Any = None
         self._bar_drawn = 0.0
@@ -382,12 +383,19 @@ def ctr(line: str, cell: str | None = None, *, namespace: Mapping[str, Any] | No
         on_exit_code(code)
     if code != 0 and raise_on_error:
         raise CtrError(out.errors[-1] if out.errors else f"command exited with code {code}", code)
+    if out.widgets and code == 0:
+        return out.widgets[-1]
     if out.frames:
         result = out.frames[-1]
         result.exit_code = code
         return result
     if out.documents:
-        return Document(out.documents[-1] if len(out.documents) == 1 else out.documents, code)
+        data = out.documents[-1] if len(out.documents) == 1 else out.documents
+        if _inspects(tokens):  # shown as InspectViews where widgets work; still the same Document
+            from .widgets.inspect import inspect_document
+
+            return inspect_document(data, code, _runtime_of(tokens, kernel))
+        return Document(data, code)
     return CtrResult(tokens, code, out)
 
 
@@ -422,7 +430,11 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if args.help:
         out.line(args.usage)
         return 0
-    if stdin is None and getattr(args, "interactive", False):
+    if stdin is None and _opens_console(args):
+        return _open_console(args, out, kernel)
+    if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
+        return _open_view(args, out, kernel, tokens)
+    if stdin is None and getattr(args, "interactive", False) and not getattr(args, "detach", False):
         out.error("-i needs input, and a notebook cell has no terminal: give the input as a %%ctr cell "
                   "(`%%ctr exec CONTAINER` + the script), or leave out -i")
         return 125
@@ -442,6 +454,131 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         out.stream("stderr", b"Interrupted\n")
         return 130
     return ctx.exit_code
+
+
+def _opens_console(args: Any) -> bool:
+    """`exec -it`, `run -it` (not detached) and `attach` (with stdin) open a Console widget."""
+    if args.command_name in ("exec", "run"):
+        return bool(args.interactive and args.tty and not args.detach)
+    return args.command_name == "attach" and not args.no_stdin
+
+
+def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
+    """A terminal in the cell: the cell returns at once with the Console; a pump moves the bytes."""
+    import io
+
+    from .commands import handler as find_handler
+    from .commands.context import Context
+    from .engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
+    from .engine.state import ContainerState
+
+    try:
+        from .widgets.console import Console
+    except ImportError as exc:
+        out.error(f"an interactive console needs the notebook extras (pip install 'workbench[jupyter]'): {exc}")
+        return 125
+    rt = kernel.runtime(args.root, args.runroot, args.runtime)
+    ctx = Context(args=args, out=out, runtime=rt)
+    try:
+        if args.command_name == "exec":
+            if not args.command:
+                raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
+            console = Console(rt.container(args.container), args.command, env=ctx.env_from_flags(args.env),
+                              user=args.user, workdir=args.workdir, privileged=args.privileged)
+        elif args.command_name == "attach":
+            c = rt.container(args.container)
+            if c.state != ContainerState.RUNNING:
+                raise ContainerStateError("you can only attach to running containers")
+            console = Console(c)
+        else:  # run -it: create, then attach and start (no output lost)
+            quiet = NotebookOutput(io.StringIO(), io.StringIO())
+            create = Context(args=args, out=quiet, runtime=rt)
+            find_handler("create")(create)
+            if create.exit_code or not quiet.lines:
+                for message in quiet.errors:
+                    out.error(message)
+                return create.exit_code or 125
+            c = rt.container(quiet.lines[-1])
+            try:
+                console = Console(c, start=True)
+            except BaseException:
+                if args.rm:
+                    c.remove(force=True)
+                raise
+    except WorkbenchError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        out.error(str(exc))
+        return 125
+    out.widgets.append(console)
+    return 0
+
+
+def _widgets_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("ipywidgets", "anywidget"))
+
+
+def _opens_view(args: Any) -> bool:
+    return ((args.command_name == "ps" and getattr(args, "widget", False))
+            or (args.command_name == "stats" and getattr(args, "plot", False)))
+
+
+def _open_view(args: Any, out: NotebookOutput, kernel: Kernel, tokens: list[str]) -> int:
+    """`ps --widget`: a ContainerTable (every container with -a); `stats --plot`: a StatsPlot of the
+    named container (of every running one without a name, one plot per name otherwise), sampled
+    every second unless `-i/--interval` says otherwise."""
+    from .engine.errors import WorkbenchError
+
+    if not _widgets_available():
+        out.error("live widgets need the notebook extras (pip install 'workbench[jupyter]')")
+        return 125
+    rt = kernel.runtime(args.root, args.runroot, args.runtime)
+    try:
+        if args.command_name == "ps":
+            from .widgets.table import ContainerTable
+
+            out.widgets.append(ContainerTable(rt, all=args.all))
+            return 0
+        from .widgets.stats import StatsPlot
+
+        if args.interval <= 0:
+            raise WorkbenchError("invalid interval, must be a positive number greater zero")
+        explicit = any(t in ("-i", "--interval") or t.startswith("--interval=") or re.fullmatch(r"-i\d+", t)
+                       for t in tokens)
+        targets = [rt.container(name) for name in args.containers] or [rt]
+        plots = [StatsPlot(target, interval=args.interval if explicit else 1.0) for target in targets]
+        if len(plots) == 1:
+            out.widgets.append(plots[0])
+        else:
+            import ipywidgets
+
+            out.widgets.append(ipywidgets.VBox(plots))
+    except WorkbenchError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    return 0
+
+
+def _inspects(tokens: list[str]) -> bool:
+    """An `inspect` whose result is JSON data (no Go template), with widgets installed."""
+    from .commands.parser import UsageError, parse
+
+    try:
+        args = parse(tokens)
+    except (UsageError, SystemExit):
+        return False
+    return (args.command_name in ("inspect", "container_inspect", "image_inspect")
+            and getattr(args, "format", None) in (None, "", "json") and _widgets_available())
+
+
+def _runtime_of(tokens: list[str], kernel: Kernel) -> Any:
+    from .commands.parser import parse
+
+    args = parse(tokens)
+    return kernel.runtime(args.root, args.runroot, args.runtime)
 
 
 def _configure(tokens: list[str], kernel: Kernel, out: NotebookOutput) -> int:
@@ -484,3 +621,22 @@ def _write_file(tokens: list[str], body: str, kernel: Kernel) -> CtrResult:
         return CtrResult(["file", *tokens], getattr(exc, "exit_code", 125), out)
     out.line(f"wrote {len(data)} bytes to {name}:{path}")
     return CtrResult(["file", *tokens], 0, out)
+
+
+class ContainersUnavailable(Exception):
+    """This host cannot run containers (a Binder pod, say): shown as its message, no traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{self}\x1b[0m"]
+
+
+def require_containers() -> None:
+    """Stop a notebook plainly where containers cannot run: what is missing, not a traceback."""
+    from .engine import doctor
+
+    results = doctor.checks()
+    if not doctor.containers_can_run(results):
+        missing = "; ".join(f"{c.name}: {c.detail}" for c in results
+                            if c.status == doctor.MISSING or (c.name == "privileges" and c.status != doctor.OK))
+        raise ContainersUnavailable(f"Containers cannot run on this host ({missing}). The cells below need "
+                                    "them; the doctor's table above says what each missing piece needs.")

@@ -131,7 +131,7 @@ def test_cell_forms_exec_run_and_file(ip):
     assert out.stdout == "line one\nline two\n"
     result, out = ctr(ip, "file web:relative", "x")
     assert result.exit_code == 125
-    result, out = ctr(ip, "exec -it web sh")
+    result, out = ctr(ip, "exec -i web sh")  # -i without -t (exec -it opens a Console)
     assert result.exit_code == 125 and "a notebook cell has no terminal" in out.stderr
 
 
@@ -193,3 +193,17 @@ def test_progress_is_a_bar_redrawn_in_place_ending_in_a_summary(monkeypatch):
     assert "<progress" in shown[0][1] and "/ 4 MB" in shown[0][1]
     assert shown[-1][1] == progress_html(4_000_000, 4_000_000, "pulling x")
     assert "&#10003; pulling x" in shown[-1][1]
+
+
+def test_a_host_without_containers_stops_the_notebook_plainly(ip, monkeypatch):
+    from workbench.engine import doctor
+
+    monkeypatch.setattr(doctor, "namespaces", lambda: doctor.Check("namespaces", doctor.MISSING, "unshare: denied",
+                                                                   "containers cannot run here"))
+    monkeypatch.setattr(doctor, "PROBES", (doctor.namespaces,))
+    with capture_output() as out:
+        result = ip.run_cell("from workbench.notebook import require_containers\nrequire_containers()")
+    assert not result.success
+    shown = out.stdout + out.stderr
+    assert "Containers cannot run on this host (namespaces: unshare: denied)" in shown
+    assert "Traceback" not in shown
