@@ -278,3 +278,10 @@ def test_cp_tar_streams_through_stdin_and_stdout(cli, image, store):
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         assert tar.getnames() == ["in", "in/notes.txt"]
         assert tar.extractfile("in/notes.txt").read() == b"notes\n"  # reading a member, not extracting
+
+
+def test_widget_flags_say_they_need_a_notebook(cli):
+    for args in (["ps", "--widget"], ["stats", "--plot"]):
+        proc = cli(*args)
+        assert proc.returncode == 125
+        assert "shows a widget: use it in a notebook" in proc.stderr

@@ -263,6 +263,8 @@ def ps_row(c, now: float, no_trunc: bool) -> dict[str, Any]:
 
 def ps(ctx: Context) -> None:
     a = ctx.args
+    if a.widget:
+        ctx.notebook_only("--widget")
     from ..engine.state import ContainerState
 
     containers = ctx.rt.containers(all=True)

@@ -31,6 +31,13 @@ class Context:
             self._runtime = Runtime(self.args.root, self.args.runroot, oci_runtime=self.args.runtime)
         return self._runtime
 
+    def notebook_only(self, flag: str) -> None:
+        """Refuse a flag that only a notebook can honour (a widget) on a terminal."""
+        if self.out.terminal:
+            from ..engine.errors import InvalidArgument
+
+            raise InvalidArgument(f"{flag} shows a widget: use it in a notebook (%ctr ... {flag})")
+
     def fail(self, message: str, code: int = 125) -> None:
         """Report one error and remember the exit code (the last failure wins, as in Podman)."""
         self.out.error(message)

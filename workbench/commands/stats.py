@@ -30,6 +30,8 @@ _CLEAR = b"\033[2J\033[1;1H"  # goterm's Clear and MoveCursor(1, 1)
 
 def stats(ctx: Context) -> None:
     a = ctx.args
+    if a.plot:
+        ctx.notebook_only("--plot")
     if a.all and a.containers:
         raise WorkbenchError("--all, --latest and containers cannot be used together")
     from ..engine.stats import rounds
