@@ -13,14 +13,16 @@ cd "$(dirname "$0")/.."
 # docker-registry: the local registry the image tests push to and pull from; mmdebstrap: Debian
 # base images (`workbench image bootstrap debian`); golang-github-opencontainers-image-spec-dev: the
 # OCI image-spec JSON schemas the tests validate saved archives against; nftables: NAT and
-# published ports of bridge networks.
+# published ports of bridge networks; chromium and fonts-dejavu-core: the headless browser (driven
+# by Playwright, never downloaded) and its monospace font for the widget tests in tests/browser/.
 PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
-    golang-github-opencontainers-image-spec-dev nftables)
+    golang-github-opencontainers-image-spec-dev nftables chromium fonts-dejavu-core)
 # Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
     [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap [nftables]=nft
-    [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema)
+    [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema
+    [chromium]=chromium [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf)
 MIN_PYTHON=(3 11)
 VENV=.venv
 
@@ -121,6 +123,17 @@ if [[ ! -f $stamp ]]; then
         --config-settings editable_mode=compat
     touch "$stamp"
 fi
+# 3. The console widget's front-end bundle (committed): rebuilt with node and npm only when it is
+# missing or js/ changed since it was built (its bundle.inputs hashes no longer match).
+if ! sha256sum --status -c workbench/widgets/static/bundle.inputs 2>/dev/null \
+        || [[ ! -s workbench/widgets/static/console.js ]]; then
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        apt_install nodejs npm
+    fi
+    say "bundling xterm.js for the console widget (js/ -> workbench/widgets/static/)"
+    make -s bundle >/dev/null
+fi
+
 # PYTHONDONTWRITEBYTECODE is common in sandboxes: compile once (only what changed) so the CLI,
 # which conmon also runs as the exit command, does not recompile the package on every start.
 "$VENV/bin/python" -m compileall -q workbench >/dev/null

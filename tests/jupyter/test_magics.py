@@ -9,30 +9,7 @@ import time
 
 import pytest
 
-pytest.importorskip("IPython", reason="the [jupyter] extra is not installed (scripts/setup.sh installs it)")
-pytest.importorskip("pandas", reason="the [jupyter] extra is not installed (scripts/setup.sh installs it)")
-
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-from IPython.utils.capture import capture_output  # noqa: E402
-from traitlets.config import Config  # noqa: E402
-
-
-@pytest.fixture
-def ip(store, busybox_tar):
-    if os.geteuid() != 0:
-        pytest.fail("the magics drive real containers, which need root")
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    config.CtrMagics.root, config.CtrMagics.runroot = store["root"], store["runroot"]
-    shell = InteractiveShell.instance(config=config)
-    shell.run_line_magic("load_ext", "workbench")
-    with capture_output():
-        assert shell.run_line_magic("ctr", f"import {busybox_tar} bb").exit_code == 0
-    yield shell
-    with capture_output():
-        shell.run_line_magic("ctr", "rm -a -f -t 0")
-    shell.run_line_magic("unload_ext", "workbench")
-    InteractiveShell.clear_instance()
+from IPython.utils.capture import capture_output
 
 
 def ctr(ip, line, cell=None):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-jupyter_client = pytest.importorskip("jupyter_client", reason="the [jupyter] extra is not installed")
+import jupyter_client
 
 
 class Kernel:
