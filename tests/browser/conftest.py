@@ -279,6 +279,7 @@ _CELLS_STATE = """(indices) => { const nb = window.jupyterapp && window.jupytera
     if (!nb || !nb.content) return null;
     const cells = nb.content.widgets;
     return indices.map((i) => { const c = cells[i];
+        if (!c || !c.model) return { done: false, error: null };  // not rendered yet
         const prompt = c.promptNode ? c.promptNode.textContent : '';
         const outputs = c.model.outputs ? c.model.outputs.toJSON() : [];
         const error = outputs.find((o) => o.output_type === 'error');
