@@ -45,7 +45,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = pathlib.Path(__file__).parent / "artifacts"
 START_TIMEOUT = 60.0
-CELL_TIMEOUT = 60.0
+CELL_TIMEOUT = 120.0
 
 # Timestamps taken inside the page (the sync Playwright API delivers events late, notes §5.2 #4).
 _WS_LOG_SCRIPT = """
@@ -275,6 +275,10 @@ def _run_cell(page, index: int) -> None:
         nb.content.activeCellIndex = i; window.jupyterapp.commands.execute('notebook:run-cell'); }""", index)
 
 
+_ANY_STARTED = """() => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return !!(nb && nb.content && nb.content.widgets.some((c) => c && c.model
+        && (c.model.executionCount !== null || (c.promptNode && c.promptNode.textContent.includes('*'))))); }"""
+
 _CELLS_STATE = """(indices) => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
     if (!nb || !nb.content) return null;
     const cells = nb.content.widgets;
@@ -306,7 +310,13 @@ def _wait_for_cells(page, indices: list[int], timeout: float = CELL_TIMEOUT) -> 
 def _run_notebook(page, lab: Lab, cells: list[str], name: str | None = None) -> None:
     """Write a notebook of `cells`, open it, run all cells and wait until each has run."""
     _open_notebook(page, lab, cells, name)
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")  # not awaited
+    for _ in range(3):  # on a loaded machine a run-all issued as the panel settles can be lost: reissue it
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")  # not awaited
+        try:
+            page.wait_for_function(_ANY_STARTED, timeout=20_000)
+            break
+        except Exception:  # playwright's TimeoutError: nothing started yet
+            continue
     _wait_for_cells(page, list(range(len(cells))))
 
 
