@@ -261,7 +261,9 @@ def _write_notebook(lab: Lab, cells: list[str], name: str | None = None) -> str:
 def _open_notebook(page, lab: Lab, cells: list[str], name: str | None = None) -> str:
     """Write the notebook, open it in Lab and wait until its kernel is idle; returns its name."""
     name = _write_notebook(lab, cells, name)
-    page.goto(lab.url(f"/lab/tree/{name}"))
+    # A workspace of its own: Lab would otherwise restore every earlier test's tab, and the
+    # notebook commands could act on one of those.
+    page.goto(lab.url(f"/lab/workspaces/{name.removesuffix('.ipynb')}/tree/{name}?reset"))
     page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
         return !!(w && w.sessionContext && w.sessionContext.isReady && w.sessionContext.session
                   && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'
@@ -311,7 +313,9 @@ def _run_notebook(page, lab: Lab, cells: list[str], name: str | None = None) -> 
     """Write a notebook of `cells`, open it, run all cells and wait until each has run."""
     _open_notebook(page, lab, cells, name)
     for _ in range(3):  # on a loaded machine a run-all issued as the panel settles can be lost: reissue it
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")  # not awaited
+        # Lab restores the previous test's tab too: make this notebook the one the command acts on.
+        page.evaluate("""() => { const app = window.jupyterapp; app.shell.activateById(app.shell.currentWidget.id);
+            app.commands.execute('notebook:run-all-cells'); }""")  # not awaited
         try:
             page.wait_for_function(_ANY_STARTED, timeout=20_000)
             break
