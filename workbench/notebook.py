@@ -88,7 +88,7 @@ class NotebookOutput:
         html = progress_html(done, total, label)
         if self._bar is None:
             self._bar = display(HTML(html), display_id=True)
-        elif self._bar is not None:
+        else:
             self._bar.update(HTML(html))
         self._bar_drawn = now
 
@@ -416,7 +416,6 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     from .commands import handler as find_handler
     from .commands.context import Context
     from .commands.parser import UsageError, parse
-    from .engine.errors import WorkbenchError
 
     try:
         args = parse(tokens)
@@ -433,7 +432,7 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
     if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
-        return _open_view(args, out, kernel, tokens)
+        return _open_view(args, out, kernel)
     if stdin is None and getattr(args, "interactive", False) and not getattr(args, "detach", False):
         out.error("-i needs input, and a notebook cell has no terminal: give the input as a %%ctr cell "
                   "(`%%ctr exec CONTAINER` + the script), or leave out -i")
@@ -442,18 +441,29 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         args.no_stdin = True  # the cell shows the output; there is no terminal to type into
     ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime),
                   input=stdin)
-    try:
+
+    def handle() -> int:
         find_handler(args.command_name)(ctx)
+        return ctx.exit_code
+    try:
+        return _reported(out, handle)
+    except KeyboardInterrupt:
+        out.stream("stderr", b"Interrupted\n")
+        return 130
+
+
+def _reported(out: NotebookOutput, work: Callable[[], int]) -> int:
+    """Run a command's body; its errors become one line in the cell and the CLI's exit code."""
+    from .engine.errors import WorkbenchError
+
+    try:
+        return work()
     except WorkbenchError as exc:
         out.error(str(exc))
         return exc.exit_code
     except (ValueError, OSError) as exc:
         out.error(str(exc))
         return 125
-    except KeyboardInterrupt:
-        out.stream("stderr", b"Interrupted\n")
-        return 130
-    return ctx.exit_code
 
 
 def _opens_console(args: Any) -> bool:
@@ -469,7 +479,7 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
 
     from .commands import handler as find_handler
     from .commands.context import Context
-    from .engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
+    from .engine.errors import ContainerStateError, InvalidArgument
     from .engine.state import ContainerState
 
     try:
@@ -479,7 +489,8 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
         return 125
     rt = kernel.runtime(args.root, args.runroot, args.runtime)
     ctx = Context(args=args, out=out, runtime=rt)
-    try:
+
+    def open_one() -> int:
         if args.command_name == "exec":
             if not args.command:
                 raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
@@ -505,14 +516,9 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
                 if args.rm:
                     c.remove(force=True)
                 raise
-    except WorkbenchError as exc:
-        out.error(str(exc))
-        return exc.exit_code
-    except (ValueError, OSError) as exc:
-        out.error(str(exc))
-        return 125
-    out.widgets.append(console)
-    return 0
+        out.widgets.append(console)
+        return 0
+    return _reported(out, open_one)
 
 
 def _widgets_available() -> bool:
@@ -526,7 +532,7 @@ def _opens_view(args: Any) -> bool:
             or (args.command_name == "stats" and getattr(args, "plot", False)))
 
 
-def _open_view(args: Any, out: NotebookOutput, kernel: Kernel, tokens: list[str]) -> int:
+def _open_view(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
     """`ps --widget`: a ContainerTable (every container with -a); `stats --plot`: a StatsPlot of the
     named container (of every running one without a name, one plot per name otherwise), sampled
     every second unless `-i/--interval` says otherwise."""
@@ -536,7 +542,8 @@ def _open_view(args: Any, out: NotebookOutput, kernel: Kernel, tokens: list[str]
         out.error("live widgets need the notebook extras (pip install 'workbench[jupyter]')")
         return 125
     rt = kernel.runtime(args.root, args.runroot, args.runtime)
-    try:
+
+    def open_one() -> int:
         if args.command_name == "ps":
             from .widgets.table import ContainerTable
 
@@ -544,22 +551,19 @@ def _open_view(args: Any, out: NotebookOutput, kernel: Kernel, tokens: list[str]
             return 0
         from .widgets.stats import StatsPlot
 
-        if args.interval <= 0:
+        interval = 1.0 if args.interval is None else args.interval
+        if interval <= 0:
             raise WorkbenchError("invalid interval, must be a positive number greater zero")
-        explicit = any(t in ("-i", "--interval") or t.startswith("--interval=") or re.fullmatch(r"-i\d+", t)
-                       for t in tokens)
         targets = [rt.container(name) for name in args.containers] or [rt]
-        plots = [StatsPlot(target, interval=args.interval if explicit else 1.0) for target in targets]
+        plots = [StatsPlot(target, interval=interval) for target in targets]
         if len(plots) == 1:
             out.widgets.append(plots[0])
         else:
             import ipywidgets
 
             out.widgets.append(ipywidgets.VBox(plots))
-    except WorkbenchError as exc:
-        out.error(str(exc))
-        return exc.exit_code
-    return 0
+        return 0
+    return _reported(out, open_one)
 
 
 def _inspects(tokens: list[str]) -> bool:

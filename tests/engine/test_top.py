@@ -8,7 +8,7 @@ import time
 import pytest
 
 from workbench.engine.errors import ContainerStateError, InvalidArgument
-from workbench.engine.top import _cgroup_pids, _go_duration, _in_cgroup, _inside, _tty
+from workbench.engine.top import _cgroup_pids, go_duration, _in_cgroup, _inside, _tty
 
 DEFAULT_HEADERS = ("USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND")
 
@@ -181,7 +181,7 @@ def test_cli_errors_exit_125(rt, busybox, cli):
                                       (1_697_289_061, "1.697289061s"), (61 * 10**9, "1m1s"),
                                       (3600 * 10**9, "1h0m0s"), (3723_500_000_000, "1h2m3.5s")])
 def test_durations_print_as_go_does(ns, text):
-    assert _go_duration(ns) == text
+    assert go_duration(ns) == text
 
 
 def test_cgroup_membership_on_v1_and_v2():

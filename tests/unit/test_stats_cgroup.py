@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.commands.stats import _binary_size, _decimal_size, go_duration, template_row
+from workbench.commands.stats import _binary_size, _decimal_size, template_row
+from workbench.engine.top import go_duration
 from workbench.engine import cgroups, stats
 from workbench.engine.stats import Counters, read_net_dev, read_v1, read_v2
 

@@ -401,7 +401,7 @@ def _stats(p):
     p.add_argument("--no-reset", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format")
-    p.add_argument("-i", "--interval", type=int, default=5, help="seconds between samples (default 5)")
+    p.add_argument("-i", "--interval", type=int, help="seconds between samples (default 5; a --plot: 1)")
     p.add_argument("--plot", action="store_true", help="in a notebook: live CPU and memory plots")
     p.add_argument("containers", nargs="*")
 

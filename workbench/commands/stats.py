@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ..engine.errors import NoSuchContainer, WorkbenchError
-from ..engine.top import _go_duration as go_duration  # Go's Duration.String(), Podman's CPU TIME
+from ..engine.top import go_duration  # Go's Duration.String(), Podman's CPU TIME
 from . import humanize
 from .context import Context
 
@@ -36,7 +36,8 @@ def stats(ctx: Context) -> None:
         raise WorkbenchError("--all, --latest and containers cannot be used together")
     from ..engine.stats import rounds
 
-    samples = rounds(ctx.rt, a.containers or None, all=a.all, stream=not a.no_stream, interval=a.interval)
+    samples = rounds(ctx.rt, a.containers or None, all=a.all, stream=not a.no_stream,
+                    interval=5 if a.interval is None else a.interval)
     try:
         for batch in samples:
             _emit(ctx, batch)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 EXIT_FILE_TIMEOUT = 5.0
 
 #: Capability names by number (linux/capability.h); privileged sessions get those we have.
-_CAPABILITIES = (
+CAPABILITY_BITS = (
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
     "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
     "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
@@ -189,8 +189,8 @@ def _all_capabilities() -> list[str]:
         with open("/proc/self/status") as f:
             mask = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
     except (OSError, StopIteration, ValueError):
-        mask = (1 << len(_CAPABILITIES)) - 1
-    return [f"CAP_{name}" for bit, name in enumerate(_CAPABILITIES) if mask >> bit & 1]
+        mask = (1 << len(CAPABILITY_BITS)) - 1
+    return [f"CAP_{name}" for bit, name in enumerate(CAPABILITY_BITS) if mask >> bit & 1]
 
 
 # -- running it through conmon ----------------------------------------------------------------

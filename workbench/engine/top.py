@@ -239,11 +239,11 @@ class _Context:
 
     def _container_names(self, path: str) -> dict[int, str]:
         if path not in self._names:
-            from .users import _read_account_file
+            from .users import read_account_file
 
             names: dict[int, str] = {}
             try:
-                entries = _read_account_file(self.rootfs, path) if self.rootfs else []
+                entries = read_account_file(self.rootfs, path) if self.rootfs else []
             except (InvalidArgument, OSError) as exc:  # a symlink, a fifo, a huge file: show numbers
                 log.debug("top: not reading %s of the container: %s", path, exc)
                 entries = []
@@ -271,7 +271,7 @@ class _Context:
 
 
 # -- formats (psgo's) ----------------------------------------------------------------------------
-def _go_duration(ns: int) -> str:
+def go_duration(ns: int) -> str:
     """Go's time.Duration.String(), the way psgo prints elapsed and CPU time ("1m2.5s", "0s")."""
     sign, ns = ("-", -ns) if ns < 0 else ("", ns)
     if ns == 0:
@@ -319,7 +319,7 @@ def _tty(tty_nr: int) -> str:
 
 def _capabilities(mask_hex: str) -> str:
     """A capability mask as sorted names without CAP_, `full` for every capability, `none` for none."""
-    from .exec import _CAPABILITIES as names
+    from .exec import CAPABILITY_BITS as names
 
     try:
         mask = int(mask_hex, 16)
@@ -351,7 +351,7 @@ _DESCRIPTORS: dict[str, tuple[str, _Column]] = {
     "capinh": ("INHERITED CAPS", lambda p, x: _capabilities(p.status.get("CapInh", ""))),
     "capprm": ("PERMITTED CAPS", lambda p, x: _capabilities(p.status.get("CapPrm", ""))),
     "comm": ("COMMAND", lambda p, x: p.comm),
-    "etime": ("ELAPSED", lambda p, x: _go_duration(x.now_ns - x.start_ns(p))),
+    "etime": ("ELAPSED", lambda p, x: go_duration(x.now_ns - x.start_ns(p))),
     "group": ("GROUP", lambda p, x: x.group(p.gid(1))),
     "groups": ("GROUPS", lambda p, x: ",".join(x.group(_inside(g, p.gid_map)) for g in p.host_ids("Groups"))),
     "hgroup": ("HGROUP", lambda p, x: x.host_group(p.host_ids("Gid")[1])),
@@ -371,7 +371,7 @@ _DESCRIPTORS: dict[str, tuple[str, _Column]] = {
     "seccomp": ("SECCOMP", lambda p, x: _SECCOMP_MODES.get(p.status.get("Seccomp", ""), "?")),
     "state": ("STATE", lambda p, x: (p.status.get("State") or p.stat_field(3)).split()[0]),
     "stime": ("STIME", lambda p, x: _go_time(x.start_ns(p))),
-    "time": ("TIME", lambda p, x: _go_duration(p.cpu_ticks() // x.ticks * 10**9)),
+    "time": ("TIME", lambda p, x: go_duration(p.cpu_ticks() // x.ticks * 10**9)),
     "tty": ("TTY", lambda p, x: _tty(int(p.stat_field(7)))),
     "uid": ("UID", lambda p, x: str(p.uid(1))),
     "user": ("USER", lambda p, x: x.user(p.uid(1))),

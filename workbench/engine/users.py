@@ -21,7 +21,7 @@ class ExecUser(NamedTuple):
     home: str = "/"
 
 
-def _read_account_file(rootfs: str, path: str) -> list[list[str]]:
+def read_account_file(rootfs: str, path: str) -> list[list[str]]:
     """Lines of a colon-separated account file inside `rootfs`, opened no-follow; [] when absent."""
     from .storage.rootpath import open_in_root
 
@@ -52,7 +52,7 @@ def resolve_user(rootfs: str, spec: str) -> ExecUser:
     if not spec:
         spec = "0"
     user_part, _, group_part = spec.partition(":")
-    passwd = _read_account_file(rootfs, "/etc/passwd")
+    passwd = read_account_file(rootfs, "/etc/passwd")
     entry = None
     if user_part.isdigit():
         uid = int(user_part)
@@ -64,7 +64,7 @@ def resolve_user(rootfs: str, spec: str) -> ExecUser:
         uid = _int(entry[2], "uid", user_part)
     gid = _int(entry[3], "gid", user_part) if entry else 0
     home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
-    groups = _read_account_file(rootfs, "/etc/group")
+    groups = read_account_file(rootfs, "/etc/group")
     if group_part:
         if group_part.isdigit():
             gid = int(group_part)
