@@ -45,6 +45,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = pathlib.Path(__file__).parent / "artifacts"
 START_TIMEOUT = 60.0
+OPEN_TIMEOUT = 120.0
 CELL_TIMEOUT = 120.0
 
 # Timestamps taken inside the page (the sync Playwright API delivers events late, notes §5.2 #4).
@@ -264,11 +265,34 @@ def _open_notebook(page, lab: Lab, cells: list[str], name: str | None = None) ->
     # A workspace of its own: Lab would otherwise restore every earlier test's tab, and the
     # notebook commands could act on one of those.
     page.goto(lab.url(f"/lab/workspaces/{name.removesuffix('.ipynb')}/tree/{name}?reset"))
-    page.wait_for_function("""() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-        return !!(w && w.sessionContext && w.sessionContext.isReady && w.sessionContext.session
-                  && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle'
-                  && w.content && w.content.widgets.length > 0); }""", timeout=START_TIMEOUT * 1000)
+    # The first open of a session loads Lab's bundles and starts a cold kernel on a loaded machine.
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    while (state := page.evaluate(_NOTEBOOK_STATE)).get("ready") is not True:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"notebook {name} not open with an idle kernel within {OPEN_TIMEOUT} s: "
+                                 f"{state}; kernels {lab.api('GET', '/api/kernels')}; "
+                                 f"lab log: {_log_tail(lab)}")
+        page.wait_for_timeout(200)
     return name
+
+
+# What the page shows while a notebook opens: enough to tell a slow kernel from a dialog or a wrong tab.
+_NOTEBOOK_STATE = """() => { const app = window.jupyterapp;
+    if (!app) return { ready: false, app: 'not loaded', url: location.href };
+    const w = app.shell.currentWidget, s = w && w.sessionContext;
+    const kernel = s && s.session && s.session.kernel;
+    const dialog = document.querySelector('.jp-Dialog');
+    return { ready: !!(s && s.isReady && kernel && kernel.status === 'idle' && w.content && w.content.widgets.length > 0),
+             widget: w ? w.title.label : null, sessionReady: s ? s.isReady : null,
+             kernel: kernel ? kernel.status : null, cells: w && w.content && w.content.widgets ? w.content.widgets.length : null,
+             dialog: dialog ? dialog.innerText.slice(0, 300) : null, url: location.href }; }"""
+
+
+def _log_tail(lab: Lab, size: int = 2000) -> str:
+    try:
+        return (lab.root.parent / "lab.log").read_text(errors="replace")[-size:]
+    except OSError as exc:
+        return f"(unreadable: {exc})"
 
 
 def _run_cell(page, index: int) -> None:

@@ -13,11 +13,12 @@ from workbench.engine.top import _cgroup_pids, go_duration, _in_cgroup, _inside,
 DEFAULT_HEADERS = ("USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND")
 
 
-def _wait_for(c, args: str, descriptors=None, timeout: float = 10) -> dict[str, str]:
-    """The record of the process whose command line is `args`, once it shows up."""
+def _wait_for(c, args: str, descriptors=None, timeout: float = 10, want: dict | None = None) -> dict[str, str]:
+    """The record of the process whose command line is `args`, once it shows up (with `want`'s values)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [r for r in c.top(descriptors or ["pid", "user", "args"]).records() if r["args"] == args]
+        found = [r for r in c.top(descriptors or ["pid", "user", "args"]).records()
+                 if r["args"] == args and all(r[k] == v for k, v in (want or {}).items())]
         if found or time.monotonic() > deadline:
             assert found, f"no process {args!r} in {c.top().records()}"
             return found[0]
@@ -66,6 +67,7 @@ def test_descriptors_as_words_commas_spaces_and_aix_codes(rt, busybox):
     c = rt.run(busybox, ["sleep", "1000"], detach=True)
     assert c.top(["pid,user", "comm  args", "%C"]).headers == ("PID", "USER", "COMMAND", "COMMAND", "%CPU")
     assert c.top("pid, vsz,,state").descriptors == ("pid", "vsz", "state")
+    _wait_for(c, "sleep 1000", ["args", "state"], want={"state": "S"})  # asleep, not just exec'd
     [row] = c.top(["comm", "state", "nice", "seccomp", "capinh", "capamb", "stime", "uid", "huid"]).rows
     assert row[:6] == ("sleep", "S", "0", "filter", "none", "none")
     assert row[6].startswith(time.strftime("%Y-")) and row[7:] == ("0", "0")
