@@ -128,8 +128,15 @@ class _Pipes:
                     sock.close()
 
 
-def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> None:
-    """Start conmon and let it double-fork; returns once the intermediate process has exited."""
+def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> int:
+    """Start conmon and let it double-fork; returns conmon's pid once the intermediate process has
+    exited, with conmon moved into its cgroup (`launch.place`).
+
+    The move happens while conmon already runs the runtime, to overlap the cgroup writes (slow on
+    v1) with `runc create`: a child conmon forked before the move stays where it was started,
+    which is harmless: the runtime puts the container's processes into their own cgroup, and
+    conmon's later children (the exit command) follow conmon.
+    """
     os.makedirs(launch.persist_dir, exist_ok=True)
     env = {"PATH": _PATH, "XDG_RUNTIME_DIR": ""}
     env.update((name, str(fd)) for name, fd in pipes.child_fds().items())
@@ -142,11 +149,6 @@ def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> None:
         pass_fds=tuple(pipes.child_fds().values()), start_new_session=True,
     )
     pipes.close_children()
-    if launch.place is not None:
-        try:
-            launch.place(proc.pid)
-        except OSError as exc:
-            log.warning("could not move conmon %d into its cgroup: %s", proc.pid, exc)
     pipes.parent("_OCI_STARTPIPE").send(b"\0")
     early_output = proc.stdout.read() if proc.stdout else b""
     rc = proc.wait()
@@ -154,20 +156,27 @@ def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> None:
         proc.stdout.close()
     if rc != 0:
         raise OCIRuntimeError(f"conmon failed: exit status {rc}: {early_output.decode(errors='replace').strip()}")
+    conmon_pid = _read_int(launch.conmon_pidfile)  # the intermediate wrote it before exiting
+    if launch.place is not None and conmon_pid > 0:
+        try:
+            launch.place(conmon_pid)
+        except OSError as exc:
+            log.warning("could not move conmon %d into its cgroup: %s", conmon_pid, exc)
+    return conmon_pid
 
 
 def create_container(launch: ConmonLaunch, timeout: float = CREATE_TIMEOUT) -> tuple[int, int]:
     """Start conmon, which runs `<runtime> create`; returns (container pid, conmon pid)."""
     pipes = _Pipes(attach=False)
     try:
-        _spawn(launch, pipes)
+        conmon_pid = _spawn(launch, pipes)
         message = _read_sync(pipes.parent("_OCI_SYNCPIPE"), timeout)
     finally:
         pipes.close()
     pid = message.get("data", -1) if message else -1
     if not isinstance(pid, int) or pid <= 0:
         raise _create_error(launch, message)
-    return pid, _read_int(launch.conmon_pidfile)
+    return pid, conmon_pid
 
 
 def start_exec(launch: ConmonLaunch, before_start: Callable[[], None],
@@ -181,7 +190,7 @@ def start_exec(launch: ConmonLaunch, before_start: Callable[[], None],
     pipes = _Pipes(attach=True)
     sync = pipes.parent("_OCI_SYNCPIPE")
     try:
-        _spawn(launch, pipes)
+        conmon_pid = _spawn(launch, pipes)
         ready = _read_sync(pipes.parent("_OCI_ATTACHPIPE"), timeout)
         if not ready or ready.get("data") != 0:
             raise _create_error(launch, ready)
@@ -195,7 +204,7 @@ def start_exec(launch: ConmonLaunch, before_start: Callable[[], None],
         pipes.close()
         raise
     pipes.close(keep=sync)
-    return pid, _read_int(launch.conmon_pidfile), sync
+    return pid, conmon_pid, sync
 
 
 def _read_sync(sock: socket.socket, timeout: float) -> dict | None:
