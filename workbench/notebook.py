@@ -81,7 +81,7 @@ class NotebookOutput:
         import time
 
         now = time.monotonic()
-        if self._bar is not None and done < total and now - self._bar_drawn < 0.2:
+        if self._bar is not None and not 0 <= total <= done and now - self._bar_drawn < 0.2:
             return
         from IPython.display import HTML, display
 
@@ -162,14 +162,17 @@ class Document:
 
 
 def progress_html(done: int, total: int, label: str) -> str:
-    """A bar with the bytes moved; at the end, one summary line."""
+    """A bar with the bytes moved (a moving one while the total is unknown, total < 0); at the end
+    (done == total), one summary line."""
     import html
 
     from .commands.humanize import size
 
-    if total and done >= total:
-        return f"<span>&#10003; {html.escape(label)}: {size(total)}</span>"
-    return (f'<span>{html.escape(label)} <progress value="{done}" max="{max(total, 1)}" style="width:40%">'
+    if 0 <= total <= done:
+        return f"<span>&#10003; {html.escape(label)}: {size(done)}</span>"
+    if total < 0:
+        return f'<span>{html.escape(label)} <progress style="width:40%"></progress> {size(done)}</span>'
+    return (f'<span>{html.escape(label)} <progress value="{done}" max="{total}" style="width:40%">'
             f"</progress> {size(done)} / {size(total)}</span>")
 
 

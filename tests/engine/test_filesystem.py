@@ -79,6 +79,21 @@ def test_export_writes_the_whole_file_system(rt, busybox):
     assert not c.inspect()["GraphDriver"]["Data"].get("MergedDir")  # mounted only for the export
 
 
+def test_export_and_commit_report_the_bytes_they_write(rt, busybox):
+    c = rt.run(busybox, ["sh", "-c", "head -c 3000000 /dev/urandom > /big"], detach=True)
+    assert c.wait() == 0
+    calls = []
+    buf = io.BytesIO()
+    c.export(buf, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (len(buf.getvalue()), len(buf.getvalue()))  # the end: all of the tar
+    assert len(calls) > 5 and all(total == -1 for _, total in calls[:-1])  # walked as written: no total ahead
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    calls.clear()
+    image = c.commit("with-big", progress=lambda done, total: calls.append((done, total)))
+    size = rt.image_store.layer_size(image.inspect()["RootFS"]["Layers"][-1])
+    assert calls[-1] == (size, size) and size > 3_000_000
+
+
 def test_hard_links_are_kept_by_export_and_commit(rt, busybox):
     c = rt.run(busybox, ["sh", "-c", "mkdir /data && head -c 100000 /dev/urandom > /data/a && ln /data/a /data/b"],
                detach=True)

@@ -154,11 +154,19 @@ def test_an_image_saved_by_id_loads_without_a_name(rt, busybox, other_rt, tmp_pa
         assert (image.id, image.names) == (image_id, [])
 
 
-def test_load_reports_progress(rt, busybox, other_rt, tmp_path):
-    save(rt, [busybox], str(tmp_path / "a.tar"))
+def test_save_and_load_report_progress(rt, busybox, other_rt, tmp_path):
+    calls = []
+    save(rt, [busybox], str(tmp_path / "a.tar"), progress=lambda done, total: calls.append((done, total)))
+    [diff_id] = rt.image(busybox).inspect()["RootFS"]["Layers"]
+    layer = rt.image_store.layer_size(diff_id)
+    total = calls[0][1]
+    assert layer < total < layer + 10_000  # the layer, the config and two small JSON documents
+    assert calls[-1] == (total, total) and all(t == total for _, t in calls)
     events = []
     load(other_rt, str(tmp_path / "a.tar"), progress=events.append)
-    assert [e.kind for e in events] == ["blob", "done"]
+    assert [e.kind for e in events][0] == "blob" and [e.kind for e in events][-2:] == ["blob", "done"]
+    assert (events[0].done_bytes, events[0].total_bytes) == (0, layer)  # the total, announced first
+    assert (events[-2].done_bytes, events[-2].total_bytes) == (layer, layer)
     assert events[-1].digest == "sha256:" + rt.image(busybox).id
 
 
@@ -204,3 +212,10 @@ def test_load_of_a_missing_or_foreign_file_is_a_clear_error(rt, tmp_path):
     (tmp_path / "notes.txt").write_text("hello\n" * 200)
     with pytest.raises(ArchiveFormatError, match="notes.txt"):
         load(rt, str(tmp_path / "notes.txt"))
+
+
+def test_import_reports_the_bytes_of_the_tarball_read(rt, busybox_tar):
+    calls = []
+    rt.import_image(busybox_tar, "imported", progress=lambda done, total: calls.append((done, total)))
+    size = os.path.getsize(busybox_tar)
+    assert calls[0][1] == size and calls[-1] == (size, size)

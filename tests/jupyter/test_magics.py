@@ -151,25 +151,62 @@ def test_interrupt_escalates_and_returns_quickly(ip):
     assert state.lines == ["exited"]
 
 
-def test_progress_is_a_bar_redrawn_in_place_ending_in_a_summary(monkeypatch):
+@pytest.fixture
+def bars(monkeypatch) -> list[tuple[str, str]]:
+    """What progress bars a cell shows: ("display" | "update", html) in order."""
     from IPython import display as ipd
 
-    from workbench.notebook import NotebookOutput, progress_html
-
-    shown = []
+    shown: list[tuple[str, str]] = []
 
     class Handle:
         def update(self, obj):
             shown.append(("update", obj.data))
     monkeypatch.setattr(ipd, "display", lambda obj, display_id=False: shown.append(("display", obj.data)) or Handle())
+    return shown
+
+
+def test_progress_is_a_bar_redrawn_in_place_ending_in_a_summary(bars):
+    from workbench.notebook import NotebookOutput, progress_html
+
     out = NotebookOutput()
     out.progress(0, 4_000_000, "pulling x")
     out.progress(1_000_000, 4_000_000, "pulling x")  # within 0.2 s: not redrawn
     out.progress(4_000_000, 4_000_000, "pulling x")  # the end is always drawn
-    assert [kind for kind, _ in shown] == ["display", "update"]
-    assert "<progress" in shown[0][1] and "/ 4 MB" in shown[0][1]
-    assert shown[-1][1] == progress_html(4_000_000, 4_000_000, "pulling x")
-    assert "&#10003; pulling x" in shown[-1][1]
+    assert [kind for kind, _ in bars] == ["display", "update"]
+    assert "<progress" in bars[0][1] and "/ 4 MB" in bars[0][1]
+    assert bars[-1][1] == progress_html(4_000_000, 4_000_000, "pulling x")
+    assert "&#10003; pulling x" in bars[-1][1]
+
+
+def test_export_commit_save_load_and_import_draw_one_bar_ending_in_a_summary(ip, bars, tmp_path):
+    result, _ = ctr(ip, "run --name box --network none bb sh -c 'head -c 2000000 /dev/urandom > /big'")
+    assert result.exit_code == 0
+    for line, label in [(f"export -o {tmp_path}/box.tar box", "exporting box"),
+                        ("commit box boxed", "committing box"),
+                        (f"save -o {tmp_path}/bb.tar bb", "saving bb"),
+                        (f"load -i {tmp_path}/bb.tar", f"loading {tmp_path}/bb.tar"),
+                        (f"import {tmp_path}/box.tar from-tar", f"importing {tmp_path}/box.tar")]:
+        bars.clear()
+        result, _ = ctr(ip, line)
+        assert result.exit_code == 0, line
+        assert bars and bars[0][0] == "display" and {kind for kind, _ in bars[1:]} <= {"update"}, line
+        assert bars[-1][1].startswith(f"<span>&#10003; {label}: "), (line, bars[-1])
+    bars.clear()
+    ctr(ip, f"save -q -o {tmp_path}/quiet.tar bb")
+    assert bars == []  # --quiet: no bar
+
+
+def test_bootstrap_shows_mmdebstraps_steps_then_a_summary_and_the_image_runs(ip, bars):
+    """A real Debian image from the mirrors (mmdebstrap, tens of seconds)."""
+    result, _ = ctr(ip, "image bootstrap debian deb")
+    assert result.exit_code == 0 and len(result.lines[0]) == 64
+    stages = [html for _, html in bars[:-1]]
+    assert len(stages) >= 3 and any("deb: downloading packages with apt" in html for html in stages), stages
+    assert bars[-1][1].startswith("<span>&#10003; bootstrapped deb: ")
+    result, out = ctr(ip, "run --rm deb sh -c 'cat /etc/debian_version; command -v apt-get'")
+    version, apt = out.stdout.split()
+    assert version.startswith("12.") and apt == "/usr/bin/apt-get"
+    assert ctr(ip, "inspect --format '{{.Config.Cmd}}' deb")[0].lines == ["[bash]"]
 
 
 def test_a_host_without_containers_stops_the_notebook_plainly(ip, monkeypatch):

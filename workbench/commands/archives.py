@@ -14,7 +14,8 @@ def save(ctx: Context) -> None:
     a = ctx.args
     if a.output is None and sys.stdout.isatty():
         raise WorkbenchError("refusing to save to terminal. Use -o flag or redirect")
-    formats.save(ctx.rt, a.images, a.output, format=a.format, compress=a.compress, timestamp=a.timestamp)
+    formats.save(ctx.rt, a.images, a.output, format=a.format, compress=a.compress, timestamp=a.timestamp,
+                 progress=ctx.progress(f"saving {' '.join(a.images)}", a.quiet))
 
 
 def load(ctx: Context) -> None:
@@ -23,6 +24,9 @@ def load(ctx: Context) -> None:
     a = ctx.args
     if a.input is None and sys.stdin.isatty():
         raise WorkbenchError("cannot read from terminal. Use command-line redirection or the --input flag")
-    for image in formats.load(ctx.rt, a.input if a.input else sys.stdin.buffer):
+    from .registry import BlobProgress
+
+    progress = BlobProgress(a.quiet, ctx.out, f"loading {a.input or 'stdin'}")
+    for image in formats.load(ctx.rt, a.input if a.input else sys.stdin.buffer, progress=progress):
         for name in image.names or ["sha256:" + image.id]:
             ctx.out.line(f"Loaded image: {name}")

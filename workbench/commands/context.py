@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .output import Output
 
 if TYPE_CHECKING:
+    from ..engine.progress import ByteProgress
     from ..engine.runtime import Runtime
 
 
@@ -30,6 +31,11 @@ class Context:
 
             self._runtime = Runtime(self.args.root, self.args.runroot, oci_runtime=self.args.runtime)
         return self._runtime
+
+    def progress(self, label: str, quiet: bool = False) -> "ByteProgress | None":
+        """Byte progress of long work, drawn by the output (a bar in a notebook, nothing on a
+        terminal); None with `quiet`."""
+        return None if quiet else (lambda done, total: self.out.progress(done, total, label))
 
     def notebook_only(self, flag: str) -> None:
         """Refuse a flag that only a notebook can honour (a widget) on a terminal."""

@@ -13,7 +13,7 @@ def commit(ctx: Context) -> None:
     a = ctx.args
     c = ctx.rt.container(a.container)
     image = c.commit(a.image, changes=a.change, message=a.message, author=a.author, pause=a.pause,
-                     timestamp=a.timestamp)
+                     timestamp=a.timestamp, progress=ctx.progress(f"committing {a.container}", a.quiet))
     ctx.out.line(image.id)
 
 
@@ -69,7 +69,8 @@ def export(ctx: Context) -> None:
     c = ctx.rt.container(a.container)
     if not a.output and sys.stdout.isatty():
         raise WorkbenchError("refusing to export to terminal. Use -o flag or redirect")
-    write_output(a.output or None, c.export)
+    progress = ctx.progress(f"exporting {a.container}")
+    write_output(a.output or None, lambda out: c.export(out, progress=progress))
 
 
 def mount(ctx: Context) -> None:

@@ -21,8 +21,9 @@ def import_(ctx: Context) -> None:
     path = a.path
     if path == "-":
         raise WorkbenchError("importing from standard input is not supported: pass a file path")
-    image = ctx.rt.import_image(path, a.reference, changes=a.change, message=a.message)
-    ctx.out.line(image.id if a.quiet else image.id)
+    image = ctx.rt.import_image(path, a.reference, changes=a.change, message=a.message,
+                                progress=ctx.progress(f"importing {path}", a.quiet))
+    ctx.out.line(image.id)
 
 
 def image_rows(images, no_trunc: bool) -> list[dict]:
@@ -138,6 +139,8 @@ def bootstrap(ctx: Context) -> None:
 
     from ..engine.images import bootstrap as base
 
+    from ..engine.progress import UNKNOWN
+
     name = a.name or (f"debian:{a.suite}" if a.kind == "debian" else "busybox")
     with tempfile.TemporaryDirectory(dir=ctx.rt.root, prefix=".bootstrap-") as tmp:
         tar = os.path.join(tmp, "rootfs.tar")
@@ -147,11 +150,13 @@ def bootstrap(ctx: Context) -> None:
                 changes = ['CMD ["sh"]']
             else:
                 packages = [p for item in a.include for p in item.split(",") if p]
-                base.write_debian_rootfs(tar, suite=a.suite, include=packages, mirror=a.mirror)
+                base.write_debian_rootfs(tar, suite=a.suite, include=packages, mirror=a.mirror,
+                                         on_stage=lambda stage: ctx.out.progress(0, UNKNOWN, f"{name}: {stage}"))
                 changes = ['CMD ["bash"]']
         except (FileNotFoundError, RuntimeError) as exc:
             raise WorkbenchError(str(exc)) from None
-        image = ctx.rt.import_image(tar, name, changes=changes, message=f"workbench image bootstrap {a.kind}")
+        image = ctx.rt.import_image(tar, name, changes=changes, message=f"workbench image bootstrap {a.kind}",
+                                    progress=ctx.progress(f"bootstrapped {name}"))
     ctx.out.line(image.id)
 
 

@@ -23,7 +23,8 @@ class Output(Protocol):
               *, noheading: bool = False) -> None: ...
     def error(self, message: str) -> None: ...
     def progress(self, done: int, total: int, label: str) -> None:
-        """Bytes moved so far of a long transfer (a notebook draws a bar; the CLI prints Podman's lines)."""
+        """Bytes moved so far of long work, out of `total` (< 0 while unknown); the last call has
+        done == total. A notebook draws a bar ending in a summary; a terminal shows nothing."""
 
 
 #: Fields a table shows as text for people, and the typed field holding the same value for a

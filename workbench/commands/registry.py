@@ -23,7 +23,7 @@ def _credentials(ctx: Context) -> tuple[str, str] | None:
     return user, password
 
 
-class _Progress:
+class BlobProgress:
     """Podman-like progress lines on stderr (one per blob), or nothing with --quiet."""
 
     def __init__(self, quiet: bool, out: Any, label: str):
@@ -57,7 +57,7 @@ def pull(ctx: Context) -> None:
         sys.stderr.write(f"Trying to pull {a.reference}...\n")
     image = transfer.pull(ctx.rt, a.reference, tls_verify=_tls(ctx), auth_file=a.authfile,
                           credentials=_credentials(ctx), platform=a.platform,
-                          progress=_Progress(a.quiet, ctx.out, f"pulling {a.reference}"))
+                          progress=BlobProgress(a.quiet, ctx.out, f"pulling {a.reference}"))
     ctx.out.line(image.id)
 
 
@@ -67,7 +67,7 @@ def push(ctx: Context) -> None:
     a = ctx.args
     transfer.push(ctx.rt, a.image, a.destination, tls_verify=_tls(ctx), auth_file=a.authfile,
                   credentials=_credentials(ctx), format=a.format or "oci",
-                  progress=_Progress(a.quiet, ctx.out, f"pushing {a.image}"))
+                  progress=BlobProgress(a.quiet, ctx.out, f"pushing {a.image}"))
 
 
 def login(ctx: Context) -> None:

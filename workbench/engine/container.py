@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .attach import Session
     from .exec import ExecResult
     from .images.store import Image
+    from .progress import ByteProgress
     from .resources import Limits
     from .runtime import Runtime
     from .top import ProcessTable
@@ -431,22 +432,24 @@ class Container:
         with self._locked():
             return _fs().diff(self)
 
-    def export(self, out: BinaryIO) -> None:
-        """Write the whole file system to `out` as a tar stream."""
+    def export(self, out: BinaryIO, *, progress: "ByteProgress | None" = None) -> None:
+        """Write the whole file system to `out` as a tar stream (`progress`: bytes written so far)."""
         with self._locked():
-            _fs().export(self, out)
+            _fs().export(self, out, progress)
 
     def commit(self, reference: str | None = None, *, changes: Sequence[str] = (), message: str = "",
-               author: str = "", pause: bool = True, timestamp: int | None = None) -> "Image":
+               author: str = "", pause: bool = True, timestamp: int | None = None,
+               progress: "ByteProgress | None" = None) -> "Image":
         """Make an image of the container's changes over its image (paused meanwhile by default);
-        `timestamp` (or SOURCE_DATE_EPOCH) fixes every date so that the digest is reproducible."""
+        `timestamp` (or SOURCE_DATE_EPOCH) fixes every date so that the digest is reproducible;
+        `progress` gets the bytes of the new layer written so far."""
         if timestamp is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
             timestamp = int(os.environ["SOURCE_DATE_EPOCH"])
         with self._locked():
             if self.st.state == ContainerState.REMOVING:
                 self._check("remove")
             return _fs().commit(self, reference, changes=changes, message=message, author=author, pause=pause,
-                                timestamp=timestamp)
+                                timestamp=timestamp, progress=progress)
 
     # -- logs ------------------------------------------------------------------------------
     def log_chunks(self, *, follow: bool = False, tail: int | None = None, since: Any = None,

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from . import events
+from .progress import ByteProgress, Meter
 from .state import ACTIVE_STATES
 from .state import ContainerState as S
 
@@ -119,12 +120,14 @@ def _in_lowers(lowers: list[int], rel: str) -> bool:
 
 
 # -- export ------------------------------------------------------------------------------------
-def export(c: "Container", out: BinaryIO) -> None:
+def export(c: "Container", out: BinaryIO, progress: ByteProgress | None = None) -> None:
     """The container's whole file system as a tar stream (`podman export`)."""
     from .storage.tarwriter import write_tar
 
+    meter = Meter(progress)
     with mounted(c) as rootfs:
-        write_tar(rootfs, out, skip=_empty_runtime_files(c))
+        write_tar(rootfs, meter.writer(out), skip=_empty_runtime_files(c))
+    meter.finish()
     events.container(c, "export")
 
 
@@ -143,7 +146,7 @@ def _empty_runtime_files(c: "Container") -> frozenset[str]:
 
 # -- commit ------------------------------------------------------------------------------------
 def commit(c: "Container", reference: str | None, *, changes: Sequence[str], message: str, author: str,
-           pause: bool, timestamp: int | None) -> "Image":
+           pause: bool, timestamp: int | None, progress: ByteProgress | None = None) -> "Image":
     """The container's changes as a new top layer over its image (`podman commit`)."""
     from .images.reference import normalize_local
     from .images.store import apply_changes, rfc3339
@@ -155,15 +158,17 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     paused = pause and c.st.state == S.RUNNING
     if paused:
         c.rt.oci.pause(c.id)
+    meter = Meter(progress)
     try:
         with tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
-            write_tar(c.rt.layers.diff(c.config.layer_id), layer, overlay_whiteouts=True, clamp_mtime=timestamp,
-                      skip=_empty_runtime_files(c))
+            write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
+                      clamp_mtime=timestamp, skip=_empty_runtime_files(c))
             layer.seek(0)
             diff_id, _ = store.put_layer(layer)
     finally:
         if paused:
             c.rt.oci.resume(c.id)
+    meter.finish()
     created = rfc3339(time.time() if timestamp is None else timestamp)
     config = json.loads(c.rt.content.read("sha256:" + base.id))
     runtime_config = dict(config.get("config") or {})

@@ -19,6 +19,7 @@ from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
 if TYPE_CHECKING:
+    from .progress import ByteProgress
     from .resources import Limits
     from .images.store import Image, ImageStore
     from .storage.content import ContentStore
@@ -184,10 +185,12 @@ class Runtime:
 
     # -- images ---------------------------------------------------------------------------
     def import_image(self, path: str | os.PathLike, reference: str | None = None, *,
-                     changes: Sequence[str] | None = None, message: str = "") -> Image:
-        """Import a rootfs tarball as a one-layer image (`podman import`)."""
+                     changes: Sequence[str] | None = None, message: str = "",
+                     progress: ByteProgress | None = None) -> Image:
+        """Import a rootfs tarball as a one-layer image (`podman import`); `progress` gets the
+        bytes read so far."""
         image = self.image_store.import_rootfs(os.fspath(path), reference, changes=list(changes or []),
-                                               message=message)
+                                               message=message, progress=progress)
         events.image(self.runroot, "import", image.id, image.names[0] if image.names else os.fspath(path))
         return image
 

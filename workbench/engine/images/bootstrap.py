@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import tarfile
+from typing import Callable
 
 BUSYBOX = "/bin/busybox"
 _EPOCH = 946684800  # fixed mtime so the tarball (and so the image ID) is reproducible
@@ -45,21 +46,31 @@ def write_busybox_rootfs(path: str | os.PathLike, busybox: str = BUSYBOX) -> str
 
 
 def write_debian_rootfs(path: str | os.PathLike, *, suite: str = "bookworm", include: list[str] | None = None,
-                        mirror: str | None = None, variant: str = "minbase") -> str:
+                        mirror: str | None = None, variant: str = "minbase",
+                        on_stage: Callable[[str], None] | None = None) -> str:
     """Write a Debian rootfs tarball with mmdebstrap (from Debian's mirrors, which this machine
-    reaches); honours SOURCE_DATE_EPOCH, so the same packages give the same tarball."""
+    reaches); honours SOURCE_DATE_EPOCH, so the same packages give the same tarball. `on_stage`
+    hears each step mmdebstrap reports ("downloading packages with apt", ...)."""
     import shutil
 
     tool = shutil.which("mmdebstrap")
     if tool is None:
         raise FileNotFoundError("mmdebstrap not found: install it (apt-get install mmdebstrap)")
     path = os.fspath(path)
-    argv = [tool, "--quiet", f"--variant={variant}", "--format=tar", "--mode=root"]
+    argv = [tool, f"--variant={variant}", "--format=tar", "--mode=root"]
     if include:
         argv.append("--include=" + ",".join(include))
     argv += [suite, path, *([mirror] if mirror else [])]
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    last = error = ""
+    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, errors="replace") as proc:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            line = line.strip()
+            last = line or last
+            if line.startswith("E: "):
+                error = error or line[3:]
+            elif line.startswith("I: ") and on_stage is not None:
+                on_stage(line[3:].rstrip("."))
     if proc.returncode != 0:
-        message = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise RuntimeError(f"mmdebstrap {suite} failed: {message}")
+        raise RuntimeError(f"mmdebstrap {suite} failed: {error or last or f'exit status {proc.returncode}'}")
     return path

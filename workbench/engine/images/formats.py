@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 from .. import events
 from ..errors import InvalidArgument, WorkbenchError
 from ..files import write_output
+from ..progress import ByteProgress, Meter
 from ..storage.archive import (
     ArchiveError,
     _TarReader,  # the guarded header parser (negative sizes, pax bombs, truncation)
@@ -86,18 +87,24 @@ class LoadLimits:
 
 class _Entry(NamedTuple):
     """One file of an archive (a directory when the name ends in "/"): `data`, or what `open`
-    returns: a stream and its size."""
+    returns: a stream and its size (`size`, known ahead for progress)."""
 
     name: str
     data: bytes = b""
     open: Callable[[], tuple[BinaryIO, int]] | None = None
+    size: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.size if self.open else len(self.data)
 
 
 def save(rt: Runtime, images: list[str], output: str | BinaryIO | None, *, format: str = "docker-archive",
-         compress: bool = False, timestamp: int | None = None) -> None:
+         compress: bool = False, timestamp: int | None = None, progress: ByteProgress | None = None) -> None:
     """Write images as `format` to `output`: a file path, a binary stream, stdout when None, or a new
     directory path for oci-dir. Entries get mtime `timestamp`, else $SOURCE_DATE_EPOCH, else 0.
-    `compress` gzips the layers of the OCI formats (they are plain tars otherwise)."""
+    `compress` gzips the layers of the OCI formats (they are plain tars otherwise). `progress`
+    gets the bytes of the files written so far, out of their total."""
     if isinstance(images, str):
         images = [images]
     if format not in FORMATS:
@@ -117,10 +124,12 @@ def save(rt: Runtime, images: list[str], output: str | BinaryIO | None, *, forma
             entries = _docker_entries(rt, chosen)
         else:
             entries = _oci_entries(rt, *chosen[0], compress=compress, tmp=tmp)
+        meter = Meter(progress, sum(entry.length for entry in entries))
         if format == "oci-dir":
-            _write_dir(os.fspath(output), entries)  # type: ignore[arg-type]
+            _write_dir(os.fspath(output), entries, meter)  # type: ignore[arg-type]
         else:
-            write_output(output, lambda out: _write_tar(entries, out, mtime))
+            write_output(output, lambda out: _write_tar(entries, out, mtime, meter))
+        meter.finish()
     for image, _ in chosen:
         events.image(rt.runroot, "save", image.id, os.fspath(output) if isinstance(output, (str, os.PathLike)) else "")
 
@@ -155,7 +164,8 @@ def _docker_entries(rt: Runtime, chosen: list[tuple[Image, str | None]]) -> list
                                                "Layers": [f"{d[7:]}.tar" for d in diff_ids]})
         files[entry["Config"]] = _Entry(entry["Config"], config)
         for diff_id in diff_ids:
-            files[f"{diff_id[7:]}.tar"] = _Entry(f"{diff_id[7:]}.tar", open=_layer_opener(rt, diff_id))
+            files[f"{diff_id[7:]}.tar"] = _Entry(f"{diff_id[7:]}.tar", open=_layer_opener(rt, diff_id),
+                                                 size=rt.image_store.layer_size(diff_id))
         if tag and tag not in entry["RepoTags"]:
             entry["RepoTags"].append(tag)
             ref = refs.parse(tag)
@@ -187,7 +197,7 @@ def _oci_entries(rt: Runtime, image: Image, tag: str | None, *, compress: bool, 
         else:
             digest, size, opener = diff_id, rt.image_store.layer_size(diff_id), _layer_opener(rt, diff_id)
         layers.append({"mediaType": _LAYER_GZIP if compress else _LAYER_TAR, "digest": digest, "size": size})
-        blobs[digest] = _Entry(_blob_name(digest), open=opener)
+        blobs[digest] = _Entry(_blob_name(digest), open=opener, size=size)
     manifest = _compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                          "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + image.id, "size": len(config)},
                          "layers": layers})
@@ -210,7 +220,7 @@ def _open_file(path: str) -> tuple[BinaryIO, int]:
     return f, os.fstat(f.fileno()).st_size
 
 
-def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int) -> None:
+def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int, meter: Meter) -> None:
     """Stream the entries as a tar: owner 0:0, no owner names, mode 0644/0755, mtime `mtime`."""
     from ..storage.tarwriter import TarStream
 
@@ -224,13 +234,14 @@ def _write_tar(entries: list[_Entry], out: BinaryIO, mtime: int) -> None:
             elif entry.open:
                 stream, info.size = entry.open()
                 with stream:
-                    tar.addfile(info, stream)
+                    tar.addfile(info, meter.reader(stream))
             else:
                 info.size = len(entry.data)
                 tar.addfile(info, io.BytesIO(entry.data))
+                meter.add(info.size)
 
 
-def _write_dir(path: str, entries: list[_Entry]) -> None:
+def _write_dir(path: str, entries: list[_Entry], meter: Meter) -> None:
     """Create the OCI layout directory `path` (new or empty), complete or not at all."""
     if os.path.lexists(path) and (not os.path.isdir(path) or os.path.islink(path) or os.listdir(path)):
         raise InvalidArgument(f"{path} exists and is not an empty directory: choose a new path for the OCI layout")
@@ -245,10 +256,11 @@ def _write_dir(path: str, entries: list[_Entry]) -> None:
             elif entry.open:
                 stream, _ = entry.open()
                 with stream, open(target, "xb") as out:
-                    shutil.copyfileobj(stream, out, _CHUNK)
+                    shutil.copyfileobj(meter.reader(stream), out, _CHUNK)
             else:
                 with open(target, "xb") as f:
                     f.write(entry.data)
+                meter.add(len(entry.data))
         if os.path.isdir(path):
             os.rmdir(path)
         os.rename(tmp, path)
@@ -399,13 +411,15 @@ def _store(rt: Runtime, files: _Files, plans: list[_Plan], limits: LoadLimits,
     added: list[str] = []  # layer ids this load created
     registered: list[str] = []  # image ids this load created
     try:
-        done: set[tuple[str, str]] = set()
-        for plan in plans:
-            for name, diff_id, desc in plan.layers:
-                if (name, diff_id) not in done:  # every file is checked, a shared one once
-                    done.add((name, diff_id))
-                    size = _put_layer(rt, files, name, diff_id, desc, limits.max_layer_bytes, added)
-                    report("blob", desc.digest if desc else diff_id, size, size)
+        layers = {(name, diff_id): desc for plan in plans for name, diff_id, desc in plan.layers}
+        sizes = {key: files.size(key[0]) for key in layers}  # every file is checked, a shared one once
+        for (name, diff_id), desc in layers.items():  # the totals first, for one overall bar
+            report("blob", desc.digest if desc else diff_id, 0, sizes[name, diff_id])
+        for (name, diff_id), desc in layers.items():
+            blob, size = desc.digest if desc else diff_id, sizes[name, diff_id]
+            meter = Meter(lambda done, _, blob=blob, size=size: report("blob", blob, done, size), size)
+            _put_layer(rt, files, name, diff_id, desc, limits.max_layer_bytes, added, meter)
+            report("blob", blob, size, size)
         images = []
         for plan in plans:
             image_id = _sha256(plan.config)[7:]
@@ -425,16 +439,17 @@ def _store(rt: Runtime, files: _Files, plans: list[_Plan], limits: LoadLimits,
 
 
 def _put_layer(rt: Runtime, files: _Files, name: str, diff_id: str, desc: Descriptor | None, max_bytes: int,
-               added: list[str]) -> int:
+               added: list[str], meter: Meter) -> None:
     """Store one layer file, whose content must have the config's diff_id and (OCI) the manifest's
-    digest and size. A layer it creates goes to `added`, for the caller to undo; returns the size."""
+    digest and size. A layer it creates goes to `added`, for the caller to undo; `meter` counts the
+    bytes read."""
     store = rt.image_store
     new = not store.has_layer(diff_id)
     stream, size = files.open(name)
     with stream:
         if desc is not None and size != desc.size:
             raise ArchiveFormatError(f"layer {desc.digest} is {size} bytes, its manifest says {desc.size}")
-        hashed = HashingReader(stream)
+        hashed = HashingReader(meter.reader(stream))
         try:
             store.put_layer(hashed, diff_id=diff_id, max_bytes=max_bytes)  # type: ignore[arg-type]
         except InvalidArgument as exc:
@@ -443,7 +458,6 @@ def _put_layer(rt: Runtime, files: _Files, name: str, diff_id: str, desc: Descri
             added.append(diff_id[7:])
         if desc is not None and (digest := hashed.digest()) != desc.digest:
             raise ArchiveFormatError(f"layer {desc.digest} has digest {digest}: refusing it")
-    return size
 
 
 # --------------------------------------------------------------------------- reading archives
@@ -461,6 +475,11 @@ class _Files:
 
     def close(self) -> None:
         pass
+
+    def size(self, name: str) -> int:
+        stream, size = self.open(name)
+        stream.close()
+        return size
 
     def read(self, name: str, limit: int) -> bytes:
         """A whole file of at most `limit` bytes (JSON documents)."""

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Callable, NamedTuple
 from .. import logger
 from ..db import Database
 from ..errors import ImageInUse, InvalidArgument, NoSuchImage
+from ..progress import ByteProgress, Meter
 from ..storage.content import ContentStore, HashingReader, validate_digest
 from ..storage.layers import LayerStore
 from . import reference as refs
@@ -378,13 +379,16 @@ class ImageStore:
         return self._load(image_id)
 
     def import_rootfs(self, path: str, reference: str | None = None, *, changes: list[str] | None = None,
-                      message: str = "") -> Image:
-        """`podman import`: one layer from a rootfs tarball (plain or compressed), plus a config."""
+                      message: str = "", progress: ByteProgress | None = None) -> Image:
+        """`podman import`: one layer from a rootfs tarball (plain or compressed), plus a config;
+        `progress` gets the bytes of the tarball read so far."""
         name = refs.normalize_local(reference) if reference else None
         config_part: dict[str, Any] = {}
         apply_changes(config_part, changes or [])
         with open(path, "rb") as raw:
-            layer_digest, _ = self.put_layer(raw)
+            meter = Meter(progress, os.fstat(raw.fileno()).st_size)
+            layer_digest, _ = self.put_layer(meter.reader(raw))
+        meter.finish()
         now = time.time()
         config = {
             "created": rfc3339(now),
