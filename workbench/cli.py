@@ -58,7 +58,8 @@ def _configure_logging(level: str) -> None:
     class PodmanFormat(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             elapsed = int(time.monotonic() - start)
-            return f"{names.get(record.levelname, record.levelname[:4])}[{elapsed:04d}] {record.getMessage()}"
+            text = f"{names.get(record.levelname, record.levelname[:4])}[{elapsed:04d}] {record.getMessage()}"
+            return text + "\n" + self.formatException(record.exc_info) if record.exc_info else text
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PodmanFormat())
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, run one command, render, and return the exit code."""
     from .commands import handler as find_handler
     from .commands.context import Context
+    from .commands.output import show_traceback
     from .commands.parser import parse
     from .engine.errors import WorkbenchError
 
@@ -89,15 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler(ctx)
     except WorkbenchError as exc:
+        show_traceback(out, args.log_level)
         out.error(str(exc))
         return exc.exit_code
     except ValueError as exc:  # template errors and other bad input from the command line
+        show_traceback(out, args.log_level)
         out.error(str(exc))
         return 125
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # a file the user named, a permission, a full disk: say which
-        logger.get(__name__).debug("command failed", exc_info=True)
+        show_traceback(out, args.log_level)
         out.error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         return 125
     except BrokenPipeError:

@@ -340,11 +340,13 @@ def _evaluate(expr: str, namespace: Mapping[str, Any]) -> Any:
 
 
 class Kernel:
-    """One Runtime per kernel, made on first use; `--root/--runroot` alone reconfigure it."""
+    """One Runtime per kernel, made on first use; global flags alone (`%ctr --root DIR`,
+    `%ctr --debug`) reconfigure it."""
 
     def __init__(self) -> None:
         self.root: str | None = None
         self.runroot: str | None = None
+        self.log_level = "warn"
         self._runtimes: dict[tuple[str | None, str | None, str | None], Any] = {}
 
     def runtime(self, root: str | None = None, runroot: str | None = None, oci: str | None = None) -> Any:
@@ -432,6 +434,8 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if args.help:
         out.line(args.usage)
         return 0
+    if args.log_level == "warn":  # not given: the kernel's (`%ctr --debug` alone sets it)
+        args.log_level = kernel.log_level
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
     if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
@@ -449,24 +453,24 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         find_handler(args.command_name)(ctx)
         return ctx.exit_code
     try:
-        return _reported(out, handle)
+        return _reported(out, handle, args.log_level)
     except KeyboardInterrupt:
         out.stream("stderr", b"Interrupted\n")
         return 130
 
 
-def _reported(out: NotebookOutput, work: Callable[[], int]) -> int:
-    """Run a command's body; its errors become one line in the cell and the CLI's exit code."""
+def _reported(out: NotebookOutput, work: Callable[[], int], log_level: str = "warn") -> int:
+    """Run a command's body; its errors become one line in the cell and the CLI's exit code
+    (with `--debug`, after the traceback)."""
+    from .commands.output import show_traceback
     from .engine.errors import WorkbenchError
 
     try:
         return work()
-    except WorkbenchError as exc:
+    except (WorkbenchError, ValueError, OSError) as exc:
+        show_traceback(out, log_level)
         out.error(str(exc))
-        return exc.exit_code
-    except (ValueError, OSError) as exc:
-        out.error(str(exc))
-        return 125
+        return exc.exit_code if isinstance(exc, WorkbenchError) else 125
 
 
 def _opens_console(args: Any) -> bool:
@@ -592,9 +596,12 @@ def _configure(tokens: list[str], kernel: Kernel, out: NotebookOutput) -> int:
     from .commands.parser import parse
 
     args = parse([*tokens, "info"])
-    kernel.close()
-    kernel.root, kernel.runroot = args.root, args.runroot
-    out.line(f"workbench: graph root {args.root or 'default'}, run root {args.runroot or 'default'}")
+    if args.root is not None or args.runroot is not None:
+        kernel.close()
+        kernel.root, kernel.runroot = args.root, args.runroot
+    kernel.log_level = args.log_level
+    out.line(f"workbench: graph root {kernel.root or 'default'}, run root {kernel.runroot or 'default'}, "
+             f"log level {kernel.log_level}")
     return 0
 
 

@@ -43,6 +43,14 @@ def test_unknown_image_and_container_are_125_with_podman_messages(cli, image):
     assert proc.returncode == 1
 
 
+def test_debug_adds_the_traceback_to_the_error_line(cli):
+    for flags in (["--debug"], ["--log-level", "debug"]):
+        proc = cli(*flags, "stop", "nosuch")
+        assert proc.returncode == 125
+        assert "Traceback (most recent call last)" in proc.stderr and "NoSuchContainer" in proc.stderr
+        assert proc.stderr.endswith('Error: no container with name or ID "nosuch" found: no such container\n')
+
+
 def test_bad_flag_and_bad_signal(cli, image):
     proc = cli("run", "--no-such-flag", image, "true")
     assert proc.returncode == 125 and proc.stderr.startswith("Error: ")

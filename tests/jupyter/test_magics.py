@@ -47,7 +47,23 @@ def test_an_undefined_name_is_one_error_line_not_a_traceback(ip):
     assert ip.user_ns["_ctr_exit_code"] == 125
 
 
+def test_global_flags_alone_configure_the_kernel(ip, tmp_path):
+    result, _ = ctr(ip, "--debug")  # tracebacks from now on; the store stays
+    assert result.lines[0].endswith("log level debug")
+    assert ctr(ip, "images --format '{{.Repository}}'")[0].lines == ["localhost/bb"]
+    result, out = ctr(ip, "stop nosuch")
+    assert result.exit_code == 125 and "Traceback (most recent call last)" in out.stderr
+    ctr(ip, "--log-level warn")
+    assert ctr(ip, "stop nosuch")[1].stderr.startswith("Error: ")
+    result, _ = ctr(ip, f"--root {tmp_path}/other --runroot {tmp_path}/other-run")
+    assert result.lines == [f"workbench: graph root {tmp_path}/other, run root {tmp_path}/other-run, log level warn"]
+    assert ctr(ip, "images -q")[0].lines == []  # a new, empty store
+
+
 def test_failures_are_one_line_and_raise_on_request(ip):
+    result, out = ctr(ip, "--debug stop nosuch")  # a traceback only when asked for
+    assert result.exit_code == 125 and out.stderr.startswith("Traceback (most recent call last)")
+    assert out.stderr.endswith('Error: no container with name or ID "nosuch" found: no such container\n')
     result, out = ctr(ip, "rm nosuch")
     assert result.exit_code == 1
     assert out.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n'

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from .output import Output
+from .output import Output, show_traceback
 
 if TYPE_CHECKING:
     from ..engine.progress import ByteProgress
@@ -46,6 +46,7 @@ class Context:
 
     def fail(self, message: str, code: int = 125) -> None:
         """Report one error and remember the exit code (the last failure wins, as in Podman)."""
+        show_traceback(self.out, self.args.log_level)
         self.out.error(message)
         self.exit_code = code
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Protocol
 
 
@@ -25,6 +26,15 @@ class Output(Protocol):
     def progress(self, done: int, total: int, label: str) -> None:
         """Bytes moved so far of long work, out of `total` (< 0 while unknown); the last call has
         done == total. A notebook draws a bar ending in a summary; a terminal shows nothing."""
+
+
+def show_traceback(out: Output, log_level: str) -> None:
+    """With `--debug` (or `--log-level debug`), the traceback of the error being handled, shown
+    before its one-line message; nothing otherwise."""
+    if log_level in ("debug", "trace") and sys.exc_info()[1] is not None:
+        import traceback
+
+        out.stream("stderr", traceback.format_exc().encode())
 
 
 #: Fields a table shows as text for people, and the typed field holding the same value for a

@@ -482,7 +482,8 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "pa
 
 def _usage() -> str:
     words = sorted({" ".join(k) for k in COMMANDS})
-    return "usage: workbench [--root DIR] [--runroot DIR] [--runtime PATH] [--log-level LEVEL] COMMAND ...\n" \
+    return "usage: workbench [--root DIR] [--runroot DIR] [--runtime PATH] [--log-level LEVEL] [--debug] " \
+           "COMMAND ...\n" \
            "commands: " + ", ".join(words)
 
 
@@ -496,6 +497,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
             ns.help = True
             ns.usage = _usage()
             return ns
+        if flag == "--debug" and not eq:  # --log-level debug: failures also show their traceback
+            ns.log_level = "debug"
+            i += 1
+            continue
         if flag not in _GLOBAL_VALUES:
             raise UsageError(f"unknown flag: {flag}")
         if not eq:
