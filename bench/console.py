@@ -69,23 +69,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-# jupyter_server (2.21) leaves Nagle's algorithm on for its kernel WebSockets: a small message that
-# follows another one (the echo after the kernel's "busy" status) waits for the browser's delayed ACK,
-# about 40 ms. `--nodelay` measures with TCP_NODELAY set on them, through this server config file.
-_NODELAY_CONFIG = """
-from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
-_open = KernelWebsocketHandler.open
-async def _open_nodelay(self, kernel_id):
-    self.set_nodelay(True)
-    return await _open(self, kernel_id)
-KernelWebsocketHandler.open = _open_nodelay
-"""
-
-
 class _Lab:
     """JupyterLab on a free port with a token, a temp root dir and its own Workbench store."""
 
-    def __init__(self, base: str, nodelay: bool = False):
+    def __init__(self, base: str):
         self.base, self.token, self.port = base, uuid.uuid4().hex, _free_port()
         self.root = os.path.join(base, "notebooks")
         self.store = {"root": os.path.join(base, "store"), "runroot": os.path.join(base, "run")}
@@ -94,10 +81,6 @@ class _Lab:
         os.makedirs(self.root)
         with open(os.path.join(settings, "notification.jupyterlab-settings"), "w") as f:
             json.dump({"fetchNews": "false", "checkForUpdates": False}, f)
-        if nodelay:
-            os.makedirs(os.path.join(base, "config"))
-            with open(os.path.join(base, "config", "jupyter_server_config.py"), "w") as f:
-                f.write(_NODELAY_CONFIG)
         env = {**os.environ, "WORKBENCH_ROOT": self.store["root"], "WORKBENCH_RUNROOT": self.store["runroot"],
                "JUPYTER_CONFIG_DIR": os.path.join(base, "config"), "JUPYTER_RUNTIME_DIR": os.path.join(base, "rt"),
                "JUPYTERLAB_SETTINGS_DIR": os.path.join(base, "settings"), "IPYTHONDIR": os.path.join(base, "ipy")}
@@ -172,7 +155,7 @@ def _wait_for_cells(page, count: int, timeout: float = 120) -> None:
     raise RuntimeError("the notebook's cells did not finish")
 
 
-def measure(keys: int, megabytes: int, nodelay: bool = False) -> dict:
+def measure(keys: int, megabytes: int) -> dict:
     from playwright.sync_api import sync_playwright
 
     from workbench.engine.images.bootstrap import write_busybox_rootfs
@@ -180,7 +163,7 @@ def measure(keys: int, megabytes: int, nodelay: bool = False) -> dict:
     base = tempfile.mkdtemp(prefix="wb-bench-console-")
     tar = write_busybox_rootfs(os.path.join(base, "busybox.tar"))
     size = megabytes * 1_000_000
-    lab = _Lab(base, nodelay)
+    lab = _Lab(base)
     try:
         name = lab.notebook([
             f"%load_ext workbench\n%ctr import {tar} bb",
@@ -228,15 +211,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=40, help="keystrokes to time (default 40)")
     parser.add_argument("--megabytes", type=int, default=10, help="size of the cat (default 10 MB)")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="set TCP_NODELAY on the server's kernel WebSockets (see _NODELAY_CONFIG)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the lab and its containers are cleaned up
-    r = measure(args.keys, args.megabytes, args.nodelay)
+    r = measure(args.keys, args.megabytes)
     echo, pings = r["echo_ms"], r["pings_ms"] or [float("nan")]
     p50 = statistics.median(echo)
-    server = "TCP_NODELAY on kernel WebSockets" if args.nodelay else "jupyter_server defaults (Nagle on)"
-    print(f"console benchmark (headless Chromium, JupyterLab on loopback, {server}; times measured in the page)")
+    print("console benchmark (headless Chromium, JupyterLab on loopback with workbench.widgets.server; "
+          "times measured in the page)")
     print(f"  keystroke echo   n={len(echo)}  p50 {p50:.1f} ms  p90 {_percentile(echo, 0.9):.1f} ms  "
           f"max {max(echo):.1f} ms   target p50 <= {ECHO_TARGET_MS:.0f} ms: {'ok' if p50 <= ECHO_TARGET_MS else 'MISSED'}")
     seconds = r["cat_seconds"]

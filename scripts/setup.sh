@@ -123,6 +123,12 @@ if [[ ! -f $stamp ]]; then
         --config-settings editable_mode=compat
     touch "$stamp"
 fi
+# An editable install leaves out data files: the Jupyter server config that enables
+# workbench.widgets.server (kernel WebSockets with TCP_NODELAY, for the console) goes in here.
+server_conf=jupyter-config/jupyter_server_config.d/workbench.json
+if ! cmp -s "$server_conf" "$VENV/etc/jupyter/jupyter_server_config.d/workbench.json"; then
+    install -D -m 0644 "$server_conf" "$VENV/etc/jupyter/jupyter_server_config.d/workbench.json"
+fi
 # 3. The console widget's front-end bundle (committed): rebuilt with node and npm only when it is
 # missing or js/ changed since it was built (its bundle.inputs hashes no longer match).
 if ! sha256sum --status -c workbench/widgets/static/bundle.inputs 2>/dev/null \
