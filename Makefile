@@ -17,7 +17,9 @@ LAB_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-root) \
 STATIC := workbench/widgets/static
 BUNDLE_INPUTS := js/package.json js/package-lock.json js/console.js js/console.css
 
-.PHONY: help setup test lab bench bundle
+SCREENSHOTS := console inspect-view container-table stats-plot lifecycle-paused
+
+.PHONY: help setup test lab bench bundle screenshots
 
 help:
 	@echo "make lab              set up and open $(NOTEBOOK) in JupyterLab"
@@ -25,6 +27,7 @@ help:
 	@echo "make test             set up and run the test suite (ARGS=\"-k name\" for a subset)"
 	@echo "make bench            set up and compare Workbench with Podman"
 	@echo "make bundle           rebuild the console widget's xterm.js bundle (needs node and npm)"
+	@echo "make screenshots      copy the widget screenshots of the last browser tests into docs/"
 
 setup:
 	@bash scripts/setup.sh
@@ -50,3 +53,10 @@ bundle:
 	  for pkg in xterm addon-fit; do echo; echo "== @xterm/$$pkg $$(node -p "require('./js/node_modules/@xterm/$$pkg/package.json').version")"; \
 	  cat js/node_modules/@xterm/$$pkg/LICENSE; done; } > $(STATIC)/THIRD_PARTY_LICENSES
 	sha256sum $(BUNDLE_INPUTS) > $(STATIC)/bundle.inputs
+
+# The README's widget pictures: what the browser tests (tests/browser) saved on their last run.
+screenshots:
+	@for name in $(SCREENSHOTS); do \
+	  test -s tests/browser/artifacts/$$name.png || { echo "tests/browser/artifacts/$$name.png is missing: run make test first"; exit 1; }; \
+	done
+	cp $(foreach name,$(SCREENSHOTS),tests/browser/artifacts/$(name).png) docs/screenshots/

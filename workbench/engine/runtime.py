@@ -13,7 +13,7 @@ from . import logger
 from .container import Container
 from .db import Database
 from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidArgument, NoSuchContainer,
-                     WorkbenchError)
+                     RootlessNotSupported, WorkbenchError)
 from .locks import FileLock, LockManager
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
@@ -52,6 +52,8 @@ class Runtime:
     """The engine's entry point; every process (kernel, CLI, cleanup) opens its own on the same store."""
 
     def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None):
+        if os.geteuid() != 0:
+            raise RootlessNotSupported()
         self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or DEFAULT_ROOT)
         self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or DEFAULT_RUNROOT)
         self._oci_preference = oci_runtime or os.environ.get("WORKBENCH_RUNTIME") or None
