@@ -16,7 +16,8 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 def remove_tree(path: str) -> None:
     """rm -rf, directory-fd-relative and without recursion: symlinks are unlinked, never followed,
     and however deep a container nested its directories, no path is ever built from their names.
-    A missing path is fine. (shutil.rmtree would also cost the CLI its compression modules.)"""
+    A missing path is fine, and so is an entry another process removes meanwhile (conmon unlinks
+    its attach socket as it exits). (shutil.rmtree would also cost the CLI its compression modules.)"""
     try:
         top = os.open(path, _DIR)
     except FileNotFoundError:
@@ -33,21 +34,32 @@ def remove_tree(path: str) -> None:
             child = None
             with os.scandir(fd) as entries:
                 for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        child = (os.open(entry.name, _DIR, dir_fd=fd), entry.name)
-                        break
-                    os.unlink(entry.name, dir_fd=fd)
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            child = (os.open(entry.name, _DIR, dir_fd=fd), entry.name)
+                            break
+                        os.unlink(entry.name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
             if child is not None:
                 stack.append(child)
                 continue
             fd, name = stack.pop()
             os.close(fd)
             if stack:
-                os.rmdir(name, dir_fd=stack[-1][0])
+                _gone_or(os.rmdir, name, dir_fd=stack[-1][0])
     finally:
         for fd, _ in stack:
             os.close(fd)
-    os.rmdir(path)
+    _gone_or(os.rmdir, path)
+
+
+def _gone_or(remove: Callable[..., None], *args: object, **kwargs: object) -> None:
+    """`remove(...)`, where a path someone else removed first counts as removed."""
+    try:
+        remove(*args, **kwargs)
+    except FileNotFoundError:
+        pass
 
 
 def write_output(output: str | os.PathLike[str] | BinaryIO | None, write: Callable[[BinaryIO], None], *,
