@@ -293,3 +293,16 @@ def test_widget_flags_say_they_need_a_notebook(cli):
         proc = cli(*args)
         assert proc.returncode == 125
         assert "shows a widget: use it in a notebook" in proc.stderr
+
+
+def test_volumes_tmpfs_read_only_and_capabilities_from_the_cli(cli, image, tmp_path):
+    (tmp_path / "in.txt").write_text("from the host\n")
+    proc = cli("run", "--rm", "--network", "none", "-v", f"{tmp_path}:/data", "--tmpfs", "/scratch:size=1m",
+               "--read-only", "--cap-drop", "CHOWN,KILL", image, "sh", "-c",
+               "cat /data/in.txt; echo back > /data/out.txt; touch /etc/x || echo ro; grep CapBnd /proc/self/status")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["from the host", "ro"] and not int(lines[2].split()[1], 16) & 0b100001  # CHOWN, KILL
+    assert (tmp_path / "out.txt").read_text() == "back\n"
+    proc = cli("create", "--mount", "type=volume,destination=/v", image, "true")
+    assert proc.returncode == 125 and "type=volume is not supported yet" in proc.stderr

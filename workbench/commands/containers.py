@@ -26,7 +26,9 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                 dns_search=a.dns_search, dns_options=a.dns_option, add_hosts=a.add_host, ip=a.ip,
                 mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias,
-                oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, **limit_flags(ctx))
+                oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, volumes=a.volume,
+                mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
+                cap_drop=[c for v in a.cap_drop for c in v.split(",")], **limit_flags(ctx))
 
 
 def limit_flags(ctx: Context) -> dict[str, Any]:

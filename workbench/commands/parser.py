@@ -84,6 +84,13 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--oom-score-adj", type=int)
     p.add_argument("--ulimit", action="append", default=[], help="TYPE=SOFT[:HARD], e.g. nofile=1024:2048")
     p.add_argument("--shm-size", help="size of /dev/shm, e.g. 64m")
+    p.add_argument("-v", "--volume", action="append", default=[], help="HOST-PATH:CONTAINER-PATH[:ro,...]")
+    p.add_argument("--mount", action="append", default=[], help="type=bind|tmpfs,destination=...,...")
+    p.add_argument("--tmpfs", action="append", default=[], help="CONTAINER-PATH[:size=64m,mode=1777,...]")
+    p.add_argument("--read-only", action="store_true", help="a read-only root file system (/run, /tmp, "
+                                                             "/var/tmp stay writable tmpfs)")
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

@@ -605,9 +605,12 @@ class Container:
             return self._inspect_data(size)
 
     def _inspect_data(self, size: bool) -> dict[str, Any]:
+        from . import mounts
         from .oci.spec import DEFAULT_CAPABILITIES
 
         cfg, st = self.config, self.st
+        caps = list(cfg.capabilities) or list(DEFAULT_CAPABILITIES)
+        binds, tmpfs = mounts.host_config(cfg.mounts)
         state = st.state
         data: dict[str, Any] = {
             "Id": cfg.id,
@@ -650,15 +653,15 @@ class Container:
             "MountLabel": "",
             "ProcessLabel": "",
             "AppArmorProfile": "",
-            "EffectiveCaps": list(DEFAULT_CAPABILITIES) if _is_root(cfg.user) else [],
-            "BoundingCaps": list(DEFAULT_CAPABILITIES),
+            "EffectiveCaps": caps if _is_root(cfg.user) else [],
+            "BoundingCaps": caps,
             "ExecIDs": [rec.id for rec in _exec_steps().records(self)] if state in states.ACTIVE_STATES else [],
             "GraphDriver": {"Name": "overlay", "Data": {
                 "UpperDir": self.rt.layers.diff(cfg.layer_id),
                 "WorkDir": os.path.join(self.rt.layers.dir(cfg.layer_id), "work"),
                 **({"MergedDir": st.mountpoint} if st.mounted else {}),
             }},
-            "Mounts": [],
+            "Mounts": mounts.inspect_entries(cfg.mounts),
             "Dependencies": [],
             "NetworkSettings": self._network_settings(),
             "Namespace": "",
@@ -690,16 +693,17 @@ class Container:
                 "Timeout": 0,
             },
             "HostConfig": {
-                "Binds": [],
+                "Binds": binds,
+                "Tmpfs": tmpfs,
                 "AutoRemove": cfg.auto_remove,
                 "NetworkMode": cfg.network,
                 "PortBindings": _port_bindings(cfg.ports),
                 "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
                 "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
-                "CapAdd": [],
-                "CapDrop": [],
+                "CapAdd": sorted(set(caps) - set(DEFAULT_CAPABILITIES)),
+                "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),
                 "Privileged": False,
-                "ReadonlyRootfs": False,
+                "ReadonlyRootfs": cfg.read_only,
                 "SecurityOpt": [],
                 "PidMode": _namespace_mode(cfg.namespaces.get("pid")),
                 "IpcMode": _namespace_mode(cfg.namespaces.get("ipc")),

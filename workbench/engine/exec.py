@@ -20,6 +20,7 @@ from . import events
 from .errors import InvalidArgument, OCIRuntimeError, OCIRuntimeNotFound, classify_runtime_error
 from .exits import pid_alive, read_exit_file
 from .files import remove_tree
+from .oci.spec import CAPABILITY_BITS
 from .state import REQUIRED, Record
 
 if TYPE_CHECKING:
@@ -31,15 +32,6 @@ if TYPE_CHECKING:
 #: How long the exit file may lag behind the end of a session's output (libpod waits 5 s).
 EXIT_FILE_TIMEOUT = 5.0
 
-#: Capability names by number (linux/capability.h); privileged sessions get those we have.
-CAPABILITY_BITS = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
-    "CHECKPOINT_RESTORE",
-)
 
 
 class ExecResult(NamedTuple):

@@ -121,7 +121,8 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
             raise WorkbenchError(f'cannot create workdir "{workdir}" in container {c.id}: {exc}') from exc
         finally:
             os.close(root_fd)
-    seccomp = _default_seccomp(c.rt.runroot)
+    caps = container_capabilities(c)
+    seccomp = _default_seccomp(c.rt.runroot, caps)
     return ocispec.generate(ocispec.SpecInput(
         ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
         additional_gids=list(user.additional_gids), hostname=c.config.hostname,
@@ -129,8 +130,14 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         bind_files=bind_files, annotations=dict(c.config.annotations), namespaces=_namespaces(c),
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
         resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
-        shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE,
+        shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=c.config.mounts,
+        read_only=c.config.read_only,
     ))
+
+
+def container_capabilities(c: "Container") -> list[str]:
+    """The container's bounding set (configs from before --cap-add have Podman's defaults)."""
+    return list(c.config.capabilities) or list(ocispec.DEFAULT_CAPABILITIES)
 
 
 def _namespaces(c: "Container") -> dict[str, str]:
@@ -172,12 +179,17 @@ def dependents(c: "Container") -> list[str]:
     return out
 
 
-def _default_seccomp(runroot: str) -> dict:
-    """The default seccomp profile, compiled once per boot, kernel and Workbench version and kept
-    in the run root: importing and compiling the rules costs every CLI `run` about 30 ms."""
+def _default_seccomp(runroot: str, caps: list[str]) -> dict:
+    """The default seccomp profile for a bounding set (some syscalls follow capabilities), compiled
+    once per boot, kernel, Workbench version and set, and kept in the run root: importing and
+    compiling the rules costs every CLI `run` about 30 ms."""
     source = os.path.join(os.path.dirname(__file__), "oci", "seccomp.py")
     st, uname = os.stat(source), os.uname()
     tag = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in f"{uname.machine}-{uname.release}")
+    if sorted(caps) != sorted(ocispec.DEFAULT_CAPABILITIES):
+        import hashlib
+
+        tag += "-caps-" + hashlib.sha256(",".join(sorted(caps)).encode()).hexdigest()[:16]
     path = os.path.join(runroot, f"seccomp-{tag}-{st.st_mtime_ns}-{st.st_size}.json")
     try:
         with open(path) as f:
@@ -186,7 +198,7 @@ def _default_seccomp(runroot: str) -> dict:
         pass
     from .oci.seccomp import default_seccomp
 
-    profile = default_seccomp(ocispec.DEFAULT_CAPABILITIES)
+    profile = default_seccomp(caps)
     _write(path, json.dumps(profile))
     return profile
 

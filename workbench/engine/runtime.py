@@ -320,20 +320,30 @@ class Runtime:
                          add_hosts: Sequence[str] = (), ip: str = "", mac_address: str = "",
                          pid: str = "", ipc: str = "", uts: str = "", aliases: Sequence[str] = (),
                          oom_score_adj: int | None = None, ulimits: Sequence[str] = (),
-                         shm_size: int | str | None = None, **limits: Unpack[Limits]) -> Container:
+                         shm_size: int | str | None = None, volumes: Sequence[str] = (),
+                         mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
+                         cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (),
+                         **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
         container's namespace), or network names (a list, or one comma-separated string).
         `publish`: Podman's `-p` values; `pid`/`ipc`/`uts`: "container:NAME" to share those.
         `limits`: cgroup limits (memory="256m", cpus=0.5, pids_limit=100, ...: see resources.Limits);
-        `ulimits`: "nofile=1024:2048" values; `shm_size`: the size of /dev/shm."""
+        `ulimits`: "nofile=1024:2048" values; `shm_size`: the size of /dev/shm.
+        `volumes`, `mounts`, `tmpfs`: Podman's -v, --mount and --tmpfs values (bind mounts of host
+        paths, tmpfs); `read_only`: a read-only root file system; `cap_add`/`cap_drop`:
+        capabilities ("NET_ADMIN", "CAP_CHOWN", "ALL") added to or dropped from Podman's defaults."""
+        from . import mounts as mount_options
         from . import resources
+        from .oci.spec import capabilities
 
         limit_set = resources.resources(limits)
         rlimits = [resources.parse_ulimit(u) for u in ulimits]
         oom_adj = resources.oom_score_adj(oom_score_adj) if oom_score_adj is not None else None
         shm = resources.shm_size(shm_size) if shm_size is not None else 0
+        own_mounts = mount_options.parse(volumes, mounts, tmpfs, read_only)
+        caps = capabilities(cap_add, cap_drop)
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
@@ -380,7 +390,8 @@ class Runtime:
             tty=bool(tty), stdin=bool(stdin), dns=list(dns), dns_search=list(dns_search),
             dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
-            oom_score_adj=oom_adj, shm_size=shm, **net,
+            oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
+            capabilities=caps, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -119,6 +119,7 @@ class ContainerConfig(Record):
         "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
+        "mounts": [], "read_only": False, "capabilities": [],
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -156,6 +157,9 @@ class ContainerConfig(Record):
     ulimits: list[dict[str, Any]]  # OCI process.rlimits
     oom_score_adj: int | None
     shm_size: int  # bytes of /dev/shm; 0: the default
+    mounts: list[dict[str, Any]]  # the user's OCI mounts (-v, --mount, --tmpfs, --read-only's tmpfs)
+    read_only: bool  # a read-only root file system
+    capabilities: list[str]  # the bounding set ("CAP_..."); empty: Podman's defaults (older configs)
 
 
 class ContainerRuntimeState(Record):

@@ -319,7 +319,7 @@ def _tty(tty_nr: int) -> str:
 
 def _capabilities(mask_hex: str) -> str:
     """A capability mask as sorted names without CAP_, `full` for every capability, `none` for none."""
-    from .exec import CAPABILITY_BITS as names
+    from .oci.spec import CAPABILITY_BITS as names
 
     try:
         mask = int(mask_hex, 16)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..cgroups import container_cgroup
+from ..errors import InvalidArgument
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -14,6 +16,40 @@ DEFAULT_CAPABILITIES = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
     "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
 )
+
+#: Capability names by number (linux/capability.h).
+CAPABILITY_BITS = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE",
+)
+
+
+def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]:
+    """The bounding set of a container, as Podman: the defaults, plus `add`, minus `drop`; "ALL"
+    in `add` means every capability, in `drop` none but what `add` names. Names with or without
+    "CAP_", any case; an unknown one is an error."""
+    def names(values: Sequence[str]) -> set[str]:
+        out = set()
+        for value in values:
+            name = value.strip().upper()
+            if name == "ALL":
+                out.add("ALL")
+                continue
+            name = name if name.startswith("CAP_") else "CAP_" + name
+            if name[4:] not in CAPABILITY_BITS:
+                raise InvalidArgument(f'unknown capability "{value}"')
+            out.add(name)
+        return out
+    added, dropped = names(add), names(drop)
+    if "ALL" in dropped:
+        return sorted(added - {"ALL"})
+    base = {"CAP_" + name for name in CAPABILITY_BITS} if "ALL" in added else set(DEFAULT_CAPABILITIES) | added
+    return sorted(base - dropped)
+
 
 MASKED_PATHS = (
     "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -50,11 +86,14 @@ class SpecInput(NamedTuple):
     rlimits: list[dict] | None = None
     oom_score_adj: int | None = None
     shm_size: int = SHM_SIZE
+    capabilities: Sequence[str] = DEFAULT_CAPABILITIES  # the bounding set
+    mounts: Sequence[dict] = ()  # the user's: -v, --mount, --tmpfs (see mounts.py)
+    read_only: bool = False
 
 
 def generate(spec_in: SpecInput) -> dict:
     """The config.json for `runc create`."""
-    caps = list(DEFAULT_CAPABILITIES)
+    caps = list(spec_in.capabilities)
     # A non-root user keeps the bounding set but gets no effective/permitted capabilities.
     effective = caps if spec_in.uid == 0 else []
     created = datetime.datetime.fromtimestamp(spec_in.created, datetime.timezone.utc)
@@ -85,7 +124,7 @@ def generate(spec_in: SpecInput) -> dict:
             "cwd": spec_in.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
         },
-        "root": {"path": spec_in.rootfs},
+        "root": {"path": spec_in.rootfs, **({"readonly": True} if spec_in.read_only else {})},
         **({"hostname": spec_in.hostname} if spaces.get("uts") == "" else {}),  # only a private UTS has one
         "mounts": _mounts(spec_in),
         "annotations": annotations,
@@ -109,6 +148,8 @@ def generate(spec_in: SpecInput) -> dict:
 
 
 def _mounts(spec_in: SpecInput) -> list[dict]:
+    from ..mounts import merged
+
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -124,6 +165,6 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
         mounts.append({"destination": dest, "type": "bind", "source": source, "options": ["bind", "rprivate"]})
     mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                    "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]})
-    return mounts
+    return merged(mounts, spec_in.mounts) if spec_in.mounts else mounts
 
 

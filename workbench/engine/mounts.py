@@ -1,0 +1,224 @@
+"""A container's own mounts: `-v/--volume`, `--mount`, `--tmpfs` and `--read-only`, in Podman
+4.3's spellings, checked once at create and kept in the config as OCI mounts.
+
+Bind mounts take a host path (absolute, or relative from "."), which must exist: it is the user's
+own directory, mounted by runc, which resolves the destination inside the root file system
+safely. Named and anonymous volumes are not built yet and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .errors import InvalidArgument
+
+#: Options of a tmpfs Podman adds after the user's (`--tmpfs`, `--read-only`'s /run, /tmp, /var/tmp).
+TMPFS_DEFAULTS = ("rw", "rprivate", "nosuid", "nodev", "tmpcopyup")
+#: What `--read-only` leaves writable, as Podman's --read-only-tmpfs (on by default).
+READ_ONLY_TMPFS = ("/run", "/tmp", "/var/tmp")
+
+_PROPAGATION = {"private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable"}
+_FLAG_PAIRS = {"nosuid": "suid", "nodev": "dev", "noexec": "exec"}
+_FLAGS = set(_FLAG_PAIRS) | set(_FLAG_PAIRS.values())
+_SIZE = re.compile(r"^[0-9]+[kmgKMG%]?$")
+
+
+def parse(volumes: Sequence[str] = (), mounts: Sequence[str] = (), tmpfs: Sequence[str] = (),
+          read_only: bool = False) -> list[dict[str, Any]]:
+    """The OCI mounts for a container's flags; InvalidArgument names the bad one."""
+    out = [_volume(spec) for spec in volumes] + [_mount(spec) for spec in mounts] + [_tmpfs(spec) for spec in tmpfs]
+    seen: set[str] = set()
+    for m in out:
+        if m["destination"] in seen:
+            raise InvalidArgument(f"{m['destination']}: duplicate mount destination")
+        seen.add(m["destination"])
+    if read_only:
+        out += [{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": list(TMPFS_DEFAULTS)}
+                for d in READ_ONLY_TMPFS if d not in seen]
+    return out
+
+
+def merged(defaults: Iterable[dict[str, Any]], own: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spec's mounts: the defaults a user mount does not replace, then the user's, parents
+    before what is mounted inside them (a stable sort on the destination's depth, as Podman)."""
+    own = list(own)
+    replaced = {m["destination"] for m in own}
+    kept = [m for m in defaults if m["destination"] not in replaced]
+    return sorted(kept + own, key=lambda m: m["destination"].rstrip("/").count("/"))
+
+
+def inspect_entries(own: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Podman's inspect `Mounts`: the bind mounts, with RW and Propagation split out."""
+    entries = []
+    for m in own:
+        if m["type"] != "bind":
+            continue
+        options = [o for o in m["options"] if o not in ("ro", "rw") and o not in _PROPAGATION]
+        propagation = next((o for o in m["options"] if o in _PROPAGATION), "rprivate")
+        entries.append({"Type": "bind", "Source": m["source"], "Destination": m["destination"], "Driver": "",
+                        "Mode": "", "Options": options, "RW": "ro" not in m["options"], "Propagation": propagation})
+    return entries
+
+
+def host_config(own: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """Podman's HostConfig.Binds ("src:dst:options") and HostConfig.Tmpfs (dst -> options)."""
+    binds, tmpfs = [], {}
+    for m in own:
+        if m["type"] == "bind":
+            binds.append(f"{m['source']}:{m['destination']}:{','.join(m['options'])}")
+        else:
+            tmpfs[m["destination"]] = ",".join(m["options"])
+    return binds, tmpfs
+
+
+# -- the three spellings ---------------------------------------------------------------------------
+def _volume(spec: str) -> dict[str, Any]:
+    """`-v SRC:DST[:OPTIONS]`."""
+    parts = spec.split(":")
+    if len(parts) == 1 or not parts[0]:
+        raise InvalidArgument(f'volume "{spec}": anonymous volumes are not supported yet: '
+                              "give a host directory, -v /host/path:/container/path")
+    if len(parts) > 3:
+        raise InvalidArgument(f'incorrect volume format "{spec}": use SRC:DST[:OPTIONS]')
+    source, destination = parts[0], parts[1]
+    options = [o for o in parts[2].split(",") if o] if len(parts) == 3 else []
+    return _bind(spec, source, destination, options)
+
+
+def _mount(spec: str) -> dict[str, Any]:
+    """`--mount type=bind|tmpfs,source=...,destination=...,...`."""
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not key:
+            continue
+        if key in fields:
+            raise InvalidArgument(f'--mount "{spec}": {key} is given twice')
+        fields[key] = value if sep else "true"
+    kind = fields.pop("type", "")
+    destination = next((fields.pop(k) for k in ("destination", "dst", "target") if k in fields), "")
+    if kind == "bind":
+        source = next((fields.pop(k) for k in ("source", "src") if k in fields), "")
+        options = []
+        for key, value in fields.items():
+            if key in ("ro", "readonly"):
+                options.append("ro" if _true(spec, key, value) else "rw")
+            elif key == "bind-propagation":
+                options.append(value)
+            elif key in ("relabel", "z", "Z"):
+                continue  # SELinux labels: nothing to relabel where SELinux is off, as Podman
+            else:
+                raise InvalidArgument(f'--mount "{spec}": unknown bind option "{key}"')
+        return _bind(spec, source, destination, options)
+    if kind == "tmpfs":
+        options = []
+        for key, value in fields.items():
+            if key == "tmpfs-size":
+                options.append(f"size={value}")
+            elif key == "tmpfs-mode":
+                options.append(f"mode={value}")
+            elif key in ("ro", "readonly"):
+                options.append("ro" if _true(spec, key, value) else "rw")
+            else:
+                raise InvalidArgument(f'--mount "{spec}": unknown tmpfs option "{key}"')
+        return _tmpfs_mount(spec, destination, options)
+    if kind in ("volume", "image", "devpts", "glob", "ramfs"):
+        raise InvalidArgument(f'--mount "{spec}": type={kind} is not supported yet: use type=bind or type=tmpfs')
+    raise InvalidArgument(f'--mount "{spec}": give type=bind or type=tmpfs')
+
+
+def _tmpfs(spec: str) -> dict[str, Any]:
+    """`--tmpfs DST[:OPTIONS]`."""
+    destination, _, options = spec.partition(":")
+    return _tmpfs_mount(spec, destination, [o for o in options.split(",") if o])
+
+
+# -- checks ----------------------------------------------------------------------------------------
+def _bind(spec: str, source: str, destination: str, options: list[str]) -> dict[str, Any]:
+    if not source:
+        raise InvalidArgument(f'"{spec}": a bind mount needs a source (a host path)')
+    if not source.startswith(("/", ".")):
+        raise InvalidArgument(f'volume "{spec}": named volumes are not supported yet: give a host path '
+                              f"(absolute, or ./{source} for one under the current directory)")
+    source = os.path.abspath(source)
+    try:
+        os.stat(source)
+    except OSError as exc:
+        raise InvalidArgument(f"statfs {source}: {exc.strerror.lower() if exc.strerror else exc}") from None
+    mode, propagation, recursive, flags = "", "", "rbind", []
+    for option in options:
+        if option in ("ro", "rw"):
+            if mode:
+                raise InvalidArgument(f'"{spec}": cannot set ro or rw options more than once')
+            mode = option
+        elif option in _PROPAGATION:
+            if propagation:
+                raise InvalidArgument(f'"{spec}": cannot set a propagation option more than once')
+            propagation = option
+        elif option in ("bind", "rbind"):
+            recursive = option
+        elif option in _FLAGS:
+            flags.append(option)
+        elif option in ("z", "Z"):
+            continue  # SELinux relabelling: nothing to do where SELinux is off, as Podman
+        elif option in ("U", "O", "idmap") or option.startswith(("idmap=", "upperdir=", "workdir=")):
+            raise InvalidArgument(f'"{spec}": option "{option}" is not supported yet')
+        else:
+            raise InvalidArgument(f'"{spec}": invalid option type "{option}"')
+    _check_flags(spec, flags)
+    return {"destination": _destination(spec, destination), "type": "bind", "source": source,
+            "options": [mode or "rw", *flags, propagation or "rprivate", recursive]}
+
+
+def _tmpfs_mount(spec: str, destination: str, options: list[str]) -> dict[str, Any]:
+    flags = []
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "size" and _SIZE.match(value):
+            continue
+        if key == "mode" and re.fullmatch(r"[0-7]{3,4}", value):
+            continue
+        if key in ("uid", "gid", "nr_inodes") and value.isdigit():
+            continue
+        if option in _FLAGS or option in ("ro", "rw", "notmpcopyup", "tmpcopyup"):
+            flags.append(option)
+            continue
+        raise InvalidArgument(f'tmpfs "{spec}": invalid option "{option}"')
+    _check_flags(spec, flags)
+    defaults = [d for d in TMPFS_DEFAULTS if not (
+        (d == "rw" and "ro" in options) or (d == "tmpcopyup" and "notmpcopyup" in options)
+        or (d in _FLAG_PAIRS and _FLAG_PAIRS[d] in options))]
+    own = [o for o in options if o not in ("notmpcopyup",) and o not in defaults]
+    return {"destination": _destination(spec, destination), "type": "tmpfs", "source": "tmpfs",
+            "options": own + defaults}
+
+
+def _check_flags(spec: str, flags: list[str]) -> None:
+    for off, on in _FLAG_PAIRS.items():
+        if off in flags and on in flags:
+            raise InvalidArgument(f'"{spec}": {off} and {on} contradict each other')
+
+
+def _destination(spec: str, destination: str) -> str:
+    if not destination:
+        raise InvalidArgument(f'"{spec}": a mount needs a destination in the container')
+    if not destination.startswith("/"):
+        raise InvalidArgument(f'invalid container path "{destination}", must be an absolute path')
+    cleaned = posixpath.normpath(destination)
+    cleaned = "/" + cleaned.lstrip("/")
+    if cleaned == "/":
+        raise InvalidArgument(f'"{spec}": the container\'s root cannot be a mount destination')
+    return cleaned
+
+
+def _true(spec: str, key: str, value: str) -> bool:
+    if value.lower() in ("true", "1", "yes", ""):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidArgument(f'--mount "{spec}": {key}={value} is not a boolean')
