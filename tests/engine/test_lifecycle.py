@@ -193,6 +193,7 @@ def test_restart_from_running_and_from_exited(rt, busybox):
     c.restart(timeout=0)
     assert c.state == S.RUNNING
     assert c.inspect()["State"]["Pid"] != first_pid
+    assert _until(lambda: c.logs().count("started") == 2)  # the kill must not beat the second echo
     c.kill()
     c.wait()
     assert _until(lambda: c.state == S.EXITED)
