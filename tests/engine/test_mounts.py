@@ -112,3 +112,19 @@ def test_a_user_mount_replaces_the_default_at_its_destination():
     merged = mounts.merged(defaults, own)
     assert [m["destination"] for m in merged] == ["/proc", "/dev/shm", "/a/b/c"]  # parents first
     assert merged[1]["options"][0] == "size=1g"
+
+
+def test_cp_goes_through_bind_mounts_to_the_host_directory(rt, busybox, tmp_path):
+    shared, out = tmp_path / "shared", tmp_path / "out"
+    shared.mkdir()
+    out.mkdir()
+    (shared / "in.txt").write_text("host\n")
+    (tmp_path / "note.txt").write_text("copied in\n")
+    c = rt.run(busybox, ["sleep", "100"], detach=True, volumes=[f"{shared}:/data"])
+    c.copy_to(str(tmp_path / "note.txt"), "/data/")
+    assert (shared / "note.txt").read_text() == "copied in\n"  # in the host directory, not the layer
+    assert c.exec(["cat", "/data/note.txt"]).stdout == b"copied in\n"
+    c.copy_from("/data/in.txt", str(out / "in-copy.txt"))
+    c.copy_from("/data", str(out))
+    assert (out / "in-copy.txt").read_text() == "host\n"
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["in.txt", "note.txt"]  # the container's name

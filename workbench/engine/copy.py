@@ -1,7 +1,7 @@
 """`cp` between the host and a container, with `docker cp`'s naming rules.
 
 Container paths are resolved inside the container's root (symlinks rebased there, never followed
-out); the data moves as a tar stream written by the no-follow tar writer and applied by the safe
+out), or inside the host directory of a bind mount (`-v`) they fall under, as Podman does; the data moves as a tar stream written by the no-follow tar writer and applied by the safe
 tar applier, so hostile content can neither escape the destination nor be followed on the host.
 """
 
@@ -24,10 +24,12 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class _Endpoint:
-    """One side of a copy: a directory fd and a leaf name in it (both may be missing)."""
+    """One side of a copy: a directory fd and a leaf name in it (both may be missing); `name` is
+    what the copy calls it (the leaf, unless a bind mount's source has another name)."""
 
-    def __init__(self, parent_fd: int, leaf: str, path: str):
+    def __init__(self, parent_fd: int, leaf: str, path: str, name: str | None = None):
         self.parent_fd, self.leaf, self.path = parent_fd, leaf, path
+        self.name = leaf if name is None else name
 
     def lstat(self) -> os.stat_result | None:
         try:
@@ -55,16 +57,55 @@ def _host_endpoint(path: str) -> _Endpoint:
         raise InvalidArgument(f'"{head}" could not be found on the host') from None
 
 
-def _container_endpoint(root_fd: int, path: str) -> _Endpoint:
+def _container_endpoint(c: "Container", root_fd: int, path: str) -> _Endpoint:
     from .storage.rootpath import UnsafePath, open_in_root
 
     if not path.startswith("/"):
         path = "/" + path  # relative to the container's root (Podman uses the workdir; "/" here)
+    bind = _bind_mount_under(c, path)
+    if bind is not None:
+        return _bind_endpoint(bind, path)
     head, leaf = _split(path)
     try:
         return _Endpoint(open_in_root(root_fd, head, _DIR, follow=True), leaf, path)
     except (FileNotFoundError, NotADirectoryError, UnsafePath):
         raise InvalidArgument(f'"{head}" could not be found on container') from None
+
+
+def _bind_mount_under(c: "Container", path: str) -> dict | None:
+    """The innermost bind mount whose destination holds `path`, if any."""
+    import posixpath
+
+    cleaned = posixpath.normpath(path)
+    found = None
+    for m in c.config.mounts:
+        dest = m["destination"]
+        if m["type"] == "bind" and (cleaned == dest or cleaned.startswith(dest + "/")):
+            if found is None or len(dest) > len(found["destination"]):
+                found = m
+    return found
+
+
+def _bind_endpoint(bind: dict, path: str) -> _Endpoint:
+    """`path` in a bind mount: resolved inside the mount's host source as if it were the root."""
+    import posixpath
+
+    from .storage.rootpath import UnsafePath, open_in_root
+
+    rest = posixpath.normpath(path)[len(bind["destination"]):]
+    source = bind["source"]
+    try:
+        if not rest:  # the mount point itself: the source, under the container's name for it
+            head, leaf = os.path.split(source)
+            return _Endpoint(os.open(head or "/", _DIR), leaf, path, name=_split(path)[1])
+        head, leaf = _split(rest)
+        source_fd = os.open(source, _DIR)
+        try:
+            return _Endpoint(open_in_root(source_fd, head, _DIR, follow=True), leaf, path)
+        finally:
+            os.close(source_fd)
+    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+        raise InvalidArgument(f'"{path}" could not be found on container (in the bind mount of {source})') from None
 
 
 @contextmanager
@@ -88,9 +129,9 @@ def _container_root(c: "Container", pause: bool) -> Iterator[int]:
 def copy(c: "Container", source: str, destination: str, *, to_container: bool, pause: bool) -> None:
     """Copy `source` to `destination`; the container side is `destination` when `to_container`."""
     with _container_root(c, pause) as root_fd:
-        src = _host_endpoint(source) if to_container else _container_endpoint(root_fd, source)
+        src = _host_endpoint(source) if to_container else _container_endpoint(c, root_fd, source)
         try:
-            dst = _container_endpoint(root_fd, destination) if to_container else _host_endpoint(destination)
+            dst = _container_endpoint(c, root_fd, destination) if to_container else _host_endpoint(destination)
             try:
                 _copy(src, dst, same_owner=to_container)
             finally:
@@ -104,12 +145,12 @@ def copy_out_tar(c: "Container", source: str, out: BinaryIO, *, pause: bool) -> 
     from .storage.tarwriter import write_entry
 
     with _container_root(c, pause) as root_fd:
-        src = _container_endpoint(root_fd, source)
+        src = _container_endpoint(c, root_fd, source)
         try:
             st = src.lstat()
             if st is None:
                 raise InvalidArgument(f'"{src.path}" could not be found on container')
-            write_entry(src.parent_fd, src.leaf or ".", out, arcname=src.leaf or ".")
+            write_entry(src.parent_fd, src.leaf or ".", out, arcname=src.name or ".")
         finally:
             src.close()
 
@@ -120,7 +161,7 @@ def copy_in_tar(c: "Container", stream: BinaryIO, destination: str, *, pause: bo
     from .storage.archive import WhiteoutMode, apply_tar
 
     with _container_root(c, pause) as root_fd:
-        dst = _container_endpoint(root_fd, destination)
+        dst = _container_endpoint(c, root_fd, destination)
         try:
             st = dst.lstat()
             if st is None or not stat.S_ISDIR(st.st_mode):
@@ -145,14 +186,14 @@ def _copy(src: _Endpoint, dst: _Endpoint, *, same_owner: bool) -> None:
     dst_st = dst.lstat()
     if dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
         into_fd = os.open(dst.leaf, _DIR | os.O_NOFOLLOW, dir_fd=dst.parent_fd) if dst.leaf else os.dup(dst.parent_fd)
-        name = "." if contents_only else (src.leaf or ".")
+        name = "." if contents_only else (src.name or ".")
     elif dst_st is not None and stat.S_ISDIR(src_st.st_mode):
         raise InvalidArgument(f'cannot copy directory "{src.path}" onto the file "{dst.path}"')
     elif dst.path.endswith("/") and dst_st is None:
         raise InvalidArgument(f'"{dst.path}" does not exist and is meant to be a directory')
     else:
         into_fd = os.dup(dst.parent_fd)
-        name = dst.leaf
+        name = dst.leaf  # the file itself (a file bind mount's source keeps its host name)
     try:
         _stream(lambda out: write_entry(src.parent_fd, src.leaf or ".", out, arcname=name),
                 lambda stream: apply_tar(stream, f"/proc/self/fd/{into_fd}", whiteouts=WhiteoutMode.APPLY,
