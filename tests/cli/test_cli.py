@@ -304,5 +304,29 @@ def test_volumes_tmpfs_read_only_and_capabilities_from_the_cli(cli, image, tmp_p
     lines = proc.stdout.splitlines()
     assert lines[:2] == ["from the host", "ro"] and not int(lines[2].split()[1], 16) & 0b100001  # CHOWN, KILL
     assert (tmp_path / "out.txt").read_text() == "back\n"
-    proc = cli("create", "--mount", "type=volume,destination=/v", image, "true")
-    assert proc.returncode == 125 and "type=volume is not supported yet" in proc.stderr
+    proc = cli("create", "--mount", "type=image,destination=/v", image, "true")
+    assert proc.returncode == 125 and "type=image is not supported yet" in proc.stderr
+
+
+def test_volume_commands_as_podman(cli, image):
+    assert cli("volume", "create", "--label", "project=thesis", "data").stdout == "data\n"
+    assert cli("run", "--rm", "--network", "none", "-v", "data:/data", image, "sh", "-c",
+               "echo kept > /data/f").returncode == 0
+    assert cli("run", "--rm", "--network", "none", "-v", "data:/d:ro", image, "cat", "/d/f").stdout == "kept\n"
+    assert cli("volume", "ls").stdout.splitlines() == ["DRIVER      VOLUME NAME", "local       data"]
+    assert cli("volume", "ls", "--format", "{{.Name}} {{.Labels}}").stdout == "data map[project:thesis]\n"
+    [doc] = json.loads(cli("volume", "inspect", "data").stdout)
+    assert (doc["Name"], doc["Driver"], doc["Labels"], doc["NeedsCopyUp"]) == ("data", "local", {"project": "thesis"},
+                                                                               False)
+    cid = cli("create", "--network", "none", "-v", "data:/data", image, "true").stdout.strip()
+    proc = cli("volume", "rm", "data")
+    assert proc.returncode == 2 and proc.stderr == (f"Error: volume data is being used by the following container(s): "
+                                                    f"{cid}: volume is being used\n")
+    assert cli("volume", "rm", "-f", "data").stdout == "data\n"  # the container goes first
+    assert cli("container", "exists", cid).returncode == 1
+    proc = cli("volume", "rm", "nosuch")
+    assert proc.returncode == 1 and proc.stderr == 'Error: no volume with name "nosuch" found: no such volume\n'
+    cli("volume", "create", "unused")
+    assert cli("volume", "prune").returncode == 125
+    assert cli("volume", "prune", "-f").stdout == "unused\n"
+    assert cli("volume", "exists", "unused").returncode == 1

@@ -83,8 +83,8 @@ def test_the_capability_sets_follow_podmans_rules():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"volumes": ["data:/data"]}, "named volumes are not supported yet"),
-    ({"volumes": ["/data"]}, "anonymous volumes are not supported yet"),
+    ({"volumes": ["-bad:/data"]}, 'invalid volume name "-bad"'),
+    ({"volumes": [":/data"]}, 'incorrect volume format ":/data"'),
     ({"volumes": ["/nonexistent-wb:/x"]}, "statfs /nonexistent-wb: no such file or directory"),
     ({"volumes": ["/tmp:data"]}, 'invalid container path "data", must be an absolute path'),
     ({"volumes": ["/tmp:/x:ro,rw"]}, "cannot set ro or rw options more than once"),
@@ -93,8 +93,9 @@ def test_the_capability_sets_follow_podmans_rules():
     ({"volumes": ["/tmp:/x", "/var:/x/"]}, "/x: duplicate mount destination"),
     ({"volumes": ["/tmp:/"]}, "cannot be a mount destination"),
     ({"tmpfs": ["/t:size=lots"]}, 'invalid option "size=lots"'),
-    ({"mounts": ["type=volume,destination=/v"]}, "type=volume is not supported yet"),
-    ({"mounts": ["destination=/v"]}, "give type=bind or type=tmpfs"),
+    ({"mounts": ["type=image,destination=/v"]}, "type=image is not supported yet"),
+    ({"mounts": ["destination=/v"]}, "give type=bind, type=volume or type=tmpfs"),
+    ({"mounts": ["type=bind,src=data,dst=/v"]}, "use type=volume for a named volume"),
     ({"mounts": ["type=bind,src=/tmp,dst=/v,frob=1"]}, 'unknown bind option "frob"'),
     ({"cap_drop": ["NOPE"]}, 'unknown capability "NOPE"'),
 ])

@@ -20,6 +20,7 @@ _IMPLEMENTATIONS = {
     "archives": ("save", "load"),
     "networks": ("network_create", "network_ls", "network_inspect", "network_rm", "network_prune",
                  "network_connect", "network_disconnect", "port"),
+    "volumes": ("volume_create", "volume_ls", "volume_inspect", "volume_rm", "volume_prune", "volume_exists"),
     "resources": ("update",),
     "stats": ("stats",),
     "top": ("top",),

@@ -178,7 +178,7 @@ def restart(ctx: Context) -> None:
 def rm(ctx: Context) -> None:
     a = ctx.args
     # podman rm exits 1 when a named container does not exist
-    _each(ctx, lambda c: c.remove(force=a.force, timeout=a.time), a.containers, a.all,
+    _each(ctx, lambda c: c.remove(force=a.force, timeout=a.time, volumes=a.volumes), a.containers, a.all,
           ignore=a.ignore, missing_code=1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engine.errors import WorkbenchError
 from .context import Context
-from .output import emit_table
+from .output import emit_listing
 
 NETWORK_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}"
 NETWORK_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER"}
@@ -22,11 +22,7 @@ def network_ls(ctx: Context) -> None:
     rows = [{"ID": n.id[:12] if not a.no_trunc else n.id, "Name": n.name, "Driver": "bridge",
              "Subnets": n.subnet, "Internal": n.internal, "Labels": n.labels}
             for n in sorted(ctx.rt.networks.list(), key=lambda n: n.name)]  # Podman sorts by name
-    if a.quiet:
-        for row in rows:
-            ctx.out.line(row["Name"])
-        return
-    emit_table(ctx.out, rows, a.format, NETWORK_FORMAT, NETWORK_HEADERS, noheading=a.noheading)
+    emit_listing(ctx.out, rows, a, NETWORK_FORMAT, NETWORK_HEADERS)
 
 
 def network_inspect(ctx: Context) -> None:

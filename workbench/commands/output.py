@@ -48,6 +48,16 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=4, ensure_ascii=False, default=str)
 
 
+def emit_listing(out: Output, rows: list[dict[str, Any]], args: Any, default: str, headers: dict[str, str]) -> None:
+    """A `ls` command's rows: names only with -q (`Name`), else as `emit_table` with --format and
+    --noheading."""
+    if args.quiet:
+        for row in rows:
+            out.line(row["Name"])
+        return
+    emit_table(out, rows, args.format, default, headers, noheading=args.noheading)
+
+
 def emit_table(out: Output, rows: list[dict[str, Any]], fmt: str | None, default: str,
                headers: dict[str, str] | None = None, *, noheading: bool = False) -> None:
     """Podman's `--format` conventions: absent or `table` -> the default table, `json` -> a JSON array."""

@@ -163,6 +163,7 @@ def _kill(p):
 
 def _rm(p):
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true", help="also remove the anonymous volumes")
     p.add_argument("-t", "--time", type=int)
     p.add_argument("-i", "--ignore", action="store_true")
     _containers(p)
@@ -346,6 +347,34 @@ def _logout(p):
     p.add_argument("registry", nargs="?")
 
 
+def _volume_create(p):
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("-d", "--driver", default="local", choices=["local"])
+    p.add_argument("name", nargs="?")
+
+
+def _volume_ls(p):
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--noheading", "-n", action="store_true")
+    p.add_argument("--format")
+
+
+def _volume_inspect(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("volumes", nargs="*")
+
+
+def _volume_rm(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-t", "--time", type=int)
+    p.add_argument("volumes", nargs="*")
+
+
+def _volume_exists(p):
+    p.add_argument("volume")
+
+
 def _network_create(p):
     p.add_argument("--subnet")
     p.add_argument("--gateway")
@@ -469,6 +498,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("load",): ("load", _load), ("image", "load"): ("load", _load),
 
     ("untag",): ("untag", _untag),
+    ("volume", "create"): ("volume_create", _volume_create),
+    ("volume", "ls"): ("volume_ls", _volume_ls), ("volume", "list"): ("volume_ls", _volume_ls),
+    ("volume", "inspect"): ("volume_inspect", _volume_inspect),
+    ("volume", "rm"): ("volume_rm", _volume_rm), ("volume", "remove"): ("volume_rm", _volume_rm),
+    ("volume", "prune"): ("volume_prune", _force_only),
+    ("volume", "exists"): ("volume_exists", _volume_exists),
     ("network", "create"): ("network_create", _network_create),
     ("network", "ls"): ("network_ls", _network_ls), ("network", "list"): ("network_ls", _network_ls),
     ("network", "inspect"): ("network_inspect", _network_inspect),

@@ -293,11 +293,13 @@ class Container:
             finally:
                 self._batch_depth -= 1
 
-    def remove(self, force: bool = False, timeout: int | None = None) -> None:
+    def remove(self, force: bool = False, timeout: int | None = None, *, volumes: bool = False) -> None:
+        """Remove the container (stopped first when `force`); its anonymous volumes go too with
+        `volumes` (`rm -v`) or when it was made with `remove` (`--rm`)."""
         with self._locked():
             if not force:
                 self._check("remove")
-            _steps().remove(self, timeout)
+            _steps().remove(self, timeout, volumes=volumes)
         self.rt.locks.free(self.id)
 
     # -- exec and attach ---------------------------------------------------------------------

@@ -195,14 +195,14 @@ def _copy(src: _Endpoint, dst: _Endpoint, *, same_owner: bool) -> None:
         into_fd = os.dup(dst.parent_fd)
         name = dst.leaf  # the file itself (a file bind mount's source keeps its host name)
     try:
-        _stream(lambda out: write_entry(src.parent_fd, src.leaf or ".", out, arcname=name),
+        piped(lambda out: write_entry(src.parent_fd, src.leaf or ".", out, arcname=name),
                 lambda stream: apply_tar(stream, f"/proc/self/fd/{into_fd}", whiteouts=WhiteoutMode.APPLY,
                                          same_owner=same_owner))
     finally:
         os.close(into_fd)
 
 
-def _stream(write: Callable, read: Callable) -> None:
+def piped(write: Callable, read: Callable) -> None:
     """Run a tar writer and a tar reader connected by a pipe (no temporary copy on disk)."""
     r, w = os.pipe()
     errors: list[BaseException] = []

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .errors import ContainerExists
 
-SCHEMA_VERSION = 3  # 2: exec_sessions; 3: networks, ip_leases
+SCHEMA_VERSION = 4  # 2: exec_sessions; 3: networks, ip_leases; 4: volumes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS layers (
     kind TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS networks (
+    name TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
     data TEXT NOT NULL,
     created REAL NOT NULL

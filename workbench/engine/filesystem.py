@@ -126,12 +126,14 @@ def export(c: "Container", out: BinaryIO, progress: ByteProgress | None = None) 
 
     meter = Meter(progress)
     with mounted(c) as rootfs:
-        write_tar(rootfs, meter.writer(out), skip=_empty_runtime_files(c))
+        write_tar(rootfs, meter.writer(out), skip=empty_runtime_files(c))
     meter.finish()
     events.container(c, "export")
 
 
-def _empty_runtime_files(c: "Container") -> frozenset[str]:
+def empty_runtime_files(c: "Container") -> frozenset[str]:
+    """The mount points made for the runtime's files (hosts, resolv.conf, ...) that hold nothing of
+    the container's own: relative paths, left out of what leaves the container."""
     upper = c.rt.layers.diff(c.config.layer_id)
     skip = set()
     for rel in RUNTIME_FILES:
@@ -162,7 +164,7 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     try:
         with tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
             write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
-                      clamp_mtime=timestamp, skip=_empty_runtime_files(c))
+                      clamp_mtime=timestamp, skip=empty_runtime_files(c))
             layer.seek(0)
             diff_id, _ = store.put_layer(layer)
     finally:

@@ -204,6 +204,24 @@ def _default_seccomp(runroot: str, caps: list[str]) -> dict:
 
 
 # -- OCI lifecycle ---------------------------------------------------------------------
+def _copy_up_volumes(c: "Container", rootfs: str) -> None:
+    """A volume mounted for the first time gets what the image has at its mount point."""
+    if not any(m.get("volume") and not m.get("nocopy") for m in c.config.mounts):
+        return
+    from .filesystem import empty_runtime_files
+    from .volumes import copy_up
+
+    store = c.rt.volumes
+    for m in c.config.mounts:
+        if m.get("volume") and not m.get("nocopy"):
+            volume = store.get(m["volume"])
+            if volume.needs_copy_up:
+                inside = m["destination"].strip("/") + "/"
+                skip = frozenset(rel[len(inside):] for rel in empty_runtime_files(c) if rel.startswith(inside))
+                copy_up(rootfs, m["destination"], volume, skip)
+                store.copied_up(volume.name)
+
+
 def init(c: "Container") -> None:
     """Mount, write config.json, conmon + `runc create`: Configured/Exited -> Created."""
     if c.st.state == S.STOPPED:
@@ -212,6 +230,7 @@ def init(c: "Container") -> None:
     _command(c)  # fail before touching anything when there is nothing to run
     try:
         rootfs = mount_storage(c)
+        _copy_up_volumes(c, rootfs)
         network.setup(c)
         bind_files = write_runtime_files(c)
         spec = generate_spec(c, rootfs, bind_files)
@@ -391,8 +410,25 @@ def cleanup(c: "Container") -> None:
         raise errors[0]
 
 
-def remove(c: "Container", timeout: int | None) -> None:
-    """Stop if forced, clean up, then delete the layer, files and DB rows."""
+def _remove_anonymous_volumes(c: "Container") -> None:
+    from .volumes import NoSuchVolume
+
+    store = c.rt.volumes
+    for m in c.config.mounts:
+        if not m.get("volume"):
+            continue
+        try:
+            if store.get(m["volume"]).anonymous:
+                store.remove(m["volume"])
+        except NoSuchVolume:
+            continue
+        except WorkbenchError as exc:  # another container mounts it meanwhile: it stays
+            log.warning("keeping volume %s of %s: %s", m["volume"], c.id, exc)
+
+
+def remove(c: "Container", timeout: int | None, *, volumes: bool = False) -> None:
+    """Stop if forced, clean up, then delete the layer, files and DB rows (and the anonymous
+    volumes, with `volumes` or for an --rm container)."""
     users = dependents(c)
     if users:
         raise WorkbenchError(f"container {c.id} has dependent containers which must be removed before it: "
@@ -424,4 +460,6 @@ def remove(c: "Container", timeout: int | None) -> None:
         cur.execute("DELETE FROM layers WHERE id = ?", (c.config.layer_id,))
         cur.execute("DELETE FROM containers WHERE id = ?", (c.id,))
     c.valid = False
+    if volumes or c.config.auto_remove:
+        _remove_anonymous_volumes(c)
     events.container(c, "remove", exit_code=c.st.exit_code if c.st.exited else None)

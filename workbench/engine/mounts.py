@@ -3,7 +3,9 @@
 
 Bind mounts take a host path (absolute, or relative from "."), which must exist: it is the user's
 own directory, mounted by runc, which resolves the destination inside the root file system
-safely. Named and anonymous volumes are not built yet and say so.
+safely. A volume mount (`-v NAME:/path`, or `-v /path` for an anonymous one) is a bind mount of a
+volume's directory: `parse` leaves its `source` empty with the name in `volume` ("" when
+anonymous), and create fills it in (volumes.py).
 """
 
 from __future__ import annotations
@@ -52,15 +54,17 @@ def merged(defaults: Iterable[dict[str, Any]], own: Iterable[dict[str, Any]]) ->
 
 
 def inspect_entries(own: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Podman's inspect `Mounts`: the bind mounts, with RW and Propagation split out."""
+    """Podman's inspect `Mounts`: bind mounts and volumes, with RW and Propagation split out."""
     entries = []
     for m in own:
         if m["type"] != "bind":
             continue
         options = [o for o in m["options"] if o not in ("ro", "rw") and o not in _PROPAGATION]
         propagation = next((o for o in m["options"] if o in _PROPAGATION), "rprivate")
-        entries.append({"Type": "bind", "Source": m["source"], "Destination": m["destination"], "Driver": "",
-                        "Mode": "", "Options": options, "RW": "ro" not in m["options"], "Propagation": propagation})
+        kind = {"Type": "volume", "Name": m["volume"]} if "volume" in m else {"Type": "bind"}
+        entries.append({**kind, "Source": m["source"], "Destination": m["destination"],
+                        "Driver": "local" if "volume" in m else "", "Mode": "", "Options": options,
+                        "RW": "ro" not in m["options"], "Propagation": propagation})
     return entries
 
 
@@ -69,7 +73,7 @@ def host_config(own: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, str
     binds, tmpfs = [], {}
     for m in own:
         if m["type"] == "bind":
-            binds.append(f"{m['source']}:{m['destination']}:{','.join(m['options'])}")
+            binds.append(f"{m.get('volume') or m['source']}:{m['destination']}:{','.join(m['options'])}")
         else:
             tmpfs[m["destination"]] = ",".join(m["options"])
     return binds, tmpfs
@@ -77,15 +81,18 @@ def host_config(own: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, str
 
 # -- the three spellings ---------------------------------------------------------------------------
 def _volume(spec: str) -> dict[str, Any]:
-    """`-v SRC:DST[:OPTIONS]`."""
+    """`-v SRC:DST[:OPTIONS]`, `-v NAME:DST[:OPTIONS]` or `-v DST` (an anonymous volume)."""
     parts = spec.split(":")
-    if len(parts) == 1 or not parts[0]:
-        raise InvalidArgument(f'volume "{spec}": anonymous volumes are not supported yet: '
-                              "give a host directory, -v /host/path:/container/path")
+    if not parts[0]:
+        raise InvalidArgument(f'incorrect volume format "{spec}": use SRC:DST[:OPTIONS]')
+    if len(parts) == 1:
+        return _volume_mount(spec, "", parts[0], [])
     if len(parts) > 3:
         raise InvalidArgument(f'incorrect volume format "{spec}": use SRC:DST[:OPTIONS]')
     source, destination = parts[0], parts[1]
     options = [o for o in parts[2].split(",") if o] if len(parts) == 3 else []
+    if not source.startswith(("/", ".")):
+        return _volume_mount(spec, source, destination, options)
     return _bind(spec, source, destination, options)
 
 
@@ -127,9 +134,21 @@ def _mount(spec: str) -> dict[str, Any]:
             else:
                 raise InvalidArgument(f'--mount "{spec}": unknown tmpfs option "{key}"')
         return _tmpfs_mount(spec, destination, options)
-    if kind in ("volume", "image", "devpts", "glob", "ramfs"):
-        raise InvalidArgument(f'--mount "{spec}": type={kind} is not supported yet: use type=bind or type=tmpfs')
-    raise InvalidArgument(f'--mount "{spec}": give type=bind or type=tmpfs')
+    if kind == "volume":
+        name = next((fields.pop(k) for k in ("source", "src") if k in fields), "")
+        options = []
+        for key, value in fields.items():
+            if key in ("ro", "readonly"):
+                options.append("ro" if _true(spec, key, value) else "rw")
+            elif key in ("volume-nocopy", "nocopy"):
+                if _true(spec, key, value):
+                    options.append("nocopy")
+            else:
+                raise InvalidArgument(f'--mount "{spec}": unknown volume option "{key}"')
+        return _volume_mount(spec, name, destination, options)
+    if kind in ("image", "devpts", "glob", "ramfs"):
+        raise InvalidArgument(f'--mount "{spec}": type={kind} is not supported yet: use bind, volume or tmpfs')
+    raise InvalidArgument(f'--mount "{spec}": give type=bind, type=volume or type=tmpfs')
 
 
 def _tmpfs(spec: str) -> dict[str, Any]:
@@ -143,14 +162,37 @@ def _bind(spec: str, source: str, destination: str, options: list[str]) -> dict[
     if not source:
         raise InvalidArgument(f'"{spec}": a bind mount needs a source (a host path)')
     if not source.startswith(("/", ".")):
-        raise InvalidArgument(f'volume "{spec}": named volumes are not supported yet: give a host path '
-                              f"(absolute, or ./{source} for one under the current directory)")
+        raise InvalidArgument(f'"{spec}": a bind mount\'s source is a host path (absolute, or ./{source} '
+                              "for one under the current directory); use type=volume for a named volume")
     source = os.path.abspath(source)
     try:
         os.stat(source)
     except OSError as exc:
         raise InvalidArgument(f"statfs {source}: {exc.strerror.lower() if exc.strerror else exc}") from None
-    mode, propagation, recursive, flags = "", "", "rbind", []
+    mode, propagation, recursive, flags, _ = _bind_options(spec, options)
+    return {"destination": _destination(spec, destination), "type": "bind", "source": source,
+            "options": [mode or "rw", *flags, propagation or "rprivate", recursive]}
+
+
+def _volume_mount(spec: str, name: str, destination: str, options: list[str]) -> dict[str, Any]:
+    """A volume's mount: Podman's options (nosuid, nodev unless asked otherwise); `nocopy` skips
+    filling a new volume from the image."""
+    from .volumes import check_name
+
+    if name:
+        check_name(name)
+    mode, propagation, recursive, flags, nocopy = _bind_options(spec, options)
+    defaults = [d for d in ("nosuid", "nodev") if d not in flags and _FLAG_PAIRS[d] not in flags]
+    mount = {"destination": _destination(spec, destination), "type": "bind", "source": "", "volume": name,
+             "options": [mode or "rw", *flags, propagation or "rprivate", *defaults, recursive]}
+    if nocopy:
+        mount["nocopy"] = True
+    return mount
+
+
+def _bind_options(spec: str, options: list[str]) -> tuple[str, str, str, list[str], bool]:
+    """(ro|rw, propagation, bind|rbind, flags, nocopy) from `-v`/`--mount` options."""
+    mode, propagation, recursive, flags, nocopy = "", "", "rbind", [], False
     for option in options:
         if option in ("ro", "rw"):
             if mode:
@@ -166,13 +208,14 @@ def _bind(spec: str, source: str, destination: str, options: list[str]) -> dict[
             flags.append(option)
         elif option in ("z", "Z"):
             continue  # SELinux relabelling: nothing to do where SELinux is off, as Podman
+        elif option == "nocopy":
+            nocopy = True
         elif option in ("U", "O", "idmap") or option.startswith(("idmap=", "upperdir=", "workdir=")):
             raise InvalidArgument(f'"{spec}": option "{option}" is not supported yet')
         else:
             raise InvalidArgument(f'"{spec}": invalid option type "{option}"')
     _check_flags(spec, flags)
-    return {"destination": _destination(spec, destination), "type": "bind", "source": source,
-            "options": [mode or "rw", *flags, propagation or "rprivate", recursive]}
+    return mode, propagation, recursive, flags, nocopy
 
 
 def _tmpfs_mount(spec: str, destination: str, options: list[str]) -> dict[str, Any]:

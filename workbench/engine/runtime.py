@@ -119,6 +119,13 @@ class Runtime:
         return self._image_store
 
     @property
+    def volumes(self) -> "VolumeStore":
+        """Named and anonymous volumes (`volume` commands, `-v NAME:/path`)."""
+        from .volumes import VolumeStore
+
+        return VolumeStore(self.db, self.root)
+
+    @property
     def networks(self) -> "NetworkStore":
         """Bridge networks and address leases (the network commands, and containers in bridge mode)."""
         from .network.networks import NetworkStore
@@ -395,8 +402,9 @@ class Runtime:
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
-        self.layers.create(config.layer_id, writable=True)
+        made_volumes = self._volumes_for(config.mounts)
         try:
+            self.layers.create(config.layer_id, writable=True)
             os.makedirs(os.path.join(self.root, "containers", ctr_id, "userdata"), mode=0o700)
             with self.db.transaction() as cur:
                 self.db.add_layer(cur, config.layer_id, img.layers[-1], None, 0, "container")
@@ -407,14 +415,34 @@ class Runtime:
 
             self.layers.remove(config.layer_id)
             shutil.rmtree(os.path.join(self.root, "containers", ctr_id), ignore_errors=True)
+            for volume in made_volumes:
+                self.volumes.remove(volume)
             raise
         c = self._handle(config, ContainerRuntimeState())
         events.container(c, "create")
         return c
 
-    def remove_container(self, c: Container | str, force: bool = False, timeout: int | None = None) -> None:
+    def _volumes_for(self, mounts: list[dict[str, Any]]) -> list[str]:
+        """Fill in the sources of volume mounts, making the volumes that do not exist yet (an
+        anonymous one gets a random name); returns the names of those made."""
+        made = []
+        store = self.volumes
+        for m in mounts:
+            if "volume" not in m:
+                continue
+            if m["volume"] and store.exists(m["volume"]):
+                volume = store.get(m["volume"])
+            else:
+                volume = store.create(m["volume"] or None, anonymous=not m["volume"])
+                made.append(volume.name)
+            m["volume"], m["source"] = volume.name, volume.mountpoint
+        return made
+
+    def remove_container(self, c: Container | str, force: bool = False, timeout: int | None = None, *,
+                         volumes: bool = False) -> None:
+        """Remove a container; `volumes` also removes its anonymous volumes (`rm -v`)."""
         handle = self.container(c) if isinstance(c, str) else c
-        handle.remove(force=force, timeout=timeout)
+        handle.remove(force=force, timeout=timeout, volumes=volumes)
 
     def run(self, image: str | Image, command: Sequence[str] | None = None, *, detach: bool = False,
             remove: bool = False, **options: Any) -> RunResult | Container:

@@ -20,15 +20,15 @@ _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 
 
-def write_tar(root: str, out: BinaryIO, *, overlay_whiteouts: bool = False, clamp_mtime: int | None = None,
+def write_tar(root: str | int, out: BinaryIO, *, overlay_whiteouts: bool = False, clamp_mtime: int | None = None,
               prefix: str = "", skip: frozenset[str] = frozenset()) -> None:
-    """Write the tree under `root` to `out` as a tar stream.
+    """Write the tree under `root` (a path, or a directory fd, which stays open) to `out` as a tar stream.
 
     `overlay_whiteouts`: `root` is an overlay upper dir; char 0:0 devices become `.wh.` entries and
     opaque dirs get `.wh..wh..opq`. `prefix` is prepended to every name (the root itself becomes
     `prefix` when set). `skip` holds relative paths left out (mount points of runtime files).
     """
-    top = os.open(root, _DIR)
+    top = os.dup(root) if isinstance(root, int) else os.open(root, _DIR)
     with TarStream(out) as tar:
         try:
             if prefix:

@@ -1,0 +1,68 @@
+"""Volume commands: volume create, ls, inspect, rm, prune, exists."""
+
+from __future__ import annotations
+
+from ..engine.errors import WorkbenchError
+from .context import Context
+from .output import emit_listing
+
+VOLUME_FORMAT = "table {{.Driver}}\t{{.Name}}"
+VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME"}
+
+
+def volume_create(ctx: Context) -> None:
+    a = ctx.args
+    labels = dict(item.partition("=")[::2] for item in a.label)
+    ctx.out.line(ctx.rt.volumes.create(a.name, labels).name)
+
+
+def volume_ls(ctx: Context) -> None:
+    rows = [{"Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "Labels": v.labels,
+             "Scope": "local", "Anonymous": v.anonymous} for v in ctx.rt.volumes.list()]
+    emit_listing(ctx.out, rows, ctx.args, VOLUME_FORMAT, VOLUME_HEADERS)
+
+
+def volume_inspect(ctx: Context) -> None:
+    store = ctx.rt.volumes
+    names = [v.name for v in store.list()] if ctx.args.all else ctx.args.volumes
+    docs = []
+    for name in names:
+        volume = store.get(name)
+        running = [c for c in store.users(name) if ctx.rt.container(c).st.mounted]
+        docs.append(volume.inspect(mount_count=len(running)))
+    ctx.out.document(docs)
+
+
+def volume_rm(ctx: Context) -> None:
+    """Remove volumes; with --force, the containers using them first (as Podman)."""
+    a = ctx.args
+    store = ctx.rt.volumes
+    if bool(a.all) == bool(a.volumes):
+        raise WorkbenchError("choose either one or more volumes or all")
+    names = [v.name for v in store.list()] if a.all else a.volumes
+    for name in names:
+        try:
+            store.get(name)
+            if a.force:
+                for ctr_id in store.users(name):
+                    ctx.rt.container(ctr_id).remove(force=True, timeout=a.time)
+            store.remove(name)
+            ctx.out.line(name)
+        except WorkbenchError as exc:  # the others are still removed; the exit code is the last failure's
+            ctx.fail(str(exc), exc.exit_code)
+
+
+def volume_prune(ctx: Context) -> None:
+    """Remove every volume no container uses."""
+    if not ctx.args.force:
+        raise WorkbenchError("volume prune removes every unused volume and its data: confirm with -f/--force")
+    store = ctx.rt.volumes
+    for volume in store.list():
+        if not store.users(volume.name):
+            store.remove(volume.name)
+            ctx.out.line(volume.name)
+
+
+def volume_exists(ctx: Context) -> None:
+    if not ctx.rt.volumes.exists(ctx.args.volume):
+        ctx.exit_code = 1
