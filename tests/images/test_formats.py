@@ -219,3 +219,28 @@ def test_import_reports_the_bytes_of_the_tarball_read(rt, busybox_tar):
     rt.import_image(busybox_tar, "imported", progress=lambda done, total: calls.append((done, total)))
     size = os.path.getsize(busybox_tar)
     assert calls[0][1] == size and calls[-1] == (size, size)
+
+
+def test_what_a_killed_pull_load_or_save_left_is_swept_by_the_next_one(rt, busybox, busybox_tar, tmp_path):
+    """Scratch entries are named after their process: those of a dead one go, a live one's stay."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    leftovers = {os.path.join(rt.layers.root, f"incoming-{gone.pid}-0a"): "dir",
+                 os.path.join(rt.content.root, f".tmp-{gone.pid}-0b"): "file",
+                 os.path.join(rt.root, f".tmp-save-{gone.pid}-0c"): "dir"}
+    alive = [os.path.join(rt.layers.root, "incoming-1-0d"), os.path.join(rt.root, ".tmp-save-1-0e")]  # pid 1 lives
+    for path, kind in [*leftovers.items(), *((p, "dir") for p in alive)]:
+        if kind == "dir":
+            os.makedirs(os.path.join(path, "sub"))
+            open(os.path.join(path, "sub", "half-written"), "w").close()
+        else:
+            open(path, "w").close()
+    later = Runtime(rt.root, rt.runroot)  # the next process to use the store
+    with open(busybox_tar, "rb") as layer:
+        later.image_store.put_layer(layer)  # a new layer: sweeps incoming-*
+    with later.content.incoming():  # a new blob: sweeps .tmp-*
+        pass
+    save(later, [busybox], str(tmp_path / "a.tar"))  # sweeps .tmp-save-*
+    later.close()
+    assert [p for p in leftovers if os.path.lexists(p)] == []
+    assert all(os.path.isdir(p) for p in alive)

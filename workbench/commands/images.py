@@ -142,7 +142,10 @@ def bootstrap(ctx: Context) -> None:
     from ..engine.progress import UNKNOWN
 
     name = a.name or (f"debian:{a.suite}" if a.kind == "debian" else "busybox")
-    with tempfile.TemporaryDirectory(dir=ctx.rt.root, prefix=".bootstrap-") as tmp:
+    from ..engine.files import sweep_scratch
+
+    sweep_scratch(ctx.rt.root, ".tmp-bootstrap-")
+    with tempfile.TemporaryDirectory(dir=ctx.rt.root, prefix=f".tmp-bootstrap-{os.getpid()}-") as tmp:
         tar = os.path.join(tmp, "rootfs.tar")
         try:
             if a.kind == "busybox":

@@ -62,6 +62,31 @@ def _gone_or(remove: Callable[..., None], *args: object, **kwargs: object) -> No
         pass
 
 
+def scratch_name(prefix: str) -> str:
+    """A name for a temporary entry that says which process made it: `prefix<pid>-<random>`."""
+    return f"{prefix}{os.getpid()}-{os.urandom(8).hex()}"
+
+
+def sweep_scratch(directory: str, prefix: str) -> list[str]:
+    """Remove the `scratch_name(prefix)` entries of processes that are gone (what a crash or a
+    kill left in the middle of a pull, load or save); returns their names. An entry of a live
+    process, or of a reused PID, stays."""
+    from .exits import pid_alive
+
+    swept = []
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except FileNotFoundError:
+        return swept
+    for name in names:
+        pid = name[len(prefix):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        remove_tree(os.path.join(directory, name))
+        swept.append(name)
+    return swept
+
+
 def write_output(output: str | os.PathLike[str] | BinaryIO | None, write: Callable[[BinaryIO], None], *,
                  mode: int = 0o666) -> None:
     """Run `write` on stdout (None), a binary stream, or a file path. A regular file is written through

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from .. import events
 from ..errors import InvalidArgument, WorkbenchError
-from ..files import write_output
+from ..files import sweep_scratch, write_output
 from ..progress import ByteProgress, Meter
 from ..storage.archive import (
     ArchiveError,
@@ -119,7 +119,8 @@ def save(rt: Runtime, images: list[str], output: str | BinaryIO | None, *, forma
         raise InvalidArgument("oci-dir needs a directory path as output")
     mtime = _mtime(timestamp)
     chosen = [_pick(rt, text) for text in images]
-    with tempfile.TemporaryDirectory(dir=rt.root, prefix=".tmp-save-") as tmp:
+    sweep_scratch(rt.root, ".tmp-save-")
+    with tempfile.TemporaryDirectory(dir=rt.root, prefix=f".tmp-save-{os.getpid()}-") as tmp:
         if format == "docker-archive":
             entries = _docker_entries(rt, chosen)
         else:
@@ -511,7 +512,8 @@ class _TarFiles(_Files):
                 raw.seek(0)
                 tf = _TarReader.open(fileobj=raw, mode="r:", encoding="utf-8", errors="surrogateescape")
             else:
-                self._spool = tempfile.mkdtemp(dir=spool_root, prefix=".tmp-load-")
+                sweep_scratch(spool_root, ".tmp-load-")
+                self._spool = tempfile.mkdtemp(dir=spool_root, prefix=f".tmp-load-{os.getpid()}-")
                 tf = _TarReader.open(fileobj=source, mode="r|", encoding="utf-8", errors="surrogateescape")
             with tf:
                 self._scan(tf, limits)

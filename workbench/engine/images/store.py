@@ -19,6 +19,8 @@ from .mediatypes import OCI_MANIFEST
 
 log = logger.get(__name__)
 
+INCOMING = "incoming-"  # layers being unpacked: layers/incoming-<pid>-<random>
+
 #: Caps on untrusted input: one uncompressed layer, one image config.
 MAX_LAYER_BYTES = 64 << 30
 MAX_CONFIG_BYTES = 4 << 20
@@ -173,6 +175,7 @@ class ImageStore:
         self.db = db
         self.content = content
         self.layers = layers
+        self._swept = False
 
     # -- reading --------------------------------------------------------------
     def _load(self, image_id: str) -> Image:
@@ -311,7 +314,12 @@ class ImageStore:
             _check_diff_id(digest, diff_id)
             return digest, size
         # unpack into a directory of this call's own, moved in once the digest is checked
-        work_id = f"incoming-{os.urandom(8).hex()}"
+        from ..files import scratch_name, sweep_scratch
+
+        if not self._swept:  # once per process: layers a killed pull or load left half-unpacked
+            sweep_scratch(self.layers.root, INCOMING)
+            self._swept = True
+        work_id = scratch_name(INCOMING)
         path = self.layers.create(work_id, writable=False)
         base = self.layers.dir(work_id)
         try:

@@ -54,12 +54,16 @@ class Incoming:
         self.committed = True
 
 
+SCRATCH = ".tmp-"  # blobs being written: .tmp-<pid>-<random>
+
+
 class ContentStore:
     """Blobs by digest; writes go to a temp file, are hashed while streaming, then renamed in."""
 
     def __init__(self, root: str):
         self.root = os.path.join(root, "blobs", "sha256")
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+        self._swept = False
 
     def path(self, digest: str) -> str:
         return os.path.join(self.root, validate_digest(digest))
@@ -98,7 +102,12 @@ class ContentStore:
     def incoming(self) -> Iterator[Incoming]:
         """A new blob being written: write to `.file`, then `.commit(digest)` (the caller checked
         the digest); left without a commit, or on an error, it is removed."""
-        path = os.path.join(self.root, f".tmp-{os.getpid()}-{os.urandom(8).hex()}")
+        from ..files import scratch_name, sweep_scratch
+
+        if not self._swept:  # once per process: blobs a killed pull left half-written
+            sweep_scratch(self.root, SCRATCH)
+            self._swept = True
+        path = os.path.join(self.root, scratch_name(SCRATCH))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         blob = Incoming(os.fdopen(fd, "wb", buffering=_CHUNK), path, self)
         try:
