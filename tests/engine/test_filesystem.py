@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 
 import pytest
 
@@ -144,7 +145,10 @@ def test_tag_and_untag(rt, busybox):
 def test_cp_both_ways_with_docker_cp_naming(rt, busybox, tmp_path):
     c = rt.run(busybox, ["sh", "-c", "mkdir -p /data/sub; echo hi > /data/sub/a; ln -s /etc/shadow /data/evil; "
                                      "ln -s / /data/root; sleep 100"], detach=True)
-    assert c.exec(["test", "-e", "/data/root"]).exit_code == 0
+    deadline = time.monotonic() + 20  # the script may not have got to its last line yet under load
+    while c.exec(["test", "-e", "/data/root"]).exit_code != 0:
+        assert time.monotonic() < deadline, "the container's script did not finish its setup"
+        time.sleep(0.05)
     c.copy_from("/data", str(tmp_path))
     assert (tmp_path / "data/sub/a").read_text() == "hi\n"
     assert os.readlink(tmp_path / "data/evil") == "/etc/shadow"  # copied as a link, never followed
