@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # runc and crun: OCI runtimes (crun where the cgroup layout allows it, else runc); conmon: the
-# monitor process; busybox-static: base images (images/bootstrap.py); iproute2: network
+# monitor process; catatonit: the init of `run --init`; busybox-static: base images (images/bootstrap.py); iproute2: network
 # namespaces; procps (pgrep) and zstd: used by the tests; podman and skopeo: the references that
 # tests (podman's seccomp profile, from its containers-common dependency) and benchmarks compare with;
 # docker-registry: the local registry the image tests push to and pull from; mmdebstrap: Debian
@@ -15,10 +15,10 @@ cd "$(dirname "$0")/.."
 # OCI image-spec JSON schemas the tests validate saved archives against; nftables: NAT and
 # published ports of bridge networks; chromium and fonts-dejavu-core: the headless browser (driven
 # by Playwright, never downloaded) and its monospace font for the widget tests in tests/browser/.
-PACKAGES=(runc crun conmon busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
+PACKAGES=(runc crun conmon catatonit busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
     golang-github-opencontainers-image-spec-dev nftables chromium fonts-dejavu-core)
 # Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
-declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [busybox-static]=busybox
+declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [catatonit]=catatonit [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
     [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap [nftables]=nft
     [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema

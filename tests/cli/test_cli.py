@@ -330,3 +330,23 @@ def test_volume_commands_as_podman(cli, image):
     assert cli("volume", "prune").returncode == 125
     assert cli("volume", "prune", "-f").stdout == "unused\n"
     assert cli("volume", "exists", "unused").returncode == 1
+
+
+def test_env_file_and_init(cli, image, tmp_path, monkeypatch):
+    env_file = tmp_path / "env.list"
+    env_file.write_text("# settings\nA=1\n\nB=two words\nFROM_HOST\n")
+    monkeypatch.setenv("FROM_HOST", "host-value")
+    proc = cli("run", "--rm", "--network", "none", "--env-file", str(env_file), "-e", "A=override", image,
+               "sh", "-c", "echo $A/$B/$FROM_HOST")
+    assert proc.stdout == "override/two words/host-value\n", proc.stderr
+    env_file.write_text("BAD KEY=1\n")
+    proc = cli("create", "--env-file", str(env_file), image, "true")
+    assert proc.returncode == 125 and "contains whitespaces" in proc.stderr
+    cid = cli("run", "-d", "--network", "none", "--init", image, "sleep", "1000").stdout.strip()
+    assert cli("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[:3] == ["/run/podman-init", "--", "sleep"]
+    assert cli("inspect", "--format", "{{.HostConfig.Init}} {{.Path}}", cid).stdout == "true /run/podman-init\n"
+    start = time.monotonic()
+    assert cli("stop", cid).returncode == 0  # the init forwards SIGTERM: no 10 s wait for SIGKILL
+    assert time.monotonic() - start < 5
+    proc = cli("create", "--init-path", "/nonexistent-init", image, "true")
+    assert proc.returncode == 125 and "init binary /nonexistent-init is not an executable file" in proc.stderr

@@ -20,7 +20,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
     for item in a.label:
         key, _, value = item.partition("=")
         labels[key] = value
-    return dict(name=a.name, env=ctx.env_from_flags(a.env), workdir=a.workdir, user=a.user,
+    return dict(name=a.name, env=ctx.env_from_flags(a.env, a.env_file), workdir=a.workdir, user=a.user,
                 entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
                 remove=a.rm, labels=labels, network=a.network or _default_network(), tty=a.tty, stdin=a.interactive,
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
@@ -28,7 +28,8 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias,
                 oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, volumes=a.volume,
                 mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
-                cap_drop=[c for v in a.cap_drop for c in v.split(",")], **limit_flags(ctx))
+                cap_drop=[c for v in a.cap_drop for c in v.split(",")], init=a.init, init_path=a.init_path,
+                **limit_flags(ctx))
 
 
 def limit_flags(ctx: Context) -> dict[str, Any]:

@@ -50,10 +50,24 @@ class Context:
         self.out.error(message)
         self.exit_code = code
 
-    def env_from_flags(self, values: list[str]) -> dict[str, str]:
-        """`-e KEY=VALUE`, or `-e KEY` taking the value from our environment (skipped when unset)."""
+    def env_from_flags(self, values: list[str], files: list[str] = ()) -> dict[str, str]:
+        """`--env-file` lines (KEY=VALUE, or KEY; `#` comments and blank lines skipped), then
+        `-e KEY=VALUE`, or `-e KEY` taking the value from our environment (skipped when unset)."""
         env: dict[str, str] = {}
-        for item in values:
+        lines = []
+        for path in files:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    lines += [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+            except (OSError, UnicodeDecodeError) as exc:
+                from ..engine.errors import InvalidArgument
+
+                raise InvalidArgument(f"reading env file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        for item in [*lines, *values]:
+            if any(ch.isspace() for ch in item.partition("=")[0]):
+                from ..engine.errors import InvalidArgument
+
+                raise InvalidArgument(f"environment variable {item.partition('=')[0]!r} contains whitespaces")
             key, sep, value = item.partition("=")
             if not key:
                 from ..engine.errors import InvalidArgument

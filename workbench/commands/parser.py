@@ -89,6 +89,10 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tmpfs", action="append", default=[], help="CONTAINER-PATH[:size=64m,mode=1777,...]")
     p.add_argument("--read-only", action="store_true", help="a read-only root file system (/run, /tmp, "
                                                              "/var/tmp stay writable tmpfs)")
+    p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE lines")
+    p.add_argument("--init", action="store_true", help="run an init (catatonit) as PID 1: it forwards "
+                                                      "signals and reaps zombies")
+    p.add_argument("--init-path", help="the init binary (default: catatonit)")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("image")

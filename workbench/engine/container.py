@@ -617,8 +617,8 @@ class Container:
         data: dict[str, Any] = {
             "Id": cfg.id,
             "Created": _rfc3339(cfg.created),
-            "Path": (cfg.entrypoint + cfg.command)[:1][0] if (cfg.entrypoint + cfg.command) else "",
-            "Args": (cfg.entrypoint + cfg.command)[1:],
+            "Path": _process_args(cfg)[0] if _process_args(cfg) else "",
+            "Args": _process_args(cfg)[1:],
             "State": {
                 "OciVersion": "1.0.2-dev",
                 "Status": state.value,
@@ -706,6 +706,7 @@ class Container:
                 "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),
                 "Privileged": False,
                 "ReadonlyRootfs": cfg.read_only,
+                "Init": bool(cfg.init_path),
                 "SecurityOpt": [],
                 "PidMode": _namespace_mode(cfg.namespaces.get("pid")),
                 "IpcMode": _namespace_mode(cfg.namespaces.get("ipc")),
@@ -734,6 +735,14 @@ def _port_bindings(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, str]
 
 def _namespace_mode(owner: str | None) -> str:
     return "private" if not owner else "host" if owner == "host" else f"container:{owner}"
+
+
+def _process_args(cfg: ContainerConfig) -> list[str]:
+    """The container's process as inspect shows it (Path + Args): the init first with --init."""
+    from .oci.spec import INIT_MOUNT
+
+    args = list(cfg.entrypoint) + list(cfg.command)
+    return [INIT_MOUNT, "--", *args] if cfg.init_path else args
 
 
 def _is_root(user: str) -> bool:

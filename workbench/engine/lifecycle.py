@@ -131,7 +131,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
         resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
         shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=c.config.mounts,
-        read_only=c.config.read_only,
+        read_only=c.config.read_only, init_path=c.config.init_path,
     ))
 
 

@@ -329,8 +329,8 @@ class Runtime:
                          oom_score_adj: int | None = None, ulimits: Sequence[str] = (),
                          shm_size: int | str | None = None, volumes: Sequence[str] = (),
                          mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
-                         cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (),
-                         **limits: Unpack[Limits]) -> Container:
+                         cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
+                         init_path: str | None = None, **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -340,7 +340,8 @@ class Runtime:
         `ulimits`: "nofile=1024:2048" values; `shm_size`: the size of /dev/shm.
         `volumes`, `mounts`, `tmpfs`: Podman's -v, --mount and --tmpfs values (bind mounts of host
         paths, tmpfs); `read_only`: a read-only root file system; `cap_add`/`cap_drop`:
-        capabilities ("NET_ADMIN", "CAP_CHOWN", "ALL") added to or dropped from Podman's defaults."""
+        capabilities ("NET_ADMIN", "CAP_CHOWN", "ALL") added to or dropped from Podman's defaults.
+        `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies."""
         from . import mounts as mount_options
         from . import resources
         from .oci.spec import capabilities
@@ -351,6 +352,7 @@ class Runtime:
         shm = resources.shm_size(shm_size) if shm_size is not None else 0
         own_mounts = mount_options.parse(volumes, mounts, tmpfs, read_only)
         caps = capabilities(cap_add, cap_drop)
+        init_binary = _init_binary(init_path) if init or init_path else ""
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
@@ -398,7 +400,7 @@ class Runtime:
             dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
-            capabilities=caps, **net,
+            capabilities=caps, init_path=init_binary, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -479,6 +481,21 @@ def _pick(words: tuple[str, ...]) -> str:
 def _validate_hostname(hostname: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,62})", hostname):
         raise InvalidArgument(f'invalid host name "{hostname}": letters, digits, "." and "-", at most 63')
+
+
+#: Where Podman's catatonit lives (Debian's podman links it there), then Debian's own path.
+INIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit")
+
+
+def _init_binary(path: str | None) -> str:
+    """The init binary for --init: `path`, else catatonit; it must be an executable file."""
+    candidates = [path] if path else list(INIT_PATHS)
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    if path:
+        raise InvalidArgument(f"init binary {path} is not an executable file")
+    raise InvalidArgument("--init needs catatonit: install it (apt-get install catatonit) or give --init-path")
 
 
 def _validate_name(name: str) -> None:

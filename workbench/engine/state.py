@@ -119,7 +119,7 @@ class ContainerConfig(Record):
         "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
-        "mounts": [], "read_only": False, "capabilities": [],
+        "mounts": [], "read_only": False, "capabilities": [], "init_path": "",
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -160,6 +160,7 @@ class ContainerConfig(Record):
     mounts: list[dict[str, Any]]  # the user's OCI mounts (-v, --mount, --tmpfs, --read-only's tmpfs)
     read_only: bool  # a read-only root file system
     capabilities: list[str]  # the bounding set ("CAP_..."); empty: Podman's defaults (older configs)
+    init_path: str  # --init: the init binary mounted at /run/podman-init as PID 1; "": none
 
 
 class ContainerRuntimeState(Record):

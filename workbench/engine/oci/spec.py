@@ -59,6 +59,7 @@ READONLY_PATHS = ("/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/s
 
 PIDS_LIMIT = 2048
 SHM_SIZE = 64 * 1024 * 1024  # Podman's size=65536k
+INIT_MOUNT = "/run/podman-init"  # where --init's binary is mounted (Podman's path)
 
 
 class SpecInput(NamedTuple):
@@ -89,6 +90,7 @@ class SpecInput(NamedTuple):
     capabilities: Sequence[str] = DEFAULT_CAPABILITIES  # the bounding set
     mounts: Sequence[dict] = ()  # the user's: -v, --mount, --tmpfs (see mounts.py)
     read_only: bool = False
+    init_path: str = ""  # --init: mounted at INIT_MOUNT, run as PID 1 before the command
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -102,7 +104,7 @@ def generate(spec_in: SpecInput) -> dict:
         "io.kubernetes.cri-o.Created": created.isoformat().replace("+00:00", "Z"),
         "io.kubernetes.cri-o.TTY": str(spec_in.terminal).lower(),
         "io.podman.annotations.autoremove": "TRUE" if spec_in.auto_remove else "FALSE",
-        "io.podman.annotations.init": "FALSE",
+        "io.podman.annotations.init": "TRUE" if spec_in.init_path else "FALSE",
         "io.podman.annotations.privileged": "FALSE",
         "io.podman.annotations.publish-all": "FALSE",
         "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
@@ -119,7 +121,7 @@ def generate(spec_in: SpecInput) -> dict:
             "terminal": spec_in.terminal,
             "user": {"uid": spec_in.uid, "gid": spec_in.gid, "umask": 0o022,
                      **({"additionalGids": spec_in.additional_gids} if spec_in.additional_gids else {})},
-            "args": spec_in.args,
+            "args": [INIT_MOUNT, "--", *spec_in.args] if spec_in.init_path else spec_in.args,
             "env": spec_in.env,
             "cwd": spec_in.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
@@ -163,6 +165,9 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
     ]
     for dest, source in spec_in.bind_files.items():
         mounts.append({"destination": dest, "type": "bind", "source": source, "options": ["bind", "rprivate"]})
+    if spec_in.init_path:
+        mounts.append({"destination": INIT_MOUNT, "type": "bind", "source": spec_in.init_path,
+                       "options": ["bind", "ro", "rprivate"]})
     mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                    "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]})
     return merged(mounts, spec_in.mounts) if spec_in.mounts else mounts
