@@ -344,7 +344,7 @@ class Runtime:
         `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies."""
         from . import mounts as mount_options
         from . import resources
-        from .oci.spec import capabilities
+        from .oci.spec import DEFAULT_CAPABILITIES, capabilities
 
         limit_set = resources.resources(limits)
         rlimits = [resources.parse_ulimit(u) for u in ulimits]
@@ -400,7 +400,8 @@ class Runtime:
             dns_options=list(dns_options), add_hosts=list(add_hosts), ip=ip, mac_address=mac_address,
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
-            capabilities=caps, init_path=init_binary, **net,
+            capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
+            init_path=init_binary, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
