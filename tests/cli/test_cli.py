@@ -350,3 +350,21 @@ def test_env_file_and_init(cli, image, tmp_path, monkeypatch):
     assert time.monotonic() - start < 5
     proc = cli("create", "--init-path", "/nonexistent-init", image, "true")
     assert proc.returncode == 125 and "init binary /nonexistent-init is not an executable file" in proc.stderr
+
+
+def test_history_shows_how_an_image_was_made_newest_first(cli, image):
+    cid = cli("run", "-d", "--network", "none", image, "sh", "-c", "echo x > /f").stdout.strip()
+    assert cli("wait", cid).stdout == "0\n"
+    committed = cli("commit", "-q", "-m", "added f", cid, "step2").stdout.strip()
+    lines = cli("history", "step2").stdout.splitlines()
+    assert lines[0].split() == ["ID", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    newest, oldest = lines[1], lines[2]
+    assert newest.startswith(committed[:12]) and "sh -c echo x > /f" in newest and newest.endswith("added f")
+    base_id = cli("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+    assert oldest.startswith(base_id[:12]) and "2.1" in oldest  # the base image's step, its layer's size
+    assert cli("image", "history", "-q", "--no-trunc", "step2").stdout.split() == [committed, base_id]
+    rows = json.loads(cli("history", "--format", "json", "step2").stdout)
+    assert rows[0]["SizeBytes"] > 0 and rows[0]["Comment"] == "added f"
+    cli("rmi", image, "-f")  # the base image gone: its step is <missing>, as in Podman
+    assert cli("history", "-q", "step2").stdout.split()[1] == "<missing>"
+    assert cli("history", "nosuch").returncode == 125

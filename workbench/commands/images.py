@@ -182,3 +182,30 @@ def image_prune(ctx: Context) -> None:
 def image_exists(ctx: Context) -> None:
     if not ctx.rt.image_store.exists(ctx.args.image):
         ctx.exit_code = 1
+
+
+HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedHuman}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_HEADERS = {"CreatedHuman": "CREATED", "CreatedBy": "CREATED BY"}
+
+
+def history(ctx: Context) -> None:
+    """`history IMAGE`: how the image was made, newest step first (Podman's columns)."""
+    a = ctx.args
+    now = time.time()
+    rows = []
+    for entry in ctx.rt.image_store.history(a.image):
+        ident = entry["id"] if a.no_trunc or entry["id"] == "<missing>" else entry["id"][:12]
+        created_by = entry["created_by"]
+        if not a.no_trunc and len(created_by) > 45:
+            created_by = created_by[:42] + "..."
+        rows.append({"ID": ident, "CreatedHuman": humanize.ago(entry["created"], now) if a.human else
+                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["created"])),
+                     "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["created"])),
+                     "Created": int(entry["created"]), "CreatedBy": created_by,
+                     "Size": humanize.size(entry["size"]) if a.human else str(entry["size"]),
+                     "SizeBytes": entry["size"], "Comment": entry["comment"]})
+    if a.quiet:
+        for row in rows:
+            ctx.out.line(row["ID"])
+        return
+    emit_table(ctx.out, rows, a.format, HISTORY_FORMAT, HISTORY_HEADERS, noheading=False)

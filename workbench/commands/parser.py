@@ -351,6 +351,14 @@ def _logout(p):
     p.add_argument("registry", nargs="?")
 
 
+def _history(p):
+    p.add_argument("--format")
+    p.add_argument("-H", "--human", type=_bool, nargs="?", const=True, default=True)
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("image")
+
+
 def _volume_create(p):
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("-d", "--driver", default="local", choices=["local"])
@@ -502,6 +510,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("load",): ("load", _load), ("image", "load"): ("load", _load),
 
     ("untag",): ("untag", _untag),
+    ("history",): ("history", _history), ("image", "history"): ("history", _history),
     ("volume", "create"): ("volume_create", _volume_create),
     ("volume", "ls"): ("volume_ls", _volume_ls), ("volume", "list"): ("volume_ls", _volume_ls),
     ("volume", "inspect"): ("volume_inspect", _volume_inspect),

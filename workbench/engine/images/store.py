@@ -272,6 +272,39 @@ class ImageStore:
         stream = tarsplit.open_tar(records, self.layers.diff(layer_id), os.path.join(base, ATTIC), diff_id, size)
         return stream, size  # type: ignore[return-value]
 
+    def history(self, name_or_id: str) -> list[dict[str, Any]]:
+        """`podman history`: the image's history entries, newest first, each with `id` (the image
+        of that step when it is in the store, else "<missing>"), `created` (seconds), `created_by`,
+        `size` (bytes of the layer the step made, 0 for an empty step) and `comment`."""
+        image = self.get(name_or_id)
+        entries = list(self.config_history(image))
+        diff_ids = list(image.config.get("rootfs", {}).get("diff_ids", []))
+        tops = {}  # layer stack -> a stored image with exactly that stack
+        for other in self.list():
+            tops.setdefault(tuple(other.config.get("rootfs", {}).get("diff_ids", [])), other.id)
+        rows, layer = [], 0
+        for entry in entries:
+            empty = bool(entry.get("empty_layer"))
+            size = 0
+            if not empty and layer < len(diff_ids):
+                size = self.layer_size(diff_ids[layer])
+                layer += 1
+            rows.append({"created": _created(entry, image.created), "created_by": str(entry.get("created_by", "")),
+                         "size": size, "comment": str(entry.get("comment", "")),
+                         "id": tops.get(tuple(diff_ids[:layer]), "<missing>") if not empty else "<missing>"})
+        rows.reverse()
+        if rows:
+            rows[0]["id"] = image.id
+        return rows
+
+    @staticmethod
+    def config_history(image: Image) -> list[dict[str, Any]]:
+        """The config's history, or one entry per layer when it has none."""
+        history = image.config.get("history")
+        if isinstance(history, list) and history and all(isinstance(h, dict) for h in history):
+            return history
+        return [{"created": image.config.get("created", "")} for _ in image.config.get("rootfs", {}).get("diff_ids", [])]
+
     def layer_size(self, diff_id: str) -> int:
         """Bytes of a stored layer's uncompressed tar."""
         layer = self.db.layer(validate_digest(diff_id))
