@@ -368,3 +368,16 @@ def test_history_shows_how_an_image_was_made_newest_first(cli, image):
     cli("rmi", image, "-f")  # the base image gone: its step is <missing>, as in Podman
     assert cli("history", "-q", "step2").stdout.split()[1] == "<missing>"
     assert cli("history", "nosuch").returncode == 125
+
+
+def test_rename_as_podman(cli, image):
+    cid = cli("create", "--name", "before", "--network", "none", image, "true").stdout.strip()
+    cli("create", "--name", "taken", "--network", "none", image, "true")
+    assert cli("rename", "before", "after").returncode == 0
+    assert cli("inspect", "--format", "{{.Name}}", cid).stdout == "after\n"
+    assert cli("container", "exists", "before").returncode == 1
+    proc = cli("rename", "after", "taken")
+    assert proc.returncode == 125 and "already in use" in proc.stderr
+    proc = cli("container", "rename", "after", "bad name")
+    assert proc.returncode == 125 and "is invalid" in proc.stderr
+    assert cli("rename", "nosuch", "x").returncode == 125

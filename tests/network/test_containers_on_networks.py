@@ -92,6 +92,10 @@ def test_containers_on_a_network_reach_each_other_by_name(nrt, busybox):
         assert result.returncode == 0 and result.stdout.startswith("hello from"), result.stderr
     # the server, started first, learned the client's name too
     assert "client" in in_container(nrt.container("server"), "cat", "/etc/hosts").stdout
+    client.rename("analysis")  # a rename reaches the peers' /etc/hosts at once
+    server_hosts = in_container(nrt.container("server"), "cat", "/etc/hosts").stdout
+    assert "analysis" in server_hosts and "client" not in server_hosts
+    assert "analysis" in in_container(client, "cat", "/etc/hosts").stdout
 
 
 UDP_ECHO = """

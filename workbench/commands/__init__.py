@@ -11,7 +11,7 @@ from typing import Callable
 _IMPLEMENTATIONS = {
     "containers": ("create", "run", "init", "start", "stop", "kill", "wait", "pause", "unpause", "restart",
                    "rm", "ps", "logs", "inspect", "container_inspect", "image_inspect", "cleanup",
-                   "container_exists"),
+                   "container_exists", "rename"),
     "images": ("import", "images", "rmi", "image_exists", "tag", "untag", "bootstrap", "image_prune", "history"),
     "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),
     "system": ("info", "version", "doctor"),

@@ -351,3 +351,8 @@ def image_inspect(ctx: Context) -> None:
     ctx.args.type = "image"
     ctx.args.size = False
     inspect(ctx)
+
+
+def rename(ctx: Context) -> None:
+    """`rename CONTAINER NAME` (prints nothing, as Podman)."""
+    ctx.rt.container(ctx.args.container).rename(ctx.args.name)

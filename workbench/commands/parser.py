@@ -351,6 +351,11 @@ def _logout(p):
     p.add_argument("registry", nargs="?")
 
 
+def _rename(p):
+    p.add_argument("container")
+    p.add_argument("name")
+
+
 def _history(p):
     p.add_argument("--format")
     p.add_argument("-H", "--human", type=_bool, nargs="?", const=True, default=True)
@@ -511,6 +516,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
 
     ("untag",): ("untag", _untag),
     ("history",): ("history", _history), ("image", "history"): ("history", _history),
+    ("rename",): ("rename", _rename), ("container", "rename"): ("rename", _rename),
     ("volume", "create"): ("volume_create", _volume_create),
     ("volume", "ls"): ("volume_ls", _volume_ls), ("volume", "list"): ("volume_ls", _volume_ls),
     ("volume", "inspect"): ("volume_inspect", _volume_inspect),

@@ -210,6 +210,25 @@ class Container:
             self.save()
             events.container(self, "pause")
 
+    def rename(self, name: str) -> None:
+        """A new name (`podman rename`); running peers on its networks learn it at once."""
+        from .runtime import validate_name
+
+        validate_name(name)
+        with self._locked():
+            if name == self.config.name:
+                return
+            config = self.config.to_json()
+            config["name"] = name
+            self.rt.db.rename_container(self.id, name, config)
+            self.config.name = name
+            events.container(self, "rename")
+            if self.st.state == ContainerState.RUNNING and self.config.network == "bridge":
+                from .network import attach
+
+                attach.rewrite_hosts(self)
+                attach.refresh_peers(self, list(self.config.networks))
+
     def update(self, **limits: Unpack[Limits]) -> None:
         """Change the cgroup limits of a created, running or paused container (memory="512m",
         cpus=1.5, pids_limit=200, ...); all checked first, and rolled back if the runtime fails."""

@@ -149,6 +149,15 @@ class Database:
         rows = self.query("SELECT state FROM containers WHERE id = ?", (ctr_id,))
         return json.loads(rows[0][0]) if rows else None
 
+    def rename_container(self, ctr_id: str, name: str, config: dict) -> None:
+        """Give a container a new name; a taken one is ContainerExists."""
+        with self.transaction() as cur:
+            try:
+                cur.execute("UPDATE containers SET name = ?, config = ? WHERE id = ?", (name, json.dumps(config), ctr_id))
+            except sqlite3.IntegrityError:
+                owner = cur.execute("SELECT id FROM containers WHERE name = ?", (name,)).fetchone()
+                raise ContainerExists(name, owner[0] if owner else "another container") from None
+
     def save_config(self, ctr_id: str, config: dict) -> bool:
         return self.execute("UPDATE containers SET config = ? WHERE id = ?", (json.dumps(config), ctr_id)) == 1
 

@@ -356,7 +356,7 @@ class Runtime:
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
-            _validate_name(name)
+            validate_name(name)
             row = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
             if row:
                 raise ContainerExists(name, row[0][0])
@@ -499,7 +499,7 @@ def _init_binary(path: str | None) -> str:
     raise InvalidArgument("--init needs catatonit: install it (apt-get install catatonit) or give --init-path")
 
 
-def _validate_name(name: str) -> None:
+def validate_name(name: str) -> None:
     if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
         raise InvalidArgument(f"container name {name!r} is invalid: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
