@@ -381,3 +381,23 @@ def test_rename_as_podman(cli, image):
     proc = cli("container", "rename", "after", "bad name")
     assert proc.returncode == 125 and "is invalid" in proc.stderr
     assert cli("rename", "nosuch", "x").returncode == 125
+
+
+def test_ps_filters_as_podman(cli, image):
+    up = cli("run", "-d", "--network", "none", "--name", "up-one", "-l", "team=x", image, "sleep", "100").stdout.strip()
+    assert cli("run", "--network", "none", "--name", "failed-one", image, "sh", "-c", "exit 3").returncode == 3
+    made = cli("create", "--network", "none", "--name", "made-one", "-v", "notes:/notes", image, "true").stdout.strip()
+
+    def names(*flags: str) -> list[str]:
+        return sorted(cli("ps", *flags, "--format", "{{.Names}}").stdout.split())
+    assert names("--filter", "status=exited") == ["failed-one"]  # a status filter looks at every container
+    assert names("-a", "-f", "status=exited", "-f", "status=created") == ["failed-one", "made-one"]  # any of
+    assert names("-a", "-f", "name=one$", "-f", "label=team=x") == ["up-one"]  # all of
+    assert names("-a", "-f", "exited=3") == ["failed-one"]
+    assert names("-a", "-f", "volume=notes") == ["made-one"]
+    assert names("-a", "-f", f"id={up[:6]}") == ["up-one"]
+    assert names("-a", "-f", f"ancestor={image}") == ["failed-one", "made-one", "up-one"]
+    assert names("-a", "-f", f"since={up}") == ["failed-one", "made-one"] and made
+    proc = cli("ps", "-f", "status=bogus")
+    assert proc.returncode == 125 and "bogus is not a valid status" in proc.stderr
+    assert cli("ps", "-f", "colour=red").returncode == 125

@@ -271,7 +271,9 @@ def ps(ctx: Context) -> None:
     from ..engine.state import ContainerState
 
     containers = ctx.rt.containers(all=True)
-    if not a.all:
+    matches = _container_filters(ctx, a.filter)
+    containers = [c for c in containers if matches(c)]
+    if not a.all and not any(spec.startswith("status=") for spec in a.filter):  # a status asked for: all
         containers = [c for c in containers if c.st.state == ContainerState.RUNNING]
     containers.sort(key=lambda c: c.config.created, reverse=True)
     if a.latest:
@@ -285,6 +287,63 @@ def ps(ctx: Context) -> None:
         return
     rows = [ps_row(c, now, a.no_trunc) for c in containers]
     emit_table(ctx.out, rows, a.format, PS_FORMAT, PS_HEADERS, noheading=a.noheading)
+
+
+_STATUSES = {"created": ("CONFIGURED", "CREATED"), "running": ("RUNNING",), "paused": ("PAUSED",),
+             "stopping": ("STOPPING",), "exited": ("STOPPED", "EXITED"), "removing": ("REMOVING",),
+             "unknown": ()}
+
+
+def _container_filters(ctx: Context, specs: list[str]):
+    """`ps --filter` as one predicate, as Podman: values of one key any-of, different keys all-of."""
+    import re
+
+    by_key: dict[str, list[str]] = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise WorkbenchError(f'invalid filter "{spec}": use KEY=VALUE')
+        by_key.setdefault(key, []).append(value)
+
+    def one(key: str, value: str):
+        if key == "id":
+            return lambda c: c.id.startswith(value)
+        if key == "name":
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise WorkbenchError(f'invalid name filter "{value}": {exc}') from None
+            return lambda c: bool(pattern.search(c.name))
+        if key == "label":
+            name, has_value, wanted = value.partition("=")
+            return lambda c: name in c.config.labels and (not has_value or c.config.labels[name] == wanted)
+        if key == "status":
+            if value not in _STATUSES:
+                raise WorkbenchError(f"{value} is not a valid status: use one of {', '.join(_STATUSES)}")
+            return lambda c: c.st.state.name in _STATUSES[value]
+        if key == "ancestor":
+            try:
+                image_id = ctx.rt.image_store.resolve_id(value)
+            except WorkbenchError:
+                image_id = None
+            return lambda c: c.config.image_id == image_id or c.config.image_name == value
+        if key == "exited":
+            if not value.lstrip("-").isdigit():
+                raise WorkbenchError(f'invalid exited filter "{value}": an exit code is a number')
+            return lambda c: c.st.exited and c.st.exit_code == int(value)
+        if key == "volume":
+            return lambda c: any(m.get("volume") == value or m["destination"] == value or m["source"] == value
+                                 for m in c.config.mounts)
+        if key == "network":
+            return lambda c: value in c.config.networks or c.config.network == value
+        if key in ("before", "since"):
+            pivot = ctx.rt.container(value).config.created
+            return (lambda c: c.config.created < pivot) if key == "before" else (lambda c: c.config.created > pivot)
+        raise WorkbenchError(f'invalid filter "{key}": supported are id, name, label, status, ancestor, exited, '
+                             "volume, network, before, since")
+
+    tests = [[one(key, value) for value in values] for key, values in by_key.items()]
+    return lambda c: all(any(t(c) for t in alternatives) for alternatives in tests)
 
 
 # -- logs --------------------------------------------------------------------------

@@ -183,6 +183,8 @@ def _ps(p):
     p.add_argument("-n", "--last", type=int, default=-1)
     p.add_argument("-l", "--latest", action="store_true")
     p.add_argument("--widget", action="store_true", help="in a notebook: a live container table")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="KEY=VALUE: id, name, label, status, ancestor, exited, volume, network, before, since")
 
 
 def _logs(p):
