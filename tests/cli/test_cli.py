@@ -226,6 +226,8 @@ def test_images_filters_and_image_prune(cli, image):
     assert cli("tag", image, "team/tool:2").returncode == 0
     fmt = ["--format", "{{.Repository}}:{{.Tag}}"]
     assert cli("images", "-f", "reference=team/*", *fmt).stdout == "localhost/team/tool:2\n"
+    both = cli("images", "-f", "reference=team/*", "-f", "reference=busybox", *fmt).stdout  # one key: any of
+    assert sorted(both.split()) == ["localhost/busybox:latest", "localhost/team/tool:2"]
     assert cli("images", "team/tool:2", *fmt).stdout == "localhost/team/tool:2\n"
     assert cli("images", "-f", "dangling=true", "-q").stdout == ""
     assert cli("images", "-f", "nope=1").returncode == 125

@@ -295,15 +295,10 @@ _STATUSES = {"created": ("CONFIGURED", "CREATED"), "running": ("RUNNING",), "pau
 
 
 def _container_filters(ctx: Context, specs: list[str]):
-    """`ps --filter` as one predicate, as Podman: values of one key any-of, different keys all-of."""
+    """`ps --filter` as one predicate (filters.py: values of one key any-of, keys all-of)."""
     import re
 
-    by_key: dict[str, list[str]] = {}
-    for spec in specs:
-        key, sep, value = spec.partition("=")
-        if not sep:
-            raise WorkbenchError(f'invalid filter "{spec}": use KEY=VALUE')
-        by_key.setdefault(key, []).append(value)
+    from .filters import predicate
 
     def one(key: str, value: str):
         if key == "id":
@@ -341,9 +336,7 @@ def _container_filters(ctx: Context, specs: list[str]):
             return (lambda c: c.config.created < pivot) if key == "before" else (lambda c: c.config.created > pivot)
         raise WorkbenchError(f'invalid filter "{key}": supported are id, name, label, status, ancestor, exited, '
                              "volume, network, before, since")
-
-    tests = [[one(key, value) for value in values] for key, values in by_key.items()]
-    return lambda c: all(any(t(c) for t in alternatives) for alternatives in tests)
+    return predicate(specs, one)
 
 
 # -- logs --------------------------------------------------------------------------

@@ -48,12 +48,9 @@ def image_rows(images, no_trunc: bool) -> list[dict]:
     return rows
 
 
-def _image_filter(ctx: Context, spec: str):
+def _image_filter(ctx: Context, key: str, value: str):
     """One `--filter key=value` as a predicate on images (Podman's reference, dangling, label,
     before, since, id)."""
-    key, sep, value = spec.partition("=")
-    if not sep:
-        raise WorkbenchError(f'invalid image filter "{spec}": use KEY=VALUE')
     if key == "reference":
         pattern = value if ":" in value.rsplit("/", 1)[-1] else value + ":*"
         return lambda img: any(_name_matches(n, pattern) for n in img.names)
@@ -83,13 +80,15 @@ def _name_matches(name: str, pattern: str) -> bool:
 
 def images(ctx: Context) -> None:
     a = ctx.args
+    from .filters import predicate
+
     specs = a.filter + ([f"reference={a.reference}"] if a.reference else [])
-    filters = [_image_filter(ctx, spec) for spec in specs]
-    imgs = [img for img in ctx.rt.images() if all(f(img) for f in filters)]
+    matches = predicate(specs, lambda key, value: _image_filter(ctx, key, value))
+    imgs = [img for img in ctx.rt.images() if matches(img)]
     patterns = [s.split("=", 1)[1] for s in specs if s.startswith("reference=")]
     if patterns:  # list only the names that matched, as Podman does
         patterns = [p if ":" in p.rsplit("/", 1)[-1] else p + ":*" for p in patterns]
-        imgs = [img._replace(names=[n for n in img.names if all(_name_matches(n, p) for p in patterns)])
+        imgs = [img._replace(names=[n for n in img.names if any(_name_matches(n, p) for p in patterns)])
                 for img in imgs]
     if a.quiet:
         seen = []
