@@ -501,7 +501,8 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
         if args.command_name == "exec":
             if not args.command:
                 raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
-            console = Console(rt.container(args.container), args.command, env=ctx.env_from_flags(args.env),
+            console = Console(rt.container(args.container), args.command,
+                              env=ctx.env_from_flags(args.env, args.env_file),
                               user=args.user, workdir=args.workdir, privileged=args.privileged)
         elif args.command_name == "attach":
             c = rt.container(args.container)

@@ -346,6 +346,8 @@ def test_env_file_and_init(cli, image, tmp_path, monkeypatch):
     assert proc.returncode == 125 and "contains whitespaces" in proc.stderr
     cid = cli("run", "-d", "--network", "none", "--init", image, "sleep", "1000").stdout.strip()
     assert cli("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[:3] == ["/run/podman-init", "--", "sleep"]
+    env_file.write_text("IN_EXEC=yes\n")
+    assert cli("exec", "--env-file", str(env_file), cid, "sh", "-c", "echo $IN_EXEC").stdout == "yes\n"
     assert cli("inspect", "--format", "{{.HostConfig.Init}} {{.Path}}", cid).stdout == "true /run/podman-init\n"
     start = time.monotonic()
     assert cli("stop", cid).returncode == 0  # the init forwards SIGTERM: no 10 s wait for SIGKILL

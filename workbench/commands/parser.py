@@ -136,6 +136,7 @@ def _exec(p):
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("--detach-keys")
     p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE lines")
     p.add_argument("-u", "--user")
     p.add_argument("-w", "--workdir")
     p.add_argument("--privileged", action="store_true")

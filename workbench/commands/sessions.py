@@ -22,7 +22,7 @@ def exec_(ctx: Context) -> None:
     if not a.command:
         raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
     c = ctx.rt.container(a.container)
-    options: dict[str, Any] = dict(env=ctx.env_from_flags(a.env), user=a.user, workdir=a.workdir,
+    options: dict[str, Any] = dict(env=ctx.env_from_flags(a.env, a.env_file), user=a.user, workdir=a.workdir,
                                    privileged=a.privileged)
     if a.detach:
         ctx.out.line(c.exec_detached(a.command, tty=a.tty, **options))
