@@ -134,15 +134,27 @@ def export(c: "Container", out: BinaryIO, progress: ByteProgress | None = None) 
 def empty_runtime_files(c: "Container") -> frozenset[str]:
     """The mount points made for the runtime's files (hosts, resolv.conf, ...) that hold nothing of
     the container's own: relative paths, left out of what leaves the container."""
-    upper = c.rt.layers.diff(c.config.layer_id)
+    from .storage.rootpath import UnsafePath, open_in_root
+
     skip = set()
-    for rel in RUNTIME_FILES:
-        try:
-            st = os.lstat(os.path.join(upper, rel))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            skip.add(rel)
+    upper_fd = os.open(c.rt.layers.diff(c.config.layer_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for rel in RUNTIME_FILES:  # the container owns the upper dir: resolved inside it, never on the host
+            parent, _, leaf = rel.rpartition("/")
+            try:
+                parent_fd = open_in_root(upper_fd, parent, os.O_RDONLY | os.O_DIRECTORY)
+            except (OSError, UnsafePath):
+                continue
+            try:
+                st = os.stat(leaf, dir_fd=parent_fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            finally:
+                os.close(parent_fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                skip.add(rel)
+    finally:
+        os.close(upper_fd)
     return frozenset(skip)
 
 
