@@ -208,3 +208,15 @@ def history(ctx: Context) -> None:
             ctx.out.line(row["ID"])
         return
     emit_table(ctx.out, rows, a.format, HISTORY_FORMAT, HISTORY_HEADERS, noheading=False)
+
+
+def build(ctx: Context) -> None:
+    """`build [-t NAME] [-f FILE] [--build-arg K=V] CONTEXT`: step lines and RUN output as they come."""
+    a = ctx.args
+    args = {}
+    for item in a.build_arg:
+        key, sep, value = item.partition("=")
+        args[key] = value if sep else os.environ.get(key, "")
+    image = ctx.rt.build(a.context, containerfile=a.file, tags=a.tag, build_args=args, network=a.network,
+                         output=None if a.quiet else ctx.out.stream)
+    ctx.out.line(image.id)

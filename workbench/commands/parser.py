@@ -354,6 +354,15 @@ def _logout(p):
     p.add_argument("registry", nargs="?")
 
 
+def _build(p):
+    p.add_argument("-t", "--tag", action="append", default=[])
+    p.add_argument("-f", "--file")
+    p.add_argument("--build-arg", action="append", default=[], help="NAME=VALUE")
+    p.add_argument("--network", default="bridge")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("context", nargs="?", default=".")
+
+
 def _rename(p):
     p.add_argument("container")
     p.add_argument("name")
@@ -520,6 +529,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("untag",): ("untag", _untag),
     ("history",): ("history", _history), ("image", "history"): ("history", _history),
     ("rename",): ("rename", _rename), ("container", "rename"): ("rename", _rename),
+    ("build",): ("build", _build), ("image", "build"): ("build", _build),
     ("volume", "create"): ("volume_create", _volume_create),
     ("volume", "ls"): ("volume_ls", _volume_ls), ("volume", "list"): ("volume_ls", _volume_ls),
     ("volume", "inspect"): ("volume_inspect", _volume_inspect),

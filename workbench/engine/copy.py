@@ -58,18 +58,23 @@ def _host_endpoint(path: str) -> _Endpoint:
 
 
 def _container_endpoint(c: "Container", root_fd: int, path: str) -> _Endpoint:
-    from .storage.rootpath import UnsafePath, open_in_root
-
     if not path.startswith("/"):
         path = "/" + path  # relative to the container's root (Podman uses the workdir; "/" here)
     bind = _bind_mount_under(c, path)
     if bind is not None:
         return _bind_endpoint(bind, path)
+    return _rooted_endpoint(root_fd, path, "on container")
+
+
+def _rooted_endpoint(root_fd: int, path: str, where: str) -> _Endpoint:
+    """`path` below the directory `root_fd`, resolved as if chrooted there."""
+    from .storage.rootpath import UnsafePath, open_in_root
+
     head, leaf = _split(path)
     try:
         return _Endpoint(open_in_root(root_fd, head, _DIR, follow=True), leaf, path)
     except (FileNotFoundError, NotADirectoryError, UnsafePath):
-        raise InvalidArgument(f'"{head}" could not be found on container') from None
+        raise InvalidArgument(f'"{head}" could not be found {where}') from None
 
 
 def _bind_mount_under(c: "Container", path: str) -> dict | None:
@@ -130,14 +135,45 @@ def copy(c: "Container", source: str, destination: str, *, to_container: bool, p
     """Copy `source` to `destination`; the container side is `destination` when `to_container`."""
     with _container_root(c, pause) as root_fd:
         src = _host_endpoint(source) if to_container else _container_endpoint(c, root_fd, source)
+        _copy_then_close(src, lambda: _container_endpoint(c, root_fd, destination) if to_container
+                         else _host_endpoint(destination), same_owner=to_container)
+
+
+def _copy_then_close(src: _Endpoint, open_destination: Callable[[], _Endpoint], *, same_owner: bool) -> None:
+    try:
+        dst = open_destination()
         try:
-            dst = _container_endpoint(c, root_fd, destination) if to_container else _host_endpoint(destination)
-            try:
-                _copy(src, dst, same_owner=to_container)
-            finally:
-                dst.close()
+            _copy(src, dst, same_owner=same_owner)
         finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def make_dirs(c: "Container", path: str) -> None:
+    """`mkdir -p` of a container path, resolved inside its root."""
+    with _container_root(c, pause=False) as root_fd:
+        _mkdirs(root_fd, path)
+
+
+def _mkdirs(root_fd: int, path: str) -> None:
+    from .storage.rootpath import mkdirs_in_root
+
+    if path.strip("/"):
+        os.close(mkdirs_in_root(root_fd, path.strip("/")))
+
+
+def copy_from_tree(c: "Container", tree_fd: int, source: str, destination: str, *, make_dirs: str = "") -> None:
+    """Copy `source` of another directory tree (a build context), resolved inside that tree, to
+    `destination` in the stopped or running container, creating `make_dirs` there first; files
+    become the copier's (no owners from the tree), with `cp`'s naming rules."""
+    with _container_root(c, pause=False) as root_fd:
+        _mkdirs(root_fd, make_dirs)
+        src = _rooted_endpoint(tree_fd, "/" + source.lstrip("/"), "in the build context")
+        if src.lstat() is None and not src.path.endswith("/."):
             src.close()
+            raise InvalidArgument(f'"{source}" could not be found in the build context')
+        _copy_then_close(src, lambda: _container_endpoint(c, root_fd, destination), same_owner=False)
 
 
 def copy_out_tar(c: "Container", source: str, out: BinaryIO, *, pause: bool) -> None:

@@ -160,8 +160,11 @@ def empty_runtime_files(c: "Container") -> frozenset[str]:
 
 # -- commit ------------------------------------------------------------------------------------
 def commit(c: "Container", reference: str | None, *, changes: Sequence[str], message: str, author: str,
-           pause: bool, timestamp: int | None, progress: ByteProgress | None = None) -> "Image":
-    """The container's changes as a new top layer over its image (`podman commit`)."""
+           pause: bool, timestamp: int | None, progress: ByteProgress | None = None,
+           image_config: dict | None = None, steps: Sequence[str] = ()) -> "Image":
+    """The container's changes as a new top layer over its image (`podman commit`). A build
+    gives the new image's `config` part itself (`image_config`) and the history lines of its
+    steps; a commit takes them from the container."""
     from .images.reference import normalize_local
     from .images.store import apply_changes, rfc3339
     from .storage.tarwriter import write_tar
@@ -187,10 +190,13 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     config = json.loads(c.rt.content.read("sha256:" + base.id))
     runtime_config = dict(config.get("config") or {})
     cfg = c.config
-    env = [e for e in cfg.env if not e.startswith("HOSTNAME=")]  # the container's ID, not the image's
-    runtime_config.update(Env=env, Cmd=list(cfg.command) or None, WorkingDir=cfg.workdir,
-                          Entrypoint=list(cfg.entrypoint) or None, User=cfg.user, Labels=dict(cfg.labels) or None,
-                          StopSignal=str(cfg.stop_signal))
+    if image_config is not None:
+        runtime_config = dict(image_config)
+    else:
+        env = [e for e in cfg.env if not e.startswith("HOSTNAME=")]  # the container's ID, not the image's
+        runtime_config.update(Env=env, Cmd=list(cfg.command) or None, WorkingDir=cfg.workdir,
+                              Entrypoint=list(cfg.entrypoint) or None, User=cfg.user,
+                              Labels=dict(cfg.labels) or None, StopSignal=str(cfg.stop_signal))
     apply_changes(runtime_config, list(changes))
     config["config"] = {k: v for k, v in runtime_config.items() if v is not None}
     config["created"] = created
@@ -200,7 +206,12 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
         config["author"] = entry["author"] = author
     if message:
         config["comment"] = entry["comment"] = message
-    config["history"] = [*config.get("history", []), entry]
+    if steps:  # one entry per build step; the last one made the layer
+        entries = [{"created": created, "created_by": step, "empty_layer": True} for step in steps]
+        entries[-1] = {**entry, "created_by": steps[-1]}
+    else:
+        entries = [entry]
+    config["history"] = [*config.get("history", []), *entries]
     image = store.register(json.dumps(config, separators=(",", ":")).encode(), [name] if name else [])
     events.container(c, "commit")
     return image

@@ -203,6 +203,16 @@ class Runtime:
         events.image(self.runroot, "import", image.id, image.names[0] if image.names else os.fspath(path))
         return image
 
+    def build(self, context: str | os.PathLike, *, containerfile: str | None = None, tags: Sequence[str] = (),
+              build_args: dict[str, str] | None = None, network: str = "bridge",
+              output: Any = None) -> Image:
+        """Build an image from a Containerfile in `context` (see build.py); `output(stream, bytes)`
+        gets the step lines and what RUN steps print."""
+        from . import build
+
+        return build.build(self, os.fspath(context), containerfile=containerfile, tags=tags,
+                           build_args=build_args, network=network, output=output)
+
     def images(self) -> list[Image]:
         return self.image_store.list()
 
