@@ -237,3 +237,12 @@ def test_a_host_without_containers_stops_the_notebook_plainly(ip, monkeypatch):
     shown = out.stdout + out.stderr
     assert "Containers cannot run on this host (namespaces: unshare: denied)" in shown
     assert "Traceback" not in shown
+
+
+def test_build_streams_its_steps_into_the_cell(ip, tmp_path):
+    (tmp_path / "Containerfile").write_text("FROM bb\nRUN echo built-in-a-notebook\nCMD [\"true\"]\n")
+    ip.user_ns["context"] = str(tmp_path)
+    result, out = ctr(ip, "build --network none -t nb-built {{context}}")
+    assert result.exit_code == 0, out.stderr
+    assert "STEP 2/3: RUN echo built-in-a-notebook\nbuilt-in-a-notebook\n" in out.stdout
+    assert "Successfully tagged localhost/nb-built:latest" in out.stdout
