@@ -405,3 +405,11 @@ def test_ps_filters_as_podman(cli, image):
     proc = cli("ps", "-f", "status=bogus")
     assert proc.returncode == 125 and "bogus is not a valid status" in proc.stderr
     assert cli("ps", "-f", "colour=red").returncode == 125
+
+
+def test_version_flag_as_podman(cli):
+    from workbench import __version__
+
+    for flag in ("--version", "-v"):
+        proc = cli(flag)
+        assert (proc.returncode, proc.stdout) == (0, f"workbench version {__version__}\n")

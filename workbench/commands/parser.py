@@ -556,7 +556,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "pa
 
 def _usage() -> str:
     words = sorted({" ".join(k) for k in COMMANDS})
-    return "usage: workbench [--root DIR] [--runroot DIR] [--runtime PATH] [--log-level LEVEL] [--debug] " \
+    return "usage: workbench [--root DIR] [--runroot DIR] [--runtime PATH] [--log-level LEVEL] [--debug] [--version] " \
            "COMMAND ...\n" \
            "commands: " + ", ".join(words)
 
@@ -570,6 +570,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         if flag in ("-h", "--help"):
             ns.help = True
             ns.usage = _usage()
+            return ns
+        if flag in ("-v", "--version") and not eq:  # `podman --version`: one line, no command
+            from .. import __version__
+
+            ns.help = True
+            ns.usage = f"workbench version {__version__}"
             return ns
         if flag == "--debug" and not eq:  # --log-level debug: failures also show their traceback
             ns.log_level = "debug"
