@@ -129,3 +129,21 @@ def test_cp_goes_through_bind_mounts_to_the_host_directory(rt, busybox, tmp_path
     c.copy_from("/data", str(out))
     assert (out / "in-copy.txt").read_text() == "host\n"
     assert sorted(p.name for p in (out / "data").iterdir()) == ["in.txt", "note.txt"]  # the container's name
+
+
+def test_privileged_lifts_the_confinement_and_the_default_keeps_it(rt, busybox):
+    from workbench.engine.oci.spec import host_devices, privileged_capabilities
+
+    device = next(d["path"] for d in host_devices() if d["path"].rsplit("/", 1)[-1] not in
+                  ("null", "zero", "full", "random", "urandom", "tty", "ptmx"))
+    script = (f"grep Seccomp: /proc/self/status; test -e {device} && echo device; "
+              "mount -t tmpfs none /tmp 2>/dev/null && echo mounted; "
+              "echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null && echo sysctl")
+    privileged = _run(rt, busybox, script, privileged=True, network="none").split("\n")
+    assert privileged[:4] == ["Seccomp:\t0", "device", "mounted", "sysctl"]
+    confined = _run(rt, busybox, script, network="none").split("\n")
+    assert confined[:1] == ["Seccomp:\t2"] and not {"device", "mounted", "sysctl"} & set(confined)
+    c = rt.create_container(busybox, ["true"], privileged=True, cap_drop=["SYS_ADMIN"])
+    info = c.inspect()
+    assert info["HostConfig"]["Privileged"] is True
+    assert set(info["BoundingCaps"]) == set(privileged_capabilities()) - {"CAP_SYS_ADMIN"}

@@ -93,6 +93,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", action="store_true", help="run an init (catatonit) as PID 1: it forwards "
                                                       "signals and reaps zombies")
     p.add_argument("--init-path", help="the init binary (default: catatonit)")
+    p.add_argument("--privileged", action="store_true", help="every capability, the host's devices, no seccomp")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("image")

@@ -723,7 +723,7 @@ class Container:
                 "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
                 "CapAdd": sorted(set(caps) - set(DEFAULT_CAPABILITIES)),
                 "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),
-                "Privileged": False,
+                "Privileged": cfg.privileged,
                 "ReadonlyRootfs": cfg.read_only,
                 "Init": bool(cfg.init_path),
                 "SecurityOpt": [],

@@ -122,7 +122,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         finally:
             os.close(root_fd)
     caps = container_capabilities(c)
-    seccomp = _default_seccomp(c.rt.runroot, caps)
+    seccomp = None if c.config.privileged else _default_seccomp(c.rt.runroot, caps)
     return ocispec.generate(ocispec.SpecInput(
         ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
         additional_gids=list(user.additional_gids), hostname=c.config.hostname,
@@ -131,7 +131,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
         resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
         shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=c.config.mounts,
-        read_only=c.config.read_only, init_path=c.config.init_path,
+        read_only=c.config.read_only, init_path=c.config.init_path, privileged=c.config.privileged,
     ))
 
 

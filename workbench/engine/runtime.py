@@ -340,7 +340,8 @@ class Runtime:
                          shm_size: int | str | None = None, volumes: Sequence[str] = (),
                          mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
                          cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
-                         init_path: str | None = None, **limits: Unpack[Limits]) -> Container:
+                         init_path: str | None = None, privileged: bool = False,
+                         **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -351,7 +352,9 @@ class Runtime:
         `volumes`, `mounts`, `tmpfs`: Podman's -v, --mount and --tmpfs values (bind mounts of host
         paths, tmpfs); `read_only`: a read-only root file system; `cap_add`/`cap_drop`:
         capabilities ("NET_ADMIN", "CAP_CHOWN", "ALL") added to or dropped from Podman's defaults.
-        `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies."""
+        `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies.
+        `privileged`: every capability, the host's devices, no seccomp filter, nothing masked (as
+        Podman; the container is then as strong as root on the host)."""
         from . import mounts as mount_options
         from . import resources
         from .oci.spec import DEFAULT_CAPABILITIES, capabilities
@@ -362,6 +365,10 @@ class Runtime:
         shm = resources.shm_size(shm_size) if shm_size is not None else 0
         own_mounts = mount_options.parse(volumes, mounts, tmpfs, read_only)
         caps = capabilities(cap_add, cap_drop)
+        if privileged:
+            from .oci.spec import privileged_capabilities
+
+            caps = sorted(set(capabilities(["ALL"], cap_drop)) & set(privileged_capabilities()))  # less --cap-drop
         init_binary = _init_binary(init_path) if init or init_path else ""
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
@@ -411,7 +418,7 @@ class Runtime:
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
-            init_path=init_binary, **net,
+            init_path=init_binary, privileged=bool(privileged), **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -119,7 +119,7 @@ class ContainerConfig(Record):
         "tty": False, "stdin": False, "networks": [], "ports": [], "dns": [], "dns_search": [], "dns_options": [],
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
-        "mounts": [], "read_only": False, "capabilities": [], "init_path": "",
+        "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -161,6 +161,7 @@ class ContainerConfig(Record):
     read_only: bool  # a read-only root file system
     capabilities: list[str]  # the bounding set ("CAP_..."); empty: Podman's defaults (older configs)
     init_path: str  # --init: the init binary mounted at /run/podman-init as PID 1; "": none
+    privileged: bool  # --privileged: every capability, the host's devices, no seccomp, nothing masked
 
 
 class ContainerRuntimeState(Record):

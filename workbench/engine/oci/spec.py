@@ -51,6 +51,43 @@ def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]
     return sorted(base - dropped)
 
 
+def privileged_capabilities() -> list[str]:
+    """What --privileged gets, as Podman: every capability of our own bounding set (a sandbox may
+    lack some; they cannot be given), up to CAP_BPF, the last one runc knows here."""
+    with open("/proc/self/status") as f:
+        bounding = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    known = CAPABILITY_BITS[:CAPABILITY_BITS.index("BPF") + 1]
+    return sorted("CAP_" + name for bit, name in enumerate(known) if bounding >> bit & 1)
+
+
+#: What --privileged leaves out of the host's /dev: what the runtime mounts there itself.
+_PRIVATE_DEV = {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console"}
+
+
+def host_devices(root: str = "/dev") -> list[dict]:
+    """The host's device nodes as OCI `linux.devices` (--privileged), symlinks left out."""
+    import os
+    import stat
+
+    devices = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if os.path.join(directory, d) not in _PRIVATE_DEV)
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            if path in _PRIVATE_DEV:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
+            if kind:
+                devices.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
+                                "minor": os.minor(st.st_rdev), "fileMode": st.st_mode & 0o7777,
+                                "uid": st.st_uid, "gid": st.st_gid})
+    return devices
+
+
 MASKED_PATHS = (
     "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/selinux", "/sys/dev/block",
@@ -91,6 +128,7 @@ class SpecInput(NamedTuple):
     mounts: Sequence[dict] = ()  # the user's: -v, --mount, --tmpfs (see mounts.py)
     read_only: bool = False
     init_path: str = ""  # --init: mounted at INIT_MOUNT, run as PID 1 before the command
+    privileged: bool = False  # --privileged: the host's devices, /sys and cgroups writable, nothing masked
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -105,7 +143,7 @@ def generate(spec_in: SpecInput) -> dict:
         "io.kubernetes.cri-o.TTY": str(spec_in.terminal).lower(),
         "io.podman.annotations.autoremove": "TRUE" if spec_in.auto_remove else "FALSE",
         "io.podman.annotations.init": "TRUE" if spec_in.init_path else "FALSE",
-        "io.podman.annotations.privileged": "FALSE",
+        "io.podman.annotations.privileged": "TRUE" if spec_in.privileged else "FALSE",
         "io.podman.annotations.publish-all": "FALSE",
         "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
         **(spec_in.annotations or {}),
@@ -131,13 +169,14 @@ def generate(spec_in: SpecInput) -> dict:
         "mounts": _mounts(spec_in),
         "annotations": annotations,
         "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}],
+            "resources": {"devices": [{"allow": spec_in.privileged, "access": "rwm"}],
                           **(spec_in.resources if spec_in.resources is not None else {"pids": {"limit": PIDS_LIMIT}})},
             "cgroupsPath": container_cgroup(spec_in.ctr_id),
             "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces else {},
             "namespaces": namespaces,
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
+            "maskedPaths": [] if spec_in.privileged else list(MASKED_PATHS),
+            "readonlyPaths": [] if spec_in.privileged else list(READONLY_PATHS),
+            **({"devices": host_devices()} if spec_in.privileged else {}),
         },
     }
     if spec_in.seccomp is not None:
@@ -156,7 +195,8 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "rw" if spec_in.privileged else "ro"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
@@ -169,7 +209,8 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
         mounts.append({"destination": INIT_MOUNT, "type": "bind", "source": spec_in.init_path,
                        "options": ["bind", "ro", "rprivate"]})
     mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                   "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime", "ro"]})
+                   "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime",
+                               "rw" if spec_in.privileged else "ro"]})
     return merged(mounts, spec_in.mounts) if spec_in.mounts else mounts
 
 
