@@ -83,8 +83,20 @@ def test_unsupported_instructions_and_stages_are_named(cli, image, tmp_path):
     for text, message in [(f"FROM {image}\nHEALTHCHECK CMD true\n", "HEALTHCHECK is not supported"),
                           (f"FROM {image} AS one\nFROM {image}\n", "multi-stage builds"),
                           ("RUN true\n", "the first instruction must be FROM"),
-                          (f"FROM {image}\nADD https://example.com/x /x\n", "ADD from a URL is not supported")]:
+                          (f"FROM {image}\nADD https://example.com/x /x\n", "ADD from a URL is not supported"),
+                          (f"FROM {image}\nADD app.tar.gz /app/\n", "ADD of an archive (unpacking it) is not supported")]:
         (tmp_path / "Containerfile").write_text(text)
         proc = cli("build", "--network", "none", str(tmp_path), timeout=180)
         assert proc.returncode == 125 and message in proc.stderr, (text, proc.stderr)
     assert cli("build", str(tmp_path / "missing")).returncode == 125
+
+
+def test_an_entrypoint_drops_the_base_cmd_unless_a_cmd_follows(cli, image, tmp_path):
+    (tmp_path / "Containerfile").write_text(f"FROM {image}\nCMD [\"from-base\"]\n")
+    assert cli("build", "--network", "none", "-t", "with-cmd", str(tmp_path), timeout=180).returncode == 0
+    (tmp_path / "Containerfile").write_text("FROM with-cmd\nENTRYPOINT [\"echo\", \"entry\"]\n")
+    assert cli("build", "--network", "none", "-t", "entry-only", str(tmp_path), timeout=180).returncode == 0
+    assert cli("run", "--rm", "--network", "none", "entry-only").stdout == "entry\n"  # not "entry from-base"
+    (tmp_path / "Containerfile").write_text("FROM with-cmd\nENTRYPOINT [\"echo\"]\nCMD [\"then\", \"cmd\"]\n")
+    assert cli("build", "--network", "none", "-t", "entry-cmd", str(tmp_path), timeout=180).returncode == 0
+    assert cli("run", "--rm", "--network", "none", "entry-cmd").stdout == "then cmd\n"

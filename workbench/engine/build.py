@@ -166,6 +166,8 @@ def _run_step(c: Any, step: Step, config: dict[str, Any], args: dict[str, str], 
         config["User"] = expand(value, variables)
     elif kind in _METADATA:
         line = value if kind in ("CMD", "ENTRYPOINT") else expand(value, variables)
+        if kind == "ENTRYPOINT":
+            config.pop("Cmd", None)  # as Docker: a new entrypoint drops the base's CMD (a later CMD sets one)
         try:
             apply_changes(config, [f"{kind} {line}"])
         except InvalidArgument as exc:
@@ -214,6 +216,9 @@ def _copy(c: Any, step: Step, value: str, config: dict[str, Any], context_fd: in
     for source in sources:
         if step.instruction == "ADD" and re.match(r"^[a-z]+://", source):
             raise InvalidArgument(f"line {step.line}: ADD from a URL is not supported: fetch it with RUN")
+        if step.instruction == "ADD" and re.search(r"\.(tar|tgz|tar\.(gz|bz2|xz|zst))$", source):
+            raise InvalidArgument(f"line {step.line}: ADD of an archive (unpacking it) is not supported yet: "
+                                  "COPY it and RUN tar -x")
         is_dir = _is_dir_in(context_fd, source)
         if is_dir:  # a directory's contents, as Docker copies them
             copy_from_tree(c, context_fd, source.rstrip("/") + "/.", destination, make_dirs=destination)
