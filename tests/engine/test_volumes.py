@@ -63,9 +63,18 @@ def test_anonymous_volumes_go_with_rm_v_and_with_rm(rt, busybox):
     assert [v.name for v in rt.volumes.list() if v.anonymous] == [name]  # --rm took its own
 
 
-def test_bad_volume_names_and_failed_creates_leave_nothing(rt, busybox):
+def test_bad_volume_names_and_bad_flags_are_refused_before_any_volume_is_made(rt, busybox):
     with pytest.raises(InvalidArgument, match='invalid volume name "-bad"'):
         rt.create_container(busybox, ["true"], volumes=["-bad:/x"])
     with pytest.raises(InvalidArgument):
         rt.create_container(busybox, ["true"], volumes=["fresh:/x"], workdir="relative")
     assert rt.volumes.list() == []
+
+
+def test_a_create_that_fails_after_making_volumes_takes_them_back(rt, busybox, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")  # the layer cannot be made (injected: a full disk)
+    monkeypatch.setattr(rt.layers, "create", disk_full)
+    with pytest.raises(OSError):
+        rt.create_container(busybox, ["true"], volumes=["fresh:/x", "/anonymous"])
+    assert rt.volumes.list() == [] and not os.listdir(os.path.join(rt.root, "volumes"))

@@ -221,11 +221,11 @@ def _copy(c: Any, step: Step, value: str, config: dict[str, Any], context_fd: in
                                   "COPY it and RUN tar -x")
         is_dir = _is_dir_in(context_fd, source)
         if is_dir:  # a directory's contents, as Docker copies them
-            copy_from_tree(c, context_fd, source.rstrip("/") + "/.", destination, make_dirs=destination)
+            copy_from_tree(c, context_fd, source.rstrip("/") + "/.", destination, parents=destination)
         elif into_dir:
-            copy_from_tree(c, context_fd, source, destination.rstrip("/") + "/", make_dirs=destination)
+            copy_from_tree(c, context_fd, source, destination.rstrip("/") + "/", parents=destination)
         else:
-            copy_from_tree(c, context_fd, source, destination, make_dirs=posixpath.dirname(destination))
+            copy_from_tree(c, context_fd, source, destination, parents=posixpath.dirname(destination))
 
 
 def _is_dir_in(root_fd: int, path: str) -> bool:

@@ -163,12 +163,12 @@ def _mkdirs(root_fd: int, path: str) -> None:
         os.close(mkdirs_in_root(root_fd, path.strip("/")))
 
 
-def copy_from_tree(c: "Container", tree_fd: int, source: str, destination: str, *, make_dirs: str = "") -> None:
+def copy_from_tree(c: "Container", tree_fd: int, source: str, destination: str, *, parents: str = "") -> None:
     """Copy `source` of another directory tree (a build context), resolved inside that tree, to
-    `destination` in the stopped or running container, creating `make_dirs` there first; files
-    become the copier's (no owners from the tree), with `cp`'s naming rules."""
+    `destination` in the stopped or running container, creating the directory `parents` there
+    first; files become the copier's (no owners from the tree), with `cp`'s naming rules."""
     with _container_root(c, pause=False) as root_fd:
-        _mkdirs(root_fd, make_dirs)
+        _mkdirs(root_fd, parents)
         src = _rooted_endpoint(tree_fd, "/" + source.lstrip("/"), "in the build context")
         if src.lstat() is None and not src.path.endswith("/."):
             src.close()

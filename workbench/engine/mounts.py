@@ -109,46 +109,40 @@ def _mount(spec: str) -> dict[str, Any]:
         fields[key] = value if sep else "true"
     kind = fields.pop("type", "")
     destination = next((fields.pop(k) for k in ("destination", "dst", "target") if k in fields), "")
-    if kind == "bind":
-        source = next((fields.pop(k) for k in ("source", "src") if k in fields), "")
-        options = []
-        for key, value in fields.items():
-            if key in ("ro", "readonly"):
-                options.append("ro" if _true(spec, key, value) else "rw")
-            elif key == "bind-propagation":
-                options.append(value)
-            elif key in ("relabel", "z", "Z"):
-                continue  # SELinux labels: nothing to relabel where SELinux is off, as Podman
-            else:
-                raise InvalidArgument(f'--mount "{spec}": unknown bind option "{key}"')
-        return _bind(spec, source, destination, options)
-    if kind == "tmpfs":
-        options = []
-        for key, value in fields.items():
-            if key == "tmpfs-size":
-                options.append(f"size={value}")
-            elif key == "tmpfs-mode":
-                options.append(f"mode={value}")
-            elif key in ("ro", "readonly"):
-                options.append("ro" if _true(spec, key, value) else "rw")
-            else:
-                raise InvalidArgument(f'--mount "{spec}": unknown tmpfs option "{key}"')
-        return _tmpfs_mount(spec, destination, options)
-    if kind == "volume":
-        name = next((fields.pop(k) for k in ("source", "src") if k in fields), "")
-        options = []
-        for key, value in fields.items():
-            if key in ("ro", "readonly"):
-                options.append("ro" if _true(spec, key, value) else "rw")
-            elif key in ("volume-nocopy", "nocopy"):
-                if _true(spec, key, value):
-                    options.append("nocopy")
-            else:
-                raise InvalidArgument(f'--mount "{spec}": unknown volume option "{key}"')
-        return _volume_mount(spec, name, destination, options)
+    source = next((fields.pop(k) for k in ("source", "src") if k in fields), "")
     if kind in ("image", "devpts", "glob", "ramfs"):
         raise InvalidArgument(f'--mount "{spec}": type={kind} is not supported yet: use bind, volume or tmpfs')
-    raise InvalidArgument(f'--mount "{spec}": give type=bind, type=volume or type=tmpfs')
+    if kind not in _MOUNT_KEYS:
+        raise InvalidArgument(f'--mount "{spec}": give type=bind, type=volume or type=tmpfs')
+    options = []
+    for key, value in fields.items():
+        if key in ("ro", "readonly"):
+            options.append("ro" if _true(spec, key, value) else "rw")
+        elif key in _MOUNT_KEYS[kind]:
+            option = _MOUNT_KEYS[kind][key](spec, key, value)
+            if option:
+                options.append(option)
+        else:
+            raise InvalidArgument(f'--mount "{spec}": unknown {kind} option "{key}"')
+    if kind == "bind":
+        return _bind(spec, source, destination, options)
+    if kind == "volume":
+        return _volume_mount(spec, source, destination, options)
+    if source:
+        raise InvalidArgument(f'--mount "{spec}": a tmpfs has no source')
+    return _tmpfs_mount(spec, destination, options)
+
+
+#: The `--mount` keys of each type besides ro/readonly, as the -v/--tmpfs option each stands for
+#: ("" when accepted with nothing to do).
+_MOUNT_KEYS: dict[str, dict[str, Any]] = {
+    "bind": {"bind-propagation": lambda spec, key, value: value,
+             "relabel": lambda spec, key, value: ""},  # no SELinux to relabel for, as Podman there
+    "tmpfs": {"tmpfs-size": lambda spec, key, value: f"size={value}",
+              "tmpfs-mode": lambda spec, key, value: f"mode={value}"},
+    "volume": {name: lambda spec, key, value: "nocopy" if _true(spec, key, value) else ""
+               for name in ("volume-nocopy", "nocopy")},
+}
 
 
 def _tmpfs(spec: str) -> dict[str, Any]:
