@@ -359,13 +359,15 @@ def _follow(path: str, stop: Callable[[], bool]) -> Iterator[Event]:
                     old.append((current, time.monotonic() + ROTATION_GRACE))
                 current = _File(fd)
             while True:
-                lines = current.lines() if current is not None else []
-                yield from _decode(lines)
+                # Rotated files first: a writer that put a line in the old file before its next one
+                # in the new file is then seen in its own order.
                 for f, deadline in list(old):
                     yield from _decode(f.lines())
                     if time.monotonic() > deadline:
                         f.close()
                         old.remove((f, deadline))
+                lines = current.lines() if current is not None else []
+                yield from _decode(lines)
                 try:
                     on_disk: tuple[int, int] | None = _identity(os.stat(path))
                 except FileNotFoundError:
