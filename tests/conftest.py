@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,3 +94,65 @@ def cli(store):
         if runtime.db.query("SELECT name FROM networks"):
             run("rm", "-a", "-f", "-t", "0")  # containers first: a network in use cannot go
         runtime.close()
+
+
+# --------------------------------------------------------------------------- docker-registry
+DOCKER_REGISTRY = "/usr/bin/docker-registry"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class DockerRegistry:
+    """/usr/bin/docker-registry serving a temp dir on a free 127.0.0.1 port."""
+
+    def __init__(self, workdir: str, htpasswd: str | None = None):
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        auth = f"auth:\n  htpasswd:\n    realm: workbench-test\n    path: {htpasswd}\n" if htpasswd else ""
+        config = os.path.join(workdir, "config.yml")
+        with open(config, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {workdir}/data\n"
+                    f"http:\n  addr: {self.host}\n{auth}")
+        self.log = open(os.path.join(workdir, "registry.log"), "w")
+        self.proc = subprocess.Popen([DOCKER_REGISTRY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    pytest.fail(f"docker-registry did not start; see {self.log.name}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def start_registry():
+    """start(workdir, htpasswd=None): a DockerRegistry, stopped when the session ends."""
+    if not os.path.exists(DOCKER_REGISTRY):
+        pytest.fail(f"{DOCKER_REGISTRY} is missing: run scripts/setup.sh")
+    servers: list[DockerRegistry] = []
+
+    def start(workdir: str, htpasswd: str | None = None) -> DockerRegistry:
+        servers.append(DockerRegistry(workdir, htpasswd))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(start_registry, tmp_path_factory):
+    """An open registry (plain HTTP, so clients need tls_verify=False or an insecure entry)."""
+    return start_registry(str(tmp_path_factory.mktemp("registry")))

@@ -8,11 +8,9 @@ import hashlib
 import io
 import json
 import os
-import socket
 import subprocess
 import tarfile
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +18,6 @@ from typing import Any
 
 import pytest
 
-DOCKER_REGISTRY = "/usr/bin/docker-registry"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -32,12 +29,6 @@ USER, PASSWORD = "alice", "s3cret-pw"
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def unique(name: str) -> str:
@@ -149,49 +140,8 @@ def skopeo(*args: str) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- docker-registry
 
 
-class DockerRegistry:
-    """/usr/bin/docker-registry serving a temp dir on a free 127.0.0.1 port."""
-
-    def __init__(self, workdir: str, htpasswd: str | None = None):
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        auth = f"auth:\n  htpasswd:\n    realm: workbench-test\n    path: {htpasswd}\n" if htpasswd else ""
-        config = os.path.join(workdir, "config.yml")
-        with open(config, "w") as f:
-            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-                    f"storage:\n  filesystem:\n    rootdirectory: {workdir}/data\n"
-                    f"http:\n  addr: {self.host}\n{auth}")
-        self.log = open(os.path.join(workdir, "registry.log"), "w")
-        self.proc = subprocess.Popen([DOCKER_REGISTRY, "serve", config], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    pytest.fail(f"docker-registry did not start; see {self.log.name}")
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    """An open registry (plain HTTP, so clients need tls_verify=False or an insecure entry)."""
-    if not os.path.exists(DOCKER_REGISTRY):
-        pytest.fail(f"{DOCKER_REGISTRY} is missing: run scripts/setup.sh")
-    server = DockerRegistry(str(tmp_path_factory.mktemp("registry")))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def auth_registry(tmp_path_factory):
+def auth_registry(start_registry, tmp_path_factory):
     """A registry that wants basic auth for USER/PASSWORD (bcrypt htpasswd)."""
     import bcrypt
 
@@ -199,9 +149,7 @@ def auth_registry(tmp_path_factory):
     htpasswd = os.path.join(workdir, "htpasswd")
     with open(htpasswd, "w") as f:
         f.write(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()}\n")
-    server = DockerRegistry(workdir, htpasswd)
-    yield server
-    server.stop()
+    return start_registry(workdir, htpasswd)
 
 
 @pytest.fixture(autouse=True)
