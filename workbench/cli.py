@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as exc:  # a file the user named, a permission, a full disk: say which
         show_traceback(out, args.log_level)
-        out.error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        out.error(f"{os.fsdecode(exc.filename) + ': ' if exc.filename else ''}{exc.strerror or exc}")
         return 125
     except BrokenPipeError:
         return 0
@@ -121,8 +122,6 @@ def run() -> None:
     here; the only state to keep is what is buffered in stdout/stderr, flushed first. Logging's
     handlers write through at once, and SQLite has committed every transaction already.
     """
-    import os
-
     code = main()
     for stream in (sys.stdout, sys.stderr):
         try:

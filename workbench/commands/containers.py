@@ -29,7 +29,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, volumes=a.volume,
                 mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
                 cap_drop=[c for v in a.cap_drop for c in v.split(",")], init=a.init, init_path=a.init_path,
-                privileged=a.privileged,
+                privileged=a.privileged, userns=a.userns,
                 **limit_flags(ctx))
 
 
@@ -41,10 +41,10 @@ def limit_flags(ctx: Context) -> dict[str, Any]:
 
 
 def _default_network() -> str:
-    """Podman's default: the bridge network as root; rootless networking is not there yet."""
-    import os
+    """Podman's default: the bridge network as root, slirp4netns rootless."""
+    from ..engine.rootless import is_rootless
 
-    return "bridge" if os.geteuid() == 0 else "none"
+    return "slirp4netns" if is_rootless() else "bridge"
 
 
 def create(ctx: Context) -> None:

@@ -94,6 +94,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
                                                       "signals and reaps zombies")
     p.add_argument("--init-path", help="the init binary (default: catatonit)")
     p.add_argument("--privileged", action="store_true", help="every capability, the host's devices, no seccomp")
+    p.add_argument("--userns", default="", help="host (default) or keep-id (rootless: you are yourself inside)")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--cap-drop", action="append", default=[])
     p.add_argument("image")
@@ -456,6 +457,10 @@ def _format_only(p):
     p.add_argument("-f", "--format")
 
 
+def _unshare(p):
+    p.add_argument("command", nargs=argparse.REMAINDER, help="what to run (default: $SHELL)")
+
+
 def _update(p):
     _resource_flags(p)
     p.add_argument("container")
@@ -549,6 +554,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("info",): ("info", _format_only),
     ("doctor",): ("doctor", _format_only), ("system", "doctor"): ("doctor", _format_only),
     ("version",): ("version", _format_only),
+    ("unshare",): ("unshare", _unshare),
 }
 
 _GLOBAL_VALUES = {"--root": "root", "--runroot": "runroot", "--runtime": "runtime", "--log-level": "log_level"}

@@ -86,7 +86,7 @@ def info_data(ctx: Context) -> dict[str, Any]:
             "MemTotal": mem.get("MemTotal", 0),
             "OCIRuntime": {"Name": rt.oci.name, "Path": rt.oci.path, "Version": rt.oci.version()},
             "OS": "linux",
-            "Rootless": os.geteuid() != 0,
+            "Rootless": rt.rootless,
         },
         "Store": {
             "ContainerStore": {k.capitalize(): v for k, v in counts.items()},
@@ -109,6 +109,29 @@ def info(ctx: Context) -> None:
         return
     for line in _yaml(data):
         ctx.out.line(line)
+
+
+def unshare(ctx: Context) -> None:
+    """Run a command in the rootless user and mount namespaces, where the store's files and
+    mounts look as the engine sees them (`podman unshare`); $WORKBENCH_ROOT and
+    $WORKBENCH_RUNROOT name the store."""
+    import shutil
+
+    from ..engine.errors import InvalidArgument, OCIRuntimeNotFound, WorkbenchError
+    from ..engine.rootless import is_rootless
+
+    if not is_rootless():
+        raise WorkbenchError("please use unshare with rootless")
+    if not ctx.out.terminal:
+        raise InvalidArgument("unshare starts a process in your terminal: use the workbench command")
+    rt = ctx.rt  # joins the namespaces
+    argv = ctx.args.command or [os.environ.get("SHELL") or "/bin/sh"]
+    env = {**os.environ, "WORKBENCH_ROOT": rt.root, "WORKBENCH_RUNROOT": rt.runroot}
+    program = shutil.which(argv[0])
+    if program is None:
+        raise OCIRuntimeNotFound(f"{argv[0]}: executable file not found in $PATH")
+    sys.stdout.flush()
+    os.execve(program, argv, env)
 
 
 def version(ctx: Context) -> None:

@@ -129,7 +129,16 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
+def containers_have_cgroups() -> bool:
+    """Whether containers get a cgroup of their own (and so limits and stats): as root. Rootless
+    containers stay in the user's cgroup, as rootless Podman's on cgroup v1 (delegated v2
+    cgroups are not used yet)."""
+    from .rootless import is_rootless
+
+    return not is_rootless()
+
+
 def place_conmon(pid: int) -> None:
     """Move a conmon into the conmon cgroup (as root; rootless conmon stays where it was started)."""
-    if os.geteuid() == 0:
+    if containers_have_cgroups():
         move_pid(conmon_cgroup(), pid)

@@ -205,6 +205,11 @@ class Container:
     def pause(self) -> None:
         with self._locked():
             self._check("pause")
+            from . import cgroups
+
+            if not cgroups.containers_have_cgroups():  # the freezer is a cgroup's
+                raise WorkbenchError("can not pause containers on rootless containers with cgroup V1: "
+                                     "pausing needs the container's own cgroup")
             self.rt.oci.pause(self.id)
             self.st.state = ContainerState.PAUSED
             self.save()
@@ -232,10 +237,13 @@ class Container:
     def update(self, **limits: Unpack[Limits]) -> None:
         """Change the cgroup limits of a created, running or paused container (memory="512m",
         cpus=1.5, pids_limit=200, ...); all checked first, and rolled back if the runtime fails."""
-        from . import resources
+        from . import cgroups, resources
 
         if not limits:
             raise InvalidArgument("no resource limits given to update")
+        if not cgroups.containers_have_cgroups():
+            raise WorkbenchError("cannot update the limits of a rootless container on cgroup V1: it has no "
+                                 "cgroup of its own")
         with self._locked():
             self._check("update")
             old = self.config.resources or resources.resources({})
@@ -558,6 +566,9 @@ class Container:
     def connect(self, network: str, *, ip: str | None = None) -> None:
         """Join a bridge network: now if the container runs (a new eth<N>), else from its next start."""
         from .network import attach
+        from .network.networks import require_root
+
+        require_root("network connect")
 
         with self._locked():
             net = self.rt.networks.get(network)

@@ -38,10 +38,50 @@ def _which(name: str) -> str | None:
 
 
 def privileges() -> Check:
-    if os.geteuid() == 0:
+    from .rootless import host_uid, is_rootless
+
+    if not is_rootless():
         return Check("privileges", OK, "root: rootful mode (bridge networks, cgroup limits)")
-    return Check("privileges", WARN, f"uid {os.geteuid()}: rootless mode is not supported yet",
-                 "run as root (sudo), or wait for rootless mode")
+    return Check("privileges", OK, f"uid {host_uid()}: rootless mode (a store of your own, slirp4netns "
+                 "networking; no cgroup limits on cgroup v1)")
+
+
+def rootless_check() -> Check:
+    """What rootless mode needs: subordinate ids and newuidmap, catatonit, slirp4netns, /dev/net/tun."""
+    from .rootless import host_uid, is_rootless, subordinate_ids
+
+    if not is_rootless():
+        return Check("rootless", OK, "not used (running as root)")
+    if not _which("catatonit"):
+        return Check("rootless", MISSING, "no catatonit: the pause process that holds the user namespace",
+                     "apt-get install catatonit")
+    uid = host_uid()
+    has_ids = subordinate_ids("/etc/subuid", uid) and subordinate_ids("/etc/subgid", uid)
+    if has_ids and not (_which("newuidmap") and _which("newgidmap")):
+        return Check("rootless", MISSING, "subordinate ids but no newuidmap/newgidmap to map them",
+                     "apt-get install uidmap")
+    problems, fixes = [], []
+    if not has_ids:
+        problems.append("no subordinate ids: one uid and gid only (images owned by other ids fail)")
+        fixes.append(f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {_user_name(uid)}")
+    if not _which("slirp4netns"):
+        problems.append("no slirp4netns: only --network none")
+        fixes.append("apt-get install slirp4netns")
+    elif not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        problems.append("/dev/net/tun is not usable by you: only --network none")
+        fixes.append("chmod 0666 /dev/net/tun (as root; Debian's default)")
+    if problems:
+        return Check("rootless", WARN, "; ".join(problems), "; ".join(fixes))
+    return Check("rootless", OK, "subordinate ids mapped by newuidmap, catatonit, slirp4netns")
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def user_namespaces() -> Check:
@@ -62,9 +102,8 @@ def user_namespaces() -> Check:
 
 def namespaces() -> Check:
     """The namespaces every container needs (pid, mount, ipc, uts, net), created for real."""
-    if os.geteuid() != 0:
-        return Check("namespaces", WARN, "not probed without root")
-    code, out = _run(["unshare", "--pid", "--mount", "--ipc", "--uts", "--net", "--fork", "true"])
+    as_user = ["--user", "--map-root-user"] if os.geteuid() != 0 else []
+    code, out = _run(["unshare", *as_user, "--pid", "--mount", "--ipc", "--uts", "--net", "--fork", "true"])
     if code != 0:
         return Check("namespaces", MISSING, f"cannot create namespaces: {out[-200:]}",
                      "this host (a Binder-like sandbox?) forbids namespaces: containers cannot run here")
@@ -101,6 +140,10 @@ def overlayfs() -> Check:
 def cgroups_check() -> Check:
     from . import cgroups
 
+    if not cgroups.containers_have_cgroups():
+        return Check("cgroups", WARN, f"{cgroups.layout()}: rootless containers get no cgroup of their own: "
+                     "--memory and the like are ignored, pause is refused, stats come from /proc",
+                     "run as root for limits")
     layout = cgroups.layout()
     if layout == "v2":
         try:
@@ -144,6 +187,11 @@ def conmon() -> Check:
 
 
 def networking() -> Check:
+    from .rootless import is_rootless
+
+    if is_rootless():
+        return Check("networking", OK, "rootless: slirp4netns (outbound access, published ports); bridge "
+                     "networks need root")
     missing = [tool for tool in ("nft",) if not _which(tool)]
     try:
         import importlib.util
@@ -175,8 +223,8 @@ def base_images() -> Check:
     return Check("base images", OK, detail, "" if mmdebstrap else "apt-get install mmdebstrap (Debian images)")
 
 
-PROBES: tuple[Callable[[], Check], ...] = (privileges, user_namespaces, namespaces, overlayfs, cgroups_check,
-                                           oci_runtime, conmon, networking, base_images)
+PROBES: tuple[Callable[[], Check], ...] = (privileges, rootless_check, user_namespaces, namespaces, overlayfs,
+                                           cgroups_check, oci_runtime, conmon, networking, base_images)
 
 
 def checks() -> list[Check]:
@@ -193,5 +241,5 @@ def checks() -> list[Check]:
 
 def containers_can_run(results: list[Check]) -> bool:
     """Whether the essentials (namespaces, overlay, runtime, conmon) are all there."""
-    essential = {"namespaces", "overlayfs", "OCI runtime", "conmon"}
-    return all(c.status != MISSING for c in results if c.name in essential) and os.geteuid() == 0
+    essential = {"namespaces", "overlayfs", "OCI runtime", "conmon", "rootless"}
+    return all(c.status != MISSING for c in results if c.name in essential)

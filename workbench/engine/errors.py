@@ -101,12 +101,3 @@ def classify_runtime_error(message: str) -> OCIRuntimeError:
     if "permission denied" in lower or "operation not permitted" in lower:
         return OCIRuntimePermissionDenied(f"{text}: OCI permission denied")
     return OCIRuntimeError(f"{text}: OCI runtime error")
-
-
-class RootlessNotSupported(WorkbenchError):
-    """The engine was started by an ordinary user: rootless mode is not built yet."""
-
-    def __init__(self) -> None:
-        super().__init__(f"uid {os.geteuid()}: rootless mode is not supported yet: run Workbench as root "
-                         "(sudo workbench ..., or a JupyterLab started as root); `workbench doctor` "
-                         "shows what this machine offers")

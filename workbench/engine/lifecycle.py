@@ -15,6 +15,7 @@ from . import events
 from . import logger
 from . import cgroups
 from . import resources
+from . import rootless
 from . import state as states
 from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .exits import handle_exit_file, mark_stopped, pid_alive
@@ -42,7 +43,8 @@ def mount_storage(c: "Container") -> str:
         return c.st.mountpoint
     image = c.rt.image_store.get(c.config.image_id)
     lowers = list(reversed(image.layers))
-    c.st.mountpoint = c.rt.layers.mount(c.config.layer_id, lowers, volatile=c.config.auto_remove)
+    id_maps = rootless.keep_id_maps() if c.config.userns == "keep-id" else None
+    c.st.mountpoint = c.rt.layers.mount(c.config.layer_id, lowers, volatile=c.config.auto_remove, id_maps=id_maps)
     c.st.mounted = True
     return c.st.mountpoint
 
@@ -85,7 +87,8 @@ def write_runtime_files(c: "Container") -> dict[str, str]:
     files = {
         "/etc/hosts": network.hosts(c, base_hosts()),
         "/etc/hostname": cfg.hostname,  # podman 4.3 writes it without a newline
-        "/etc/resolv.conf": network.resolv_conf(host_resolv, cfg.dns, cfg.dns_search, cfg.dns_options),
+        "/etc/resolv.conf": network.resolv_conf(host_resolv, cfg.dns, cfg.dns_search, cfg.dns_options,
+                                                first=network.own_nameservers(c)),
         "/run/.containerenv": "",
     }
     out = {}
@@ -132,6 +135,8 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
         shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=c.config.mounts,
         read_only=c.config.read_only, init_path=c.config.init_path, privileged=c.config.privileged,
+        cgroups=cgroups.containers_have_cgroups(), tty_gid=5 if rootless.gid_mapped(5) else None,
+        id_maps=rootless.keep_id_maps() if c.config.userns == "keep-id" else None,
     ))
 
 
@@ -146,7 +151,7 @@ def _namespaces(c: "Container") -> dict[str, str]:
     mode = c.config.network
     if mode == "host":
         del spaces["network"]
-    elif mode == "bridge":
+    elif mode in ("bridge", "slirp4netns"):
         spaces["network"] = c.st.netns
     elif mode.startswith("container:"):
         spaces["network"] = _owner_namespace(c, mode.partition(":")[2], "net")
@@ -244,6 +249,7 @@ def init(c: "Container") -> None:
             stdin=c.config.stdin,
         )
         pid, conmon_pid = conmon.create_container(launch)
+        network.setup_created(c, pid)
     except BaseException as exc:
         try:
             c.rt.oci.delete(c.id)

@@ -13,7 +13,7 @@ from . import logger
 from .container import Container
 from .db import Database
 from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidArgument, NoSuchContainer,
-                     RootlessNotSupported, WorkbenchError)
+                     WorkbenchError)
 from .locks import FileLock, LockManager
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
@@ -52,10 +52,16 @@ class Runtime:
     """The engine's entry point; every process (kernel, CLI, cleanup) opens its own on the same store."""
 
     def __init__(self, root: str | None = None, runroot: str | None = None, *, oci_runtime: str | None = None):
-        if os.geteuid() != 0:
-            raise RootlessNotSupported()
-        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or DEFAULT_ROOT)
-        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or DEFAULT_RUNROOT)
+        from . import rootless
+
+        self.rootless = rootless.is_rootless()
+        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT")
+                                    or (rootless.default_root() if self.rootless else DEFAULT_ROOT))
+        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT")
+                                       or (rootless.default_runroot() if self.rootless else DEFAULT_RUNROOT))
+        if self.rootless:
+            rootless.check_own_store(self.root, self.runroot)
+            rootless.join(self.runroot)
         self._oci_preference = oci_runtime or os.environ.get("WORKBENCH_RUNTIME") or None
         for path in (self.root, self.runroot, os.path.join(self.root, "containers"),
                      os.path.join(self.runroot, "containers")):
@@ -340,7 +346,7 @@ class Runtime:
                          shm_size: int | str | None = None, volumes: Sequence[str] = (),
                          mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
                          cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
-                         init_path: str | None = None, privileged: bool = False,
+                         init_path: str | None = None, privileged: bool = False, userns: str = "",
                          **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
@@ -355,11 +361,14 @@ class Runtime:
         `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies.
         `privileged`: every capability, the host's devices, no seccomp filter, nothing masked (as
         Podman; the container is then as strong as root on the host)."""
+        from . import cgroups, resources
         from . import mounts as mount_options
-        from . import resources
         from .oci.spec import DEFAULT_CAPABILITIES, capabilities
 
         limit_set = resources.resources(limits)
+        if limits and not cgroups.containers_have_cgroups():
+            log.warning("Resource limits are not supported and ignored on cgroups V1 rootless systems")
+            limit_set = {}
         rlimits = [resources.parse_ulimit(u) for u in ulimits]
         oom_adj = resources.oom_score_adj(oom_score_adj) if oom_score_adj is not None else None
         shm = resources.shm_size(shm_size) if shm_size is not None else 0
@@ -370,6 +379,11 @@ class Runtime:
 
             caps = sorted(set(capabilities(["ALL"], cap_drop)) & set(privileged_capabilities()))  # less --cap-drop
         init_binary = _init_binary(init_path) if init or init_path else ""
+        userns = _userns_mode(userns)
+        if userns == "keep-id" and user is None:  # as Podman: the user's own uid and gid inside
+            from .rootless import host_gid, host_uid
+
+            user = f"{host_uid()}:{host_gid()}"
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
         if name is not None:
@@ -418,7 +432,7 @@ class Runtime:
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
-            init_path=init_binary, privileged=bool(privileged), **net,
+            init_path=init_binary, privileged=bool(privileged), userns=userns, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -503,6 +517,20 @@ def _validate_hostname(hostname: str) -> None:
 
 #: Where Podman's catatonit lives (Debian's podman links it there), then Debian's own path.
 INIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit")
+
+
+def _userns_mode(userns: str) -> str:
+    """--userns: "" (host, the default) or "keep-id" (rootless only, with enough subordinate ids)."""
+    if userns in ("", "host"):
+        return ""
+    if userns != "keep-id":
+        raise InvalidArgument(f'--userns "{userns}": only host and keep-id are supported')
+    from .rootless import is_rootless, keep_id_maps
+
+    if not is_rootless():
+        raise InvalidArgument("keep-id is only supported in rootless mode")
+    keep_id_maps()  # says what is missing
+    return userns
 
 
 def _init_binary(path: str | None) -> str:

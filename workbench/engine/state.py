@@ -120,6 +120,7 @@ class ContainerConfig(Record):
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
+        "userns": "",
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -162,6 +163,7 @@ class ContainerConfig(Record):
     capabilities: list[str]  # the bounding set ("CAP_..."); empty: Podman's defaults (older configs)
     init_path: str  # --init: the init binary mounted at /run/podman-init as PID 1; "": none
     privileged: bool  # --privileged: every capability, the host's devices, no seccomp, nothing masked
+    userns: str  # "": the engine's own user namespace; "keep-id": a nested one, the user as itself (rootless)
 
 
 class ContainerRuntimeState(Record):
@@ -171,6 +173,7 @@ class ContainerRuntimeState(Record):
         "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
         "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
         "mountpoint": "", "restart_count": 0, "mount_count": 0, "netns": "", "network_status": {},
+        "slirp_pid": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     state: ContainerState
@@ -189,6 +192,7 @@ class ContainerRuntimeState(Record):
     mount_count: int
     netns: str  # bind-mounted network namespace (bridge mode), while set up
     network_status: dict[str, dict[str, Any]]  # network -> ip, prefix, gateway, mac, ifname, host_ifname
+    slirp_pid: int  # slirp4netns mode: the slirp4netns process, while set up
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

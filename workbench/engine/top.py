@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import logger
@@ -70,16 +70,10 @@ def parse_descriptors(words: Sequence[str] | str | None) -> list[str]:
 
 def container_top(c: Container, words: Sequence[str] | str | None = None) -> ProcessTable:
     """The processes of running or paused container `c` (its lock held, so its root stays mounted)."""
-    from . import cgroups
-
     c._check("top")
     names = parse_descriptors(words)
-    cgroup = cgroups.container_cgroup(c.id)
-    directory = cgroups.controller_dir("pids", cgroup)
-    if directory is None or not os.path.isdir(directory):
-        raise WorkbenchError(f"cannot list the processes of container {c.id}: its pids cgroup "
-                             f"{directory or cgroup} is not there")
-    processes = [p for p in (_Process.read(pid, cgroup) for pid in _cgroup_pids(directory)) if p]
+    pids, belongs = members(c)
+    processes = [p for p in (_Process.read(pid, belongs) for pid in pids) if p]
     processes.sort(key=lambda p: (int(p.ns_pid), p.hpid))
     ctx = _Context(c.st.mountpoint, processes)
     rows = tuple(tuple(_DESCRIPTORS[name][1](p, ctx) for name in names) for p in processes)
@@ -87,6 +81,47 @@ def container_top(c: Container, words: Sequence[str] | str | None = None) -> Pro
 
 
 # -- reading /proc -------------------------------------------------------------------------------
+def members(c: Container) -> tuple[Iterable[int], Callable[[int], bool]]:
+    """The pids of container `c`'s processes (those of `exec` too), and a check that an open
+    /proc/<pid> directory still is one of them: by its cgroup as root, by its pid namespace
+    when containers have no cgroup of their own (rootless)."""
+    from . import cgroups
+
+    if not cgroups.containers_have_cgroups():
+        try:
+            namespace = os.readlink(f"/proc/{c.st.pid}/ns/pid") if c.st.pid else ""
+        except FileNotFoundError:
+            namespace = ""
+        if not namespace:
+            return [], lambda dir_fd: False
+        return _namespace_pids(namespace), lambda dir_fd: _pid_namespace(dir_fd) == namespace
+    cgroup = cgroups.container_cgroup(c.id)
+    directory = cgroups.controller_dir("pids", cgroup)
+    if directory is None or not os.path.isdir(directory):
+        raise WorkbenchError(f"cannot list the processes of container {c.id}: its pids cgroup "
+                             f"{directory or cgroup} is not there")
+    return _cgroup_pids(directory), lambda dir_fd: _in_cgroup(_read(dir_fd, "cgroup").decode(errors="replace"),
+                                                              cgroup)
+
+
+def _pid_namespace(dir_fd: int) -> str:
+    try:
+        return os.readlink("ns/pid", dir_fd=dir_fd)
+    except OSError:  # gone, or not ours to see
+        return ""
+
+
+def _namespace_pids(namespace: str) -> Iterator[int]:
+    """Every host pid whose pid namespace is `namespace` (read from /proc, skipping what we may not see)."""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == namespace:
+                    yield int(name)
+            except OSError:
+                continue
+
+
 def _cgroup_pids(directory: str) -> Iterator[int]:
     """Every pid in the cgroup `directory` and the cgroups below it (processes of `exec` included)."""
     for dirpath, _dirs, _files in os.walk(directory):
@@ -120,6 +155,9 @@ def _in_cgroup(text: str, cgroup: str) -> bool:
     return any(path == cgroup or path.startswith(cgroup + "/") for path in paths)
 
 
+_IDENTITY = [(0, 0, 1 << 32)]
+
+
 def _id_map(text: str) -> list[tuple[int, int, int]]:
     """A uid_map/gid_map: (inside, outside, count) ranges."""
     return [(int(a), int(b), int(n)) for a, b, n in (line.split() for line in text.splitlines() if line.strip())]
@@ -139,14 +177,14 @@ class _Process:
     __slots__ = ("cmdline", "comm", "gid_map", "hpid", "label", "stat", "status", "uid_map")
 
     @classmethod
-    def read(cls, hpid: int, cgroup: str) -> _Process | None:
-        """The process `hpid` if it still exists and is still in `cgroup`, else None."""
+    def read(cls, hpid: int, belongs: Callable[[int], bool]) -> _Process | None:
+        """The process `hpid` if it still exists and still `belongs` to the container, else None."""
         try:
             dir_fd = os.open(f"/proc/{hpid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
             return None
         try:
-            if not _in_cgroup(_read(dir_fd, "cgroup").decode(errors="replace"), cgroup):
+            if not belongs(dir_fd):
                 return None  # it exited and its pid went to a process outside the container
             p = cls()
             p.hpid = hpid
@@ -160,8 +198,11 @@ class _Process:
                 key, _, value = line.partition(":")
                 p.status[key] = value.strip()
             p.cmdline = _read(dir_fd, "cmdline", MAX_CMDLINE)
-            p.uid_map = _id_map(_read(dir_fd, "uid_map").decode())
-            p.gid_map = _id_map(_read(dir_fd, "gid_map").decode())
+            if os.readlink("ns/user", dir_fd=dir_fd) == os.readlink("/proc/self/ns/user"):
+                p.uid_map = p.gid_map = _IDENTITY  # our own user namespace (rootless): ids as we see them
+            else:  # the map says how the process's ids look from our namespace
+                p.uid_map = _id_map(_read(dir_fd, "uid_map").decode())
+                p.gid_map = _id_map(_read(dir_fd, "gid_map").decode())
             try:
                 p.label = _read(dir_fd, "attr/current").decode(errors="replace").strip("\n\0")
             except OSError:  # no security module offers labels here

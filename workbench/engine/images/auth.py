@@ -28,7 +28,9 @@ def path(auth_file: str | None = None) -> str:
         return os.environ["REGISTRY_AUTH_FILE"]
     if os.environ.get("XDG_RUNTIME_DIR"):
         return os.path.join(os.environ["XDG_RUNTIME_DIR"], "containers", "auth.json")
-    return f"/run/containers/{os.geteuid()}/auth.json"
+    from ..rootless import host_uid
+
+    return f"/run/containers/{host_uid()}/auth.json"
 
 
 def normalize_key(registry: str) -> str:

@@ -27,6 +27,8 @@ def netns_path(c: Container) -> str:
 def setup(c: Container) -> None:
     """Create the container's network namespace and plug it into its networks (bridge mode)."""
     cfg = c.config
+    if cfg.network == "slirp4netns" and not _made_by_runtime(c):
+        _setup_slirp(c)
     if cfg.network != "bridge":
         return
     from . import firewall, netns
@@ -44,6 +46,36 @@ def setup(c: Container) -> None:
         if ports:
             first = next(iter(c.st.network_status.values()))
             firewall.add_ports(c.id, first["ip"], ports)
+    except BaseException:
+        teardown(c)
+        raise
+
+
+def _made_by_runtime(c: Container) -> bool:
+    """Whether the OCI runtime makes the container's network namespace, which then belongs to the
+    container's own user namespace (--userns=keep-id): runc 1.1 cannot exec into a container whose
+    network namespace another user namespace owns. slirp4netns is attached after create then."""
+    return c.config.userns == "keep-id"
+
+
+def setup_created(c: Container, pid: int) -> None:
+    """The part of `setup` that needs the created container: slirp4netns on the namespace the
+    runtime made (see _made_by_runtime)."""
+    if c.config.network == "slirp4netns" and _made_by_runtime(c):
+        from . import slirp
+
+        c.st.slirp_pid = slirp.start(c, f"/proc/{pid}/ns/net", userns=f"/proc/{pid}/ns/user")
+
+
+def _setup_slirp(c: Container) -> None:
+    from . import netns, slirp
+
+    path = netns_path(c)
+    netns.remove(path)
+    netns.create(path)
+    c.st.netns = path
+    try:
+        c.st.slirp_pid = slirp.start(c, path)
     except BaseException:
         teardown(c)
         raise
@@ -97,6 +129,13 @@ def rewrite_hosts(c: Container) -> None:
 def teardown(c: Container, *, thorough: bool = False) -> None:
     """Remove the ports, interfaces and namespace `setup` made; idempotent. `thorough` (at removal)
     also removes what a process that crashed in the middle of `setup` may have left unrecorded."""
+    if c.config.network == "slirp4netns" and (c.st.netns or c.st.slirp_pid or thorough):
+        from . import netns, slirp
+
+        slirp.stop(c.st.slirp_pid, c)
+        netns.remove(netns_path(c))
+        c.st.netns, c.st.slirp_pid = "", 0
+        return
     if not c.st.netns and not (thorough and c.config.network == "bridge"):
         return
     from . import bridge, firewall, netns
@@ -123,17 +162,23 @@ def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publi
     if not names:
         raise InvalidArgument("no network given: use none, host, bridge, container:NAME or network names")
     mode, networks = "bridge", names
-    if len(names) == 1 and names[0] in ("none", "host"):
+    if len(names) == 1 and names[0] in ("none", "host", "slirp4netns"):
         mode, networks = names[0], []
     elif len(names) == 1 and names[0].startswith("container:"):
         mode, networks = f"container:{rt.container(names[0].partition(':')[2]).id}", []
-    elif any(n in ("none", "host", "bridge") or n.startswith("container:") for n in names) and len(names) > 1:
+    elif any(n in ("none", "host", "bridge", "slirp4netns") or n.startswith("container:") for n in names) \
+            and len(names) > 1:
         raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
     elif names == ["bridge"]:
         networks = [DEFAULT_NETWORK]
+    if mode == "bridge":
+        from .networks import require_root
+
+        require_root(f"--network {','.join(names)}")
     ports = [p for spec in publish for p in parse_publish(spec)] + (exposed(image_cfg) if publish_all else [])
-    if ports and mode != "bridge":
-        raise InvalidArgument(f'cannot publish ports with network mode "{mode}": ports need a bridge network')
+    if ports and mode not in ("bridge", "slirp4netns"):
+        raise InvalidArgument(f'cannot publish ports with network mode "{mode}": ports need a bridge network '
+                              'or slirp4netns')
     seen: set[tuple[str, int]] = set()
     for p in ports:
         if p.host_port and (p.protocol, p.host_port) in seen:
@@ -185,6 +230,10 @@ def hosts(c: Container, base: str) -> str:
     """The container's /etc/hosts: the host's base file, itself, the host, and its network peers."""
     cfg = c.config
     status = c.st.network_status
+    if cfg.network == "slirp4netns":
+        from .slirp import ADDRESS, GATEWAY
+
+        status = {"slirp4netns": {"ip": ADDRESS, "gateway": GATEWAY}}
     if not status:
         return base + f"127.0.0.1\t{cfg.hostname} {cfg.name}\n" + _extra_hosts(cfg.add_hosts)
     first = next(iter(status.values()))
@@ -230,9 +279,20 @@ def refresh_peers(c: Container, networks: list[str]) -> None:
             continue  # a peer going away meanwhile
 
 
-def resolv_conf(host_lines: list[str], dns: list[str], search: list[str], options: list[str]) -> str:
+def own_nameservers(c: Container) -> list[str]:
+    """Name servers the network mode itself offers (slirp4netns's DNS forwarder)."""
+    if c.config.network == "slirp4netns" and not c.config.dns:
+        from .slirp import DNS
+
+        return [DNS]
+    return []
+
+
+def resolv_conf(host_lines: list[str], dns: list[str], search: list[str], options: list[str],
+                first: Sequence[str] = ()) -> str:
     """The host's resolv.conf without loopback name servers (unreachable from a namespace), with
-    `--dns`, `--dns-search` and `--dns-option` replacing the host's entries of each kind."""
+    `--dns`, `--dns-search` and `--dns-option` replacing the host's entries of each kind; the
+    name servers `first` before all."""
     def nameserver_ok(line: str) -> bool:
         words = line.split()
         return not (words[:1] == ["nameserver"] and len(words) > 1
@@ -247,4 +307,4 @@ def resolv_conf(host_lines: list[str], dns: list[str], search: list[str], option
         kept = [line for line in kept if not line.startswith("options")] + ["options " + " ".join(options)]
     if not any(line.startswith("nameserver") for line in kept):
         kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(kept) + "\n"
+    return "".join(f"nameserver {server}\n" for server in first) + "\n".join(kept) + "\n"

@@ -83,7 +83,10 @@ class NetworkStore:
         return _network(rows[0][0])
 
     def list(self) -> list[Network]:
-        self.default()
+        from ..rootless import is_rootless
+
+        if not is_rootless():  # rootless has no bridge networks, not even the default one
+            self.default()
         return [_network(data) for (data,) in self.db.query("SELECT data FROM networks ORDER BY created")]
 
     def default(self) -> Network:
@@ -100,6 +103,7 @@ class NetworkStore:
                labels: dict[str, str] | None = None, bridge: str | None = None) -> Network:
         """A new network; the subnet (a free /24 of 10.77.0.0/16 by default) must not overlap
         another network or a host route; the gateway defaults to the subnet's first address."""
+        require_root("network create")
         if not _NAME.match(name) or len(name) > 128:
             raise InvalidArgument(f'invalid network name "{name}": use letters, digits, "_", "." and "-"')
         if name in ("none", "host", "bridge", "private", "slirp4netns", "pasta") or name.startswith("container:"):
@@ -179,6 +183,15 @@ class NetworkStore:
             self.db.execute("DELETE FROM ip_leases WHERE container_id = ?", (container_id,))
         else:
             self.db.execute("DELETE FROM ip_leases WHERE container_id = ? AND network = ?", (container_id, network))
+
+
+def require_root(what: str) -> None:
+    """Bridge networks are the host's (bridges, veths, nftables rules): refuse them rootless, plainly."""
+    from ..rootless import is_rootless
+
+    if is_rootless():
+        raise WorkbenchError(f"{what}: bridge networks need root; rootless containers use slirp4netns (the "
+                             "default: outbound access and -p published ports) or --network none")
 
 
 def host_lock():

@@ -129,6 +129,10 @@ class SpecInput(NamedTuple):
     read_only: bool = False
     init_path: str = ""  # --init: mounted at INIT_MOUNT, run as PID 1 before the command
     privileged: bool = False  # --privileged: the host's devices, /sys and cgroups writable, nothing masked
+    cgroups: bool = True  # False: no cgroup of its own (rootless without a delegated cgroup: no limits)
+    tty_gid: int | None = 5  # the group of /dev/pts terminals; None where gid 5 is not mapped (rootless)
+    id_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None  # a user namespace of
+    # its own: uid and gid maps (inside, outside, count), as --userns=keep-id makes
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -153,6 +157,8 @@ def generate(spec_in: SpecInput) -> dict:
     namespaces = [{"type": kind, **({"path": path} if path else {})} for kind, path in spaces.items()]
     if spec_in.cgroup_v2:
         namespaces.append({"type": "cgroup"})
+    if spec_in.id_maps is not None:
+        namespaces.append({"type": "user"})
     spec = {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -169,16 +175,19 @@ def generate(spec_in: SpecInput) -> dict:
         "mounts": _mounts(spec_in),
         "annotations": annotations,
         "linux": {
-            "resources": {"devices": [{"allow": spec_in.privileged, "access": "rwm"}],
-                          **(spec_in.resources if spec_in.resources is not None else {"pids": {"limit": PIDS_LIMIT}})},
-            "cgroupsPath": container_cgroup(spec_in.ctr_id),
-            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces else {},
+            **(_cgroup(spec_in) if spec_in.cgroups else {}),
+            # (a network namespace the container's own user namespace does not own refuses net.* sysctls)
+            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces and spec_in.id_maps is None else {},
             "namespaces": namespaces,
             "maskedPaths": [] if spec_in.privileged else list(MASKED_PATHS),
             "readonlyPaths": [] if spec_in.privileged else list(READONLY_PATHS),
             **({"devices": host_devices()} if spec_in.privileged else {}),
         },
     }
+    if spec_in.id_maps is not None:
+        for key, ranges in zip(("uidMappings", "gidMappings"), spec_in.id_maps):
+            spec["linux"][key] = [{"containerID": inside, "hostID": outside, "size": count}
+                                  for inside, outside, count in ranges]
     if spec_in.seccomp is not None:
         spec["linux"]["seccomp"] = spec_in.seccomp
     if spec_in.rlimits:
@@ -188,6 +197,23 @@ def generate(spec_in: SpecInput) -> dict:
     return spec
 
 
+def _cgroup(spec_in: SpecInput) -> dict:
+    """The container's own cgroup and its limits."""
+    limits = spec_in.resources if spec_in.resources is not None else {"pids": {"limit": PIDS_LIMIT}}
+    return {"resources": {"devices": [{"allow": spec_in.privileged, "access": "rwm"}], **limits},
+            "cgroupsPath": container_cgroup(spec_in.ctr_id)}
+
+
+def _sysfs(spec_in: SpecInput) -> dict:
+    """A new sysfs; in a user namespace of the container's own, which does not own the network
+    namespace (made by the engine), mounting one is refused: /sys bound read-only instead (as Podman)."""
+    if spec_in.id_maps is not None:
+        return {"destination": "/sys", "type": "bind", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    return {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "rw" if spec_in.privileged else "ro"]}
+
+
 def _mounts(spec_in: SpecInput) -> list[dict]:
     from ..mounts import merged
 
@@ -195,10 +221,10 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "rw" if spec_in.privileged else "ro"]},
+        _sysfs(spec_in),
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                     *([f"gid={spec_in.tty_gid}"] if spec_in.tty_gid is not None else [])]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={spec_in.shm_size // 1024}k"]},
@@ -208,9 +234,10 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
     if spec_in.init_path:
         mounts.append({"destination": INIT_MOUNT, "type": "bind", "source": spec_in.init_path,
                        "options": ["bind", "ro", "rprivate"]})
-    mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                   "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime",
-                               "rw" if spec_in.privileged else "ro"]})
+    if spec_in.id_maps is None:  # a bound /sys brings the host's cgroup tree along
+        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime",
+                                   "rw" if spec_in.privileged else "ro"]})
     return merged(mounts, spec_in.mounts) if spec_in.mounts else mounts
 
 

@@ -75,13 +75,21 @@ class LayerStore:
             os.mkdir(os.path.join(base, "merged"), 0o700)
         return os.path.join(base, "diff")
 
-    def mount(self, layer_id: str, lowers: list[str], *, volatile: bool = False) -> str:
-        """Mount a container layer over its image layers (top first); returns the mount point."""
+    def mount(self, layer_id: str, lowers: list[str], *, volatile: bool = False,
+              id_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> str:
+        """Mount a container layer over its image layers (top first); returns the mount point.
+
+        `id_maps` (uid and gid maps, as OCI's uidMappings): the files show their ids mapped, the
+        way a container in a user namespace of its own must see them (`--userns=keep-id`): a
+        fuse-overlayfs mount, since the kernel's overlay cannot shift ids here."""
         target = self.merged(layer_id)
         if is_mountpoint(target):
             return target
         lowerdir = ":".join(self.diff(lower) for lower in lowers)
         options = f"lowerdir={lowerdir},upperdir={self.diff(layer_id)},workdir={os.path.join(self.dir(layer_id), 'work')}"
+        if id_maps is not None:
+            _fuse_overlay(target, options, id_maps)
+            return target
         if volatile:
             options += ",volatile"
         try:
@@ -92,7 +100,7 @@ class LayerStore:
             raise WorkbenchError(f"mounting storage for layer {layer_id}: {exc.strerror}") from exc
         return target
 
-    def unmount(self, layer_id: str) -> None:
+    def unmount(self, layer_id: str) -> None:  # a fuse-overlayfs daemon exits when its mount goes
         target = self.merged(layer_id)
         while is_mountpoint(target):
             unmount(target)
@@ -106,3 +114,21 @@ class LayerStore:
             remove_tree(base)
         except OSError as exc:
             raise WorkbenchError(f"could not remove layer directory {base}: {exc.strerror or exc}") from exc
+
+
+def _fuse_overlay(target: str, options: str, id_maps: tuple[list[tuple[int, int, int]], ...]) -> None:
+    """Mount fuse-overlayfs with ids shifted: a file's id C shows as H for each (C, H, count)."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("fuse-overlayfs")
+    if binary is None:
+        raise WorkbenchError("fuse-overlayfs not found: --userns=keep-id needs it (package fuse-overlayfs)")
+    for kind, ranges in zip(("uidmapping", "gidmapping"), id_maps):
+        options += f",{kind}=" + ":".join(f"{inside}:{outside}:{count}" for inside, outside, count in ranges)
+    proc = subprocess.run([binary, "-o", options, target], capture_output=True, text=True)
+    if proc.returncode != 0 or not is_mountpoint(target):
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        hint = " (/dev/fuse must be usable by you: mode 0666)" if "/dev/fuse" in proc.stderr else ""
+        raise WorkbenchError(f"mounting storage with fuse-overlayfs: {detail}{hint}")
+
