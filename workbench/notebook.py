@@ -436,6 +436,12 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         return 0
     if args.log_level == "warn":  # not given: the kernel's (`%ctr --debug` alone sets it)
         args.log_level = kernel.log_level
+    forked = _forked()
+    if forked and ((stdin is None and _opens_console(args)) or _opens_view(args)):
+        out.error("consoles and live views need the engine in the kernel itself, which a rootless kernel "
+                  "(one with threads cannot join the user namespace) does not have yet: run the command "
+                  "without -it/--widget/--plot, or use the workbench command in a terminal")
+        return 125
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
     if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
@@ -446,17 +452,31 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         return 125
     if args.command_name == "attach":
         args.no_stdin = True  # the cell shows the output; there is no terminal to type into
-    ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime),
-                  input=stdin)
 
-    def handle() -> int:
-        find_handler(args.command_name)(ctx)
-        return ctx.exit_code
-    try:
+    def execute(out: Any) -> int:
+        def handle() -> int:
+            ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime),
+                          input=stdin)
+            find_handler(args.command_name)(ctx)
+            return ctx.exit_code
         return _reported(out, handle, args.log_level)
+    try:
+        if forked:
+            from .commands.relay import run_forked
+
+            return run_forked(execute, out)
+        return execute(out)
     except KeyboardInterrupt:
         out.stream("stderr", b"Interrupted\n")
         return 130
+
+
+def _forked() -> bool:
+    """Whether commands run in a forked child: a rootless kernel (threads) cannot join the user
+    namespace itself (see commands/relay.py)."""
+    from .engine import rootless
+
+    return rootless.is_rootless() and not rootless.in_namespace() and rootless.thread_count() > 1
 
 
 def _reported(out: NotebookOutput, work: Callable[[], int], log_level: str = "warn") -> int:
@@ -587,8 +607,11 @@ def _inspects(tokens: list[str]) -> bool:
 
 
 def _runtime_of(tokens: list[str], kernel: Kernel) -> Any:
+    """The kernel's Runtime for these flags; None where commands run forked (rootless)."""
     from .commands.parser import parse
 
+    if _forked():
+        return None
     args = parse(tokens)
     return kernel.runtime(args.root, args.runroot, args.runtime)
 
@@ -627,15 +650,22 @@ def _write_file(tokens: list[str], body: str, kernel: Kernel) -> CtrResult:
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
     archive.seek(0)
-    from .engine.errors import WorkbenchError
 
-    try:
-        kernel.runtime().container(name).put_archive(archive, posixpath.dirname(path) or "/")
-    except (WorkbenchError, OSError) as exc:
-        out.error(str(exc))
-        return CtrResult(["file", *tokens], getattr(exc, "exit_code", 125), out)
-    out.line(f"wrote {len(data)} bytes to {name}:{path}")
-    return CtrResult(["file", *tokens], 0, out)
+    def write(out: Any) -> int:
+        from .engine.errors import WorkbenchError
+
+        try:
+            kernel.runtime().container(name).put_archive(archive, posixpath.dirname(path) or "/")
+        except (WorkbenchError, OSError) as exc:
+            out.error(str(exc))
+            return getattr(exc, "exit_code", 125)
+        out.line(f"wrote {len(data)} bytes to {name}:{path}")
+        return 0
+    if _forked():
+        from .commands.relay import run_forked
+
+        return CtrResult(["file", *tokens], run_forked(write, out), out)
+    return CtrResult(["file", *tokens], write(out), out)
 
 
 class ContainersUnavailable(Exception):

@@ -262,6 +262,8 @@ def _live_target(item: dict[str, Any], runtime: Any) -> Any:
     """The Container or Image an inspect document describes (so Refresh re-reads it), else the data."""
     from ..engine.errors import WorkbenchError
 
+    if runtime is None:  # no engine in this process (a rootless kernel): the data as it was
+        return item
     try:
         if "State" in item:
             return runtime.container(item["Id"])
