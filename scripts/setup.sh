@@ -15,14 +15,19 @@ cd "$(dirname "$0")/.."
 # OCI image-spec JSON schemas the tests validate saved archives against; nftables: NAT and
 # published ports of bridge networks; chromium and fonts-dejavu-core: the headless browser (driven
 # by Playwright, never downloaded) and its monospace font for the widget tests in tests/browser/.
+# Rootless mode: uidmap (newuidmap/newgidmap map the subordinate ids), slirp4netns (the default rootless
+# network), passt and fuse-overlayfs (what rootless Podman uses too), python3 (an interpreter the
+# rootless test user can run: .venv's may live in root's home).
 PACKAGES=(runc crun conmon catatonit busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
-    golang-github-opencontainers-image-spec-dev nftables chromium fonts-dejavu-core)
+    golang-github-opencontainers-image-spec-dev nftables chromium fonts-dejavu-core
+    uidmap slirp4netns passt fuse-overlayfs python3)
 # Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [catatonit]=catatonit [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
     [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap [nftables]=nft
     [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema
-    [chromium]=chromium [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf)
+    [chromium]=chromium [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf
+    [uidmap]=newuidmap [slirp4netns]=slirp4netns [passt]=passt [fuse-overlayfs]=fuse-overlayfs [python3]=python3)
 MIN_PYTHON=(3 11)
 VENV=.venv
 
@@ -77,6 +82,29 @@ if ((${#missing[@]})); then
     ((${#missing[@]} == 0)) || die "still missing after apt-get install: ${missing[*]}"
 fi
 say "system packages present: ${PACKAGES[*]}"
+
+# The user the rootless tests run as (tests/rootless), with subordinate ids (useradd gives a
+# range when it creates the user; an older user without one gets the next free range).
+ROOTLESS_USER=${ROOTLESS_USER:-wbtest}
+if is_root; then
+    if ! id -u "$ROOTLESS_USER" >/dev/null 2>&1; then
+        say "creating user $ROOTLESS_USER for the rootless tests"
+        useradd --create-home --shell /bin/sh "$ROOTLESS_USER"
+    fi
+    for kind in uid gid; do
+        if ! grep -q "^$ROOTLESS_USER:" "/etc/sub$kind" 2>/dev/null; then
+            start=$(awk -F: 'BEGIN {end = 100000} $2 + $3 > end {end = $2 + $3} END {print end}' "/etc/sub$kind" 2>/dev/null || echo 100000)
+            usermod "--add-sub${kind}s" "$start-$((start + 65535))" "$ROOTLESS_USER"
+        fi
+    done
+    # slirp4netns opens /dev/net/tun and fuse-overlayfs (--userns=keep-id) /dev/fuse as the user:
+    # Debian's udev rules make both 0666, some VMs do not
+    for dev in /dev/net/tun /dev/fuse; do
+        if [[ -c $dev && $(stat -c %a "$dev") != 666 ]]; then
+            chmod 0666 "$dev"
+        fi
+    done
+fi
 
 # 2. The Python environment.
 version_ok() {  # the interpreter "$1" is at least MIN_PYTHON

@@ -413,3 +413,8 @@ def test_version_flag_as_podman(cli):
     for flag in ("--version", "-v"):
         proc = cli(flag)
         assert (proc.returncode, proc.stdout) == (0, f"workbench version {__version__}\n")
+
+
+def test_keep_id_is_refused_as_root_with_podmans_message(cli):
+    proc = cli("create", "--userns", "keep-id", "localhost/not-needed:latest", "true")
+    assert (proc.returncode, proc.stderr) == (125, "Error: keep-id is only supported in rootless mode\n")

@@ -13,8 +13,8 @@ EXE = os.path.join(os.path.dirname(sys.executable), "workbench")
 
 def test_this_machine_can_run_containers():
     results = doctor.checks()
-    assert [c.name for c in results] == ["privileges", "user namespaces", "namespaces", "overlayfs", "cgroups",
-                                         "OCI runtime", "conmon", "networking", "base images"]
+    assert [c.name for c in results] == ["privileges", "rootless", "user namespaces", "namespaces", "overlayfs",
+                                         "cgroups", "OCI runtime", "conmon", "networking", "base images"]
     assert doctor.containers_can_run(results), results
     by_name = {c.name: c for c in results}
     assert "runc" in by_name["OCI runtime"].detail and "conmon version" in by_name["conmon"].detail
@@ -43,5 +43,11 @@ def test_cli_table_and_exit_codes():
     assert proc.stdout.rstrip().endswith("containers can run here")
     as_nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", EXE, "doctor"],
                                capture_output=True, text=True)
-    assert as_nobody.returncode == 1
-    assert "Error: containers cannot run here: privileges: run as root" in as_nobody.stderr
+    assert as_nobody.returncode == 0, as_nobody.stderr  # rootless mode, with one mapped id
+    rows = {line.split()[0]: line.split()[1] for line in as_nobody.stdout.splitlines()[1:-1]}
+    assert (rows["privileges"], rows["rootless"], rows["networking"]) == ("ok", "warn", "ok")
+    assert "no subordinate ids: one uid and gid only" in as_nobody.stdout
+    assert "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 nobody" in as_nobody.stdout
+    no_tools = subprocess.run([EXE, "doctor"], capture_output=True, text=True, env={**os.environ, "PATH": "/nonexistent"})
+    assert no_tools.returncode == 1
+    assert no_tools.stderr.startswith("Error: containers cannot run here: ")

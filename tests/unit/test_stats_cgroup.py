@@ -43,7 +43,9 @@ def test_v2_reader_is_reached_through_the_cgroup_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroups, "ROOT", str(tmp_path))
     monkeypatch.setattr(cgroups, "is_v2", lambda: True)
     _tree(tmp_path / cgroups.container_cgroup("abc").lstrip("/"), V2_FILES)
-    assert stats.container_counters("abc").pids == 3
+    from types import SimpleNamespace
+
+    assert stats.container_counters(SimpleNamespace(id="abc")).pids == 3
 
 
 def test_a_vanished_cgroup_reads_as_zeros(tmp_path):

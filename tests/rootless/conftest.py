@@ -1,0 +1,144 @@
+"""Rootless fixtures: the engine run by an ordinary user (scripts/setup.sh creates it, with
+subordinate ids), as a separate process, with /usr/bin/python3 and a copy of the package the
+user can read (.venv and the checkout may live in root's home)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOTLESS_USER = os.environ.get("ROOTLESS_USER", "wbtest")
+PYTHON = "/usr/bin/python3"
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "workbench")
+
+
+class UserStore:
+    """One user's private store (XDG_DATA_HOME, XDG_RUNTIME_DIR) and a way to run commands there."""
+
+    def __init__(self, user: pwd.struct_passwd, base: str):
+        self.user, self.base = user, base
+        self.data = os.path.join(base, "data")
+        self.runtime_dir = os.path.join(base, "run")
+        self.work = os.path.join(base, "work")  # a directory of the user's, for bind mounts
+        for path in (self.data, self.runtime_dir, self.work):
+            os.mkdir(path, 0o700)
+            os.chown(path, user.pw_uid, user.pw_gid)
+        self.root = os.path.join(self.data, "workbench")
+        self.runroot = os.path.join(self.runtime_dir, "workbench")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": self.base,
+                "XDG_DATA_HOME": self.data, "XDG_RUNTIME_DIR": self.runtime_dir, "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": os.path.join(os.path.dirname(self.base), "pkg"), "LANG": "C.UTF-8", **extra}
+
+    def run(self, argv: list[str], *, input: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, cwd=self.base,
+                              user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
+                              env=self.env(**(env or {})))
+
+    def wb(self, *args: str, **options) -> subprocess.CompletedProcess:
+        """`workbench ARGS` as the user."""
+        return self.run([PYTHON, "-m", "workbench", *args], **options)
+
+    def ok(self, *args: str, **options) -> str:
+        proc = self.wb(*args, **options)
+        assert proc.returncode == 0, f"workbench {' '.join(args)}: exit {proc.returncode}: {proc.stderr}"
+        return proc.stdout
+
+    def pause_pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.runroot, "pause.pid")) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def close(self) -> list[str]:
+        """Remove every container, stop the pause process; what the user still runs (leaks)."""
+        self.wb("rm", "-a", "-f", "-t", "0")
+        pid = self.pause_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        return leftover_processes(self.user.pw_uid)
+
+
+def leftover_processes(uid: int, subordinate: tuple[int, int] | None = None) -> list[str]:
+    """Processes (up to 2 s after a teardown) of `uid` or of its subordinate id range."""
+    deadline = time.monotonic() + 2
+    while True:
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                owner = os.stat(f"/proc/{name}").st_uid
+                with open(f"/proc/{name}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if owner == uid or (subordinate and subordinate[0] <= owner < subordinate[0] + subordinate[1]):
+                found.append(f"{name} {comm}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def rootless_base():
+    """A directory every user can enter, holding a readable copy of the package; removed after."""
+    if not os.access(PYTHON, os.X_OK):
+        pytest.fail(f"{PYTHON} is missing: run scripts/setup.sh (it installs python3 for the rootless user)")
+    base = tempfile.mkdtemp(prefix="wb-rootless-", dir="/tmp")
+    os.chmod(base, 0o755)
+    shutil.copytree(PACKAGE, os.path.join(base, "pkg", "workbench"), ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([PYTHON, "-m", "compileall", "-q", os.path.join(base, "pkg")], check=True)  # not on every start
+    for dirpath, dirnames, filenames in os.walk(os.path.join(base, "pkg")):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _store(base: str, user: pwd.struct_passwd, name: str) -> UserStore:
+    home = os.path.join(base, name)
+    os.mkdir(home, 0o755)
+    os.chown(home, user.pw_uid, user.pw_gid)
+    return UserStore(user, home)
+
+
+@pytest.fixture(scope="module")
+def user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(ROOTLESS_USER)
+    except KeyError:
+        pytest.fail(f"user {ROOTLESS_USER} is missing: scripts/setup.sh creates it for the rootless tests")
+
+
+@pytest.fixture(scope="module")
+def store(rootless_base, user) -> UserStore:
+    """The test user's store with a busybox image `bb`; torn down to nothing afterwards."""
+    s = _store(rootless_base, user, "user")
+    s.ok("image", "bootstrap", "busybox", "bb")
+    yield s
+    leaks = s.close()
+    assert not leaks, f"processes of {user.pw_name} left after the rootless tests: {leaks}"
+
+
+@pytest.fixture
+def nobody_store(rootless_base) -> UserStore:
+    """A store of `nobody`, a user without subordinate ids."""
+    user = pwd.getpwnam("nobody")
+    s = _store(rootless_base, user, "nobody")
+    yield s
+    leaks = s.close()
+    assert not leaks, f"processes of nobody left: {leaks}"

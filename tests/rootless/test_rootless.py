@@ -1,0 +1,195 @@
+"""Rootless mode (issue 10), for real: an ordinary user runs the engine with its own store, a user
+namespace held by a pause process, slirp4netns networking and no cgroups (this host is cgroup v1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import textwrap
+import time
+import urllib.request
+
+from workbench.engine.rootless import subordinate_ids
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_info_reports_rootless_mode_and_the_users_own_store(store):
+    info = json.loads(store.ok("info", "--format", "json"))
+    assert info["Host"]["Rootless"] is True
+    assert info["Store"]["GraphRoot"] == store.root
+    assert info["Store"]["RunRoot"] == store.runroot
+    owner = os.stat(store.root)
+    assert (owner.st_uid, owner.st_mode & 0o777) == (store.user.pw_uid, 0o700)
+
+
+def test_a_pause_process_holds_the_namespace_with_the_subordinate_ids(store):
+    store.ok("ps")
+    pid = store.pause_pid()
+    assert pid is not None
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == "catatonit"
+    with open(f"/proc/{pid}/uid_map") as f:
+        ranges = [line.split() for line in f.read().splitlines()]
+    sub = subordinate_ids("/etc/subuid", store.user.pw_uid)
+    assert ranges == [["0", str(store.user.pw_uid), "1"], ["1", str(sub.start), str(sub.count)]]
+    assert os.stat(f"/proc/{pid}").st_uid == store.user.pw_uid
+    store.ok("ps")
+    assert store.pause_pid() == pid  # every later command joins the same one
+
+
+def test_the_lifecycle_runs_as_the_user(store):
+    proc = store.wb("run", "--rm", "bb", "sh", "-c", "id; echo oops >&2; exit 3")
+    assert (proc.returncode, proc.stdout.split()[:2], proc.stderr) == (3, ["uid=0(root)", "gid=0(root)"], "oops\n")
+    ctr = store.ok("run", "-d", "--name", "life", "bb", "sh", "-c", "echo started; sleep 300").strip()
+    pid = int(store.ok("inspect", "--format", "{{.State.Pid}}", "life"))
+    assert os.stat(f"/proc/{pid}").st_uid == store.user.pw_uid  # root inside is the user outside
+    assert "life" in store.ok("ps")
+    assert store.ok("exec", "life", "cat", "/etc/hostname").strip() == ctr[:12]
+    assert store.ok("exec", "-t", "life", "tty").strip().startswith("/dev/pts/")
+    assert store.ok("logs", "life") == "started\n"
+    top = store.ok("top", "life", "user", "args")
+    assert "root" in top and "sleep 300" in top
+    stats = json.loads(store.ok("stats", "--no-stream", "--format", "json", "life"))
+    assert stats[0]["pids"] == "2" or int(stats[0]["pids"]) >= 1
+    refused = store.wb("pause", "life")
+    assert refused.returncode == 125
+    assert "can not pause containers on rootless containers with cgroup V1" in refused.stderr
+    store.ok("stop", "-t", "0", "life")
+    assert store.ok("inspect", "--format", "{{.State.Status}}", "life").strip() == "exited"
+    store.ok("start", "life")
+    store.ok("rm", "-f", "-t", "0", "life")
+    assert store.ok("ps", "-a", "-q") == ""
+    assert sorted(os.listdir(os.path.join(store.runroot, "containers"))) == []
+
+
+def test_limits_are_ignored_with_podmans_warning(store):
+    proc = store.wb("run", "--rm", "--memory", "64m", "bb", "true")
+    assert proc.returncode == 0, proc.stderr
+    assert "Resource limits are not supported and ignored on cgroups V1 rootless systems" in proc.stderr
+
+
+def test_files_made_in_a_bind_mount_belong_to_the_user_or_its_subordinate_ids(store):
+    store.ok("run", "--rm", "-v", f"{store.work}:/data", "bb", "sh", "-c",
+             "echo root > /data/by-root; mkdir /data/d; chown 1000:1000 /data/d")
+    assert os.stat(os.path.join(store.work, "by-root")).st_uid == store.user.pw_uid
+    sub = subordinate_ids("/etc/subuid", store.user.pw_uid)
+    assert os.stat(os.path.join(store.work, "d")).st_uid == sub.start + 999
+
+
+def test_keep_id_makes_the_user_itself_inside_and_what_it_writes_the_users(store):
+    uid, gid = store.user.pw_uid, store.user.pw_gid
+    out = store.ok("run", "--rm", "--userns", "keep-id", "-v", f"{store.work}:/nb", "bb", "sh", "-c",
+                   "id -u; id -g; stat -c %u:%g /etc/passwd /nb; echo kept > /nb/kept; touch /etc/x 2>&1; true")
+    lines = out.splitlines()
+    assert lines[:4] == [str(uid), str(gid), "0:0", f"{uid}:{gid}"]  # the image's root is still root
+    assert "Permission denied" in lines[4]
+    kept = os.stat(os.path.join(store.work, "kept"))
+    assert (kept.st_uid, kept.st_gid) == (uid, gid)
+    port = _free_port()
+    store.ok("run", "-d", "--name", "kid", "--userns", "keep-id", "-p", f"127.0.0.1:{port}:8080", "bb",
+             "httpd", "-f", "-p", "8080", "-h", "/etc")
+    try:
+        assert store.ok("exec", "kid", "id", "-u").strip() == str(uid)
+        assert store.ok("exec", "-u", "0", "kid", "id", "-u").strip() == "0"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=5) as answer:
+                    assert answer.read().strip() == store.ok("inspect", "--format", "{{.Id}}", "kid")[:12].encode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        store.ok("rm", "-f", "-t", "0", "kid")
+    bad = store.wb("run", "--rm", "--userns", "nobody-knows", "bb", "true")
+    assert (bad.returncode, bad.stderr.strip()) == (125, 'Error: --userns "nobody-knows": only host and keep-id are '
+                                                         'supported')
+
+
+def test_a_rootless_container_cannot_write_outside_the_users_own_files(store):
+    proc = store.wb("run", "--rm", "-v", "/etc:/hostetc", "-v", "/root:/hostroot", "bb", "sh", "-c",
+                    "touch /hostetc/wb-rootless-was-here; ls /hostroot")
+    assert proc.returncode != 0
+    assert "Permission denied" in proc.stderr
+    assert not os.path.exists("/etc/wb-rootless-was-here")
+
+
+def test_published_port_is_reached_from_the_host_and_freed_after(store):
+    port = _free_port()
+    store.ok("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", "bb", "sh", "-c",
+             "echo served-rootless > /srv.txt; exec httpd -f -p 80 -h /")
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/srv.txt", timeout=5) as answer:
+                    assert answer.read() == b"served-rootless\n"
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert store.ok("port", "web").strip() == f"80/tcp -> 127.0.0.1:{port}"
+        outbound = store.wb("exec", "web", "sh", "-c", "cat /etc/resolv.conf; ip -4 addr show tap0")
+        assert "nameserver 10.0.2.3" in outbound.stdout and "10.0.2.100/24" in outbound.stdout
+    finally:
+        store.ok("rm", "-f", "-t", "0", "web")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the served connection may be in TIME_WAIT
+        s.bind(("127.0.0.1", port))  # slirp4netns let go of its listening socket
+        s.listen()
+
+
+def test_commit_push_and_pull_through_a_registry(store, registry):
+    store.ok("run", "--name", "maker", "bb", "sh", "-c", "echo made-rootless > /made.txt")
+    store.ok("commit", "maker", "made:1")
+    store.ok("rm", "maker")
+    assert store.ok("run", "--rm", "made:1", "cat", "/made.txt") == "made-rootless\n"
+    ref = f"{registry.host}/rootless/made:1"
+    store.ok("push", "--tls-verify=false", "made:1", ref)
+    store.ok("rmi", "made:1")
+    store.ok("pull", "--tls-verify=false", ref)
+    assert store.ok("run", "--rm", ref, "cat", "/made.txt") == "made-rootless\n"
+    store.ok("rmi", ref)
+
+
+def test_a_kernel_with_threads_runs_commands_in_a_forked_child(store):
+    script = textwrap.dedent("""
+        import threading, time
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a kernel has threads
+        from workbench.notebook import ctr
+        r = ctr("run --rm bb sh -c 'echo out; echo err >&2; exit 4'")
+        print("RESULT", r.exit_code, repr(r.stdout))
+        d = ctr("inspect bb")
+        print("INSPECT", d.exit_code, d[0]["RepoTags"] if isinstance(d.data, list) else d.data)
+        r = ctr("pause nosuch")
+        print("ERROR", r.exit_code, r.errors)
+    """)
+    proc = store.run(["/usr/bin/python3", "-c", script])
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in proc.stdout.splitlines()
+             if line.startswith(("RESULT", "INSPECT", "ERROR"))}
+    assert lines["RESULT"] == "4 'out\\n'"
+    assert lines["INSPECT"] == "0 ['localhost/bb:latest']"
+    assert lines["ERROR"].startswith("125 ['no container with name or ID \"nosuch\" found")
+
+
+def test_a_store_of_another_user_is_refused_plainly(store):
+    proc = store.wb("--root", "/var/lib", "ps")
+    assert proc.returncode == 125
+    assert proc.stderr.startswith(f"Error: /var/lib: this store belongs to uid 0, not to uid {store.user.pw_uid}")
+
+
+def test_a_user_without_subordinate_ids_gets_one_mapped_id_and_a_warning(nobody_store):
+    proc = nobody_store.wb("image", "bootstrap", "busybox", "bb")
+    assert proc.returncode == 0, proc.stderr
+    assert "has no subordinate ids in /etc/subuid and /etc/subgid: only one uid and gid are mapped" in proc.stderr
+    assert nobody_store.ok("run", "--rm", "-t", "bb", "sh", "-c", "id -u; tty").split() == ["0", "/dev/pts/0"]
