@@ -1,8 +1,10 @@
 """Workbench vs Podman, side by side in one run: container lifecycle speed and memory.
 
-Usage: .venv/bin/python bench/lifecycle.py [--runs N] [--quick]
+Usage: .venv/bin/python bench/lifecycle.py [--runs N] [--quick] [--rootless [--user NAME]]
 Both engines use private, temporary stores and `--network none`. Podman is optional: without
-it only Workbench's figures are printed.
+it only Workbench's figures are printed. `--rootless` (as root) runs both engines as an ordinary
+user instead (default: wbtest, which scripts/setup.sh creates), rootless Podman against
+Workbench's rootless mode.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from workbench import Runtime  # noqa: E402
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
 
 TARGETS = {"in-process run": 0.4, "CLI run --rm": 0.7, "ps -a (200)": 0.5}
+ROOTLESS_TARGETS = {"in-process run": 0.5}
 
 
 class Engine:
@@ -144,7 +147,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--long", type=int, default=1000, help="containers for the long-lived Runtime check")
     ap.add_argument("--quick", action="store_true", help="fewer containers, for a smoke run")
+    ap.add_argument("--rootless", action="store_true", help="both engines as an ordinary user (run as root)")
+    ap.add_argument("--user", default="wbtest", help="the user of --rootless")
+    ap.add_argument("--as-user", action="store_true", help=argparse.SUPPRESS)  # the --rootless run itself
     opts = ap.parse_args()
+    if opts.as_user:
+        return rootless_run(opts.runs)
+    if opts.rootless:
+        return as_user(opts)
     counts = {"ps": 20, "start": 5} if opts.quick else {"ps": 200, "start": 50}
     work = tempfile.mkdtemp(prefix="wb-bench-")
     try:
@@ -190,6 +200,121 @@ def _report(results: dict, long_lived: dict, counts: dict) -> None:
               f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
     print(f"\nlong-lived Runtime: RSS {long_lived['rss_growth_mib']:+.1f} MiB, fds {long_lived['fd_growth']:+d}, "
           f"threads {long_lived['thread_growth']:+d}  (target: RSS < 20 MiB, no fd or thread growth)")
+
+
+# -- rootless: both engines as an ordinary user ---------------------------------------------------
+def as_user(opts: argparse.Namespace) -> int:
+    """Run this script again as `opts.user` on private stores and a copy of the package it can read."""
+    import pwd
+
+    user = pwd.getpwnam(opts.user)
+    work = tempfile.mkdtemp(prefix="wb-bench-rootless-")
+    os.chmod(work, 0o755)
+    try:
+        shutil.copytree(os.path.join(os.path.dirname(HERE), "workbench"), os.path.join(work, "pkg", "workbench"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(os.path.join(HERE, "lifecycle.py"), os.path.join(work, "pkg", "lifecycle.py"))
+        shutil.copy(os.path.join(HERE, "podman-containers.conf"), os.path.join(work, "pkg", "podman-containers.conf"))
+        # compiled by the user's interpreter, so its CLI does not recompile on every start
+        subprocess.run(["/usr/bin/python3", "-m", "compileall", "-q", os.path.join(work, "pkg")], check=True)
+        for dirpath, _dirs, files in os.walk(os.path.join(work, "pkg")):
+            os.chmod(dirpath, 0o755)
+            for name in files:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+        home = os.path.join(work, "home")
+        os.mkdir(home, 0o700)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": home, "XDG_RUNTIME_DIR": home,
+               "XDG_DATA_HOME": os.path.join(home, "data"), "PYTHONPATH": os.path.join(work, "pkg"),
+               "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
+        proc = subprocess.run(["/usr/bin/python3", os.path.join(work, "pkg", "lifecycle.py"), "--as-user",
+                               "--runs", str(opts.runs)], user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                              env=env, cwd=home)
+        return proc.returncode
+    finally:
+        subprocess.run(["pkill", "-9", "-u", str(user.pw_uid)], capture_output=True)
+        cleanup(work)
+
+
+def rootless_run(runs: int) -> int:
+    """As the user: in-process and CLI `run --rm` of Workbench's rootless mode and rootless Podman.
+
+    The in-process Runtime lives in a forked worker (it joins Workbench's user namespace; Podman
+    must run outside it, or it would take itself for root)."""
+    home = os.environ["HOME"]
+    tar = write_busybox_rootfs(os.path.join(home, "busybox.tar"))
+    wb = Engine("workbench", [sys.executable, "-m", "workbench"])
+    pm = Engine("podman", ["podman", "--root", os.path.join(home, "pm"), "--runroot", os.path.join(home, "pm-run"),
+                           "--tmpdir", os.path.join(home, "pm-tmp"), "--cgroup-manager", "cgroupfs",
+                           "--events-backend", "none"],
+                {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
+    image = "localhost/bench/busybox"
+    wb("import", tar, "bench/busybox")
+    engines = {"workbench": wb}
+    if shutil.which("podman"):
+        pm("import", tar, "bench/busybox")
+        engines["podman"] = pm
+    results: dict[str, dict] = {name: {} for name in engines}
+    cli = interleaved_medians({n: (lambda e=e: e.timed("run", "--rm", "--network", "none", image, "true"))
+                               for n, e in engines.items()}, runs)
+    for name, value in cli.items():
+        results[name]["CLI run --rm"] = value
+    worker = _RunWorker(image)
+    try:
+        fns: dict[str, Callable[[], float]] = {"workbench": worker.run_once}
+        if "podman" in engines:
+            fns["podman"] = lambda: pm.timed("run", "--rm", "--network", "none", image, "true")
+        for name, value in interleaved_medians(fns, runs).items():
+            results[name]["in-process run"] = value
+    finally:
+        worker.close()
+        wb("rm", "-a", "-f", check=False)
+    wb_res, pm_res = results["workbench"], results.get("podman")
+    print(f"\nrootless (uid {os.getuid()}){'':<6}{'workbench':>12}{'podman':>12}{'ratio':>8}  target")
+    for key in ("in-process run", "CLI run --rm"):
+        w, p = wb_res[key], (pm_res or {}).get(key)
+        ratio = w / p if p else None
+        target = ROOTLESS_TARGETS.get(key)
+        verdict = "" if target is None or ratio is None else f"<= {target} " + ("ok" if ratio <= target else "MISSED")
+        print(f"{key:<22}{w:>10.3f} s{(f'{p:10.3f} s') if p else '         -  ':>12}"
+              f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
+    return 0
+
+
+class _RunWorker:
+    """A forked child holding a rootless Runtime: each request runs one container and answers
+    with the seconds it took."""
+
+    def __init__(self, image: str):
+        self.requests_r, self.requests_w = os.pipe()
+        self.answers_r, self.answers_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                rt = Runtime()  # joins the user namespace: this process is single-threaded
+                rt.run(image, ["true"], remove=True)
+                while os.read(self.requests_r, 1) == b"r":
+                    start = time.perf_counter()
+                    rt.run(image, ["true"], remove=True)
+                    os.write(self.answers_w, f"{time.perf_counter() - start:.6f}\n".encode())
+                code = 0
+            finally:
+                os._exit(code)
+
+    def run_once(self) -> float:
+        os.write(self.requests_w, b"r")
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = os.read(self.answers_r, 64)
+            if not chunk:
+                raise RuntimeError("the rootless worker died")
+            answer += chunk
+        return float(answer)
+
+    def close(self) -> None:
+        os.write(self.requests_w, b"q")
+        os.waitpid(self.pid, 0)
 
 
 if __name__ == "__main__":
