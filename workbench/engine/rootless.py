@@ -10,13 +10,8 @@ kernel (threads) runs its commands in a forked child that joins (see notebook.py
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
-import pwd
-import shutil
-import signal
-import subprocess
 from typing import NamedTuple
 
 from . import logger
@@ -164,6 +159,8 @@ def _owned_private_dir(path: str) -> bool:
 
 
 def _home() -> str:
+    import pwd
+
     home = os.environ.get("HOME")
     if home and home != "/":
         return home
@@ -173,6 +170,8 @@ def _home() -> str:
 # -- subordinate ids ------------------------------------------------------------------------
 def subordinate_ids(path: str, uid: int) -> IdRange | None:
     """The first range `path` (/etc/subuid or /etc/subgid) gives this user (by name or id)."""
+    import pwd
+
     try:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -228,6 +227,9 @@ def ensure_pause(runroot: str) -> int:
 
 def _start_pause() -> int:
     """Fork a child that unshares a user and mount namespace, map its ids, then let it pause."""
+    import ctypes
+    import shutil
+    import signal
     pause = shutil.which("catatonit") or "/usr/libexec/podman/catatonit"
     if not os.access(pause, os.X_OK):
         raise RootlessError("catatonit not found: rootless mode keeps its user namespace in a `catatonit -P` "
@@ -278,6 +280,8 @@ def _start_pause() -> int:
 
 def _write_maps(pid: int, uid: int, gid: int, sub_uids: IdRange | None, sub_gids: IdRange | None) -> None:
     """Map the user to 0 and its subordinate ids to 1..N; only the user itself without them."""
+    import shutil
+    import subprocess
     if sub_uids is None or sub_gids is None:
         log.warning("uid %d has no subordinate ids in /etc/subuid and /etc/subgid: only one uid and gid are "
                     "mapped, so images with files of other owners cannot be used (add a range with "
@@ -301,7 +305,9 @@ def _write_maps(pid: int, uid: int, gid: int, sub_uids: IdRange | None, sub_gids
 
 
 
-def _libc() -> ctypes.CDLL:
+def _libc():
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.unshare.argtypes = [ctypes.c_int]
@@ -329,6 +335,8 @@ def join(runroot: str) -> None:
         raise RootlessError("rootless mode: this process has threads, and only a single-threaded process can "
                             "join the user namespace: use the `workbench` command, or `%ctr` in a notebook "
                             "(it runs each command in a process that joins)")
+    import ctypes
+
     cwd = os.getcwd()
     libc = _libc()
     for kind, flag in (("user", CLONE_NEWUSER), ("mnt", CLONE_NEWNS)):
