@@ -161,6 +161,32 @@ def test_commit_push_and_pull_through_a_registry(store, registry):
     store.ok("rmi", ref)
 
 
+def test_build_cp_volumes_and_the_host_network_work_rootless(store):
+    context = os.path.join(store.work, "ctx")
+    os.mkdir(context)
+    with open(os.path.join(context, "Containerfile"), "w") as f:
+        f.write('FROM bb\nRUN echo built-rootless > /built.txt\nCMD ["cat", "/built.txt"]\n')
+    os.chown(context, store.user.pw_uid, store.user.pw_gid)
+    store.ok("build", "-t", "built:1", context)  # RUN steps on slirp4netns, no pause for the commit
+    assert store.ok("run", "--rm", "built:1") == "built-rootless\n"
+    store.ok("rmi", "built:1")
+    store.ok("run", "-d", "--name", "copied", "-v", "data:/data", "bb", "sleep", "300")
+    try:
+        source = os.path.join(store.work, "in.txt")
+        with open(source, "w") as f:
+            f.write("copied-in\n")
+        store.ok("cp", source, "copied:/data/in.txt")  # into a running container: cp would pause it as root
+        assert store.ok("exec", "copied", "cat", "/data/in.txt") == "copied-in\n"
+    finally:
+        store.ok("rm", "-f", "-t", "0", "copied")
+    assert store.ok("run", "--rm", "-v", "data:/data", "bb", "cat", "/data/in.txt") == "copied-in\n"
+    store.ok("volume", "rm", "data")
+    host = store.ok("run", "--rm", "--network", "host", "bb", "sh", "-c", "ls /sys/class/net")
+    assert "lo" in host.split()
+    refused = store.wb("network", "create", "lab")
+    assert refused.returncode == 125 and "bridge networks need root" in refused.stderr
+
+
 def test_a_kernel_with_threads_runs_commands_in_a_forked_child(store):
     script = textwrap.dedent("""
         import threading, time

@@ -14,6 +14,13 @@ PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Stat
 PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}
 
 
+def default_network() -> str:
+    """Podman's default: the bridge network as root, slirp4netns rootless."""
+    from ..engine.rootless import is_rootless
+
+    return "slirp4netns" if is_rootless() else "bridge"
+
+
 def _create_options(ctx: Context) -> dict[str, Any]:
     a = ctx.args
     labels = {}
@@ -22,7 +29,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
         labels[key] = value
     return dict(name=a.name, env=ctx.env_from_flags(a.env, a.env_file), workdir=a.workdir, user=a.user,
                 entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
-                remove=a.rm, labels=labels, network=a.network or _default_network(), tty=a.tty, stdin=a.interactive,
+                remove=a.rm, labels=labels, network=a.network or default_network(), tty=a.tty, stdin=a.interactive,
                 hostname=a.hostname, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                 dns_search=a.dns_search, dns_options=a.dns_option, add_hosts=a.add_host, ip=a.ip,
                 mac_address=a.mac_address, pid=a.pid, ipc=a.ipc, uts=a.uts, aliases=a.network_alias,
@@ -38,13 +45,6 @@ def limit_flags(ctx: Context) -> dict[str, Any]:
     from ..engine.resources import Limits
 
     return {name: getattr(ctx.args, name) for name in Limits.__annotations__ if getattr(ctx.args, name) is not None}
-
-
-def _default_network() -> str:
-    """Podman's default: the bridge network as root, slirp4netns rootless."""
-    from ..engine.rootless import is_rootless
-
-    return "slirp4netns" if is_rootless() else "bridge"
 
 
 def create(ctx: Context) -> None:

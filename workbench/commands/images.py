@@ -212,11 +212,13 @@ def history(ctx: Context) -> None:
 
 def build(ctx: Context) -> None:
     """`build [-t NAME] [-f FILE] [--build-arg K=V] CONTEXT`: step lines and RUN output as they come."""
+    from .containers import default_network
+
     a = ctx.args
     args = {}
     for item in a.build_arg:
         key, sep, value = item.partition("=")
         args[key] = value if sep else os.environ.get(key, "")
-    image = ctx.rt.build(a.context, containerfile=a.file, tags=a.tag, build_args=args, network=a.network,
-                         output=None if a.quiet else ctx.out.stream)
+    image = ctx.rt.build(a.context, containerfile=a.file, tags=a.tag, build_args=args,
+                         network=a.network or default_network(), output=None if a.quiet else ctx.out.stream)
     ctx.out.line(image.id)

@@ -360,7 +360,7 @@ def _build(p):
     p.add_argument("-t", "--tag", action="append", default=[])
     p.add_argument("-f", "--file")
     p.add_argument("--build-arg", action="append", default=[], help="NAME=VALUE")
-    p.add_argument("--network", default="bridge")
+    p.add_argument("--network", help="for RUN steps (default: as run's)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("context", nargs="?", default=".")
 

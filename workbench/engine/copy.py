@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from .errors import InvalidArgument
-from .state import ContainerState as S
 
 if TYPE_CHECKING:
     from .container import Container
@@ -116,18 +115,14 @@ def _bind_endpoint(bind: dict, path: str) -> _Endpoint:
 @contextmanager
 def _container_root(c: "Container", pause: bool) -> Iterator[int]:
     """The container's root dir fd, mounted (and the container paused, if asked and running)."""
-    from .filesystem import mounted
+    from .filesystem import mounted, paused
 
-    paused = pause and c.st.state == S.RUNNING
     with mounted(c) as rootfs:
         root_fd = os.open(rootfs, _DIR)
-        if paused:
-            c.rt.oci.pause(c.id)
         try:
-            yield root_fd
+            with paused(c, pause):
+                yield root_fd
         finally:
-            if paused:
-                c.rt.oci.resume(c.id)
             os.close(root_fd)
 
 

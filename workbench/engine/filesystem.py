@@ -10,6 +10,8 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from . import events
@@ -48,6 +50,22 @@ def unmount(c: "Container", force: bool) -> None:
         cleanup_storage(c)
     c.save()
     events.container(c, "unmount")
+
+
+@contextmanager
+def paused(c: "Container", pause: bool) -> Iterator[None]:
+    """The container paused for the block when `pause` is asked and it runs. Where containers have
+    no cgroup (rootless on cgroup v1) none can be paused, and it is not (as Podman's cp and commit)."""
+    from . import cgroups
+
+    if not (pause and c.st.state == S.RUNNING and cgroups.containers_have_cgroups()):
+        yield
+        return
+    c.rt.oci.pause(c.id)
+    try:
+        yield
+    finally:
+        c.rt.oci.resume(c.id)
 
 
 class mounted:
@@ -172,19 +190,12 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     store = c.rt.image_store
     base = store.get(c.config.image_id)
     name = normalize_local(reference) if reference else None
-    paused = pause and c.st.state == S.RUNNING
-    if paused:
-        c.rt.oci.pause(c.id)
     meter = Meter(progress)
-    try:
-        with tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
-            write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
-                      clamp_mtime=timestamp, skip=empty_runtime_files(c))
-            layer.seek(0)
-            diff_id, _ = store.put_layer(layer)
-    finally:
-        if paused:
-            c.rt.oci.resume(c.id)
+    with paused(c, pause), tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
+        write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
+                  clamp_mtime=timestamp, skip=empty_runtime_files(c))
+        layer.seek(0)
+        diff_id, _ = store.put_layer(layer)
     meter.finish()
     created = rfc3339(time.time() if timestamp is None else timestamp)
     config = json.loads(c.rt.content.read("sha256:" + base.id))

@@ -137,6 +137,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         read_only=c.config.read_only, init_path=c.config.init_path, privileged=c.config.privileged,
         cgroups=cgroups.containers_have_cgroups(), tty_gid=5 if rootless.gid_mapped(5) else None,
         id_maps=rootless.keep_id_maps() if c.config.userns == "keep-id" else None,
+        bind_sys=rootless.is_rootless() and (c.config.userns == "keep-id" or c.config.network == "host"),
     ))
 
 

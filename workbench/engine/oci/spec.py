@@ -133,6 +133,8 @@ class SpecInput(NamedTuple):
     tty_gid: int | None = 5  # the group of /dev/pts terminals; None where gid 5 is not mapped (rootless)
     id_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None  # a user namespace of
     # its own: uid and gid maps (inside, outside, count), as --userns=keep-id makes
+    bind_sys: bool = False  # /sys bound from the host: the container's user namespace does not own its
+    # network namespace (rootless keep-id, or the host's network), so it may not mount a sysfs
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -205,9 +207,8 @@ def _cgroup(spec_in: SpecInput) -> dict:
 
 
 def _sysfs(spec_in: SpecInput) -> dict:
-    """A new sysfs; in a user namespace of the container's own, which does not own the network
-    namespace (made by the engine), mounting one is refused: /sys bound read-only instead (as Podman)."""
-    if spec_in.id_maps is not None:
+    """A new sysfs, or /sys bound read-only where mounting one is refused (see bind_sys; as Podman)."""
+    if spec_in.bind_sys:
         return {"destination": "/sys", "type": "bind", "source": "/sys",
                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
     return {"destination": "/sys", "type": "sysfs", "source": "sysfs",
@@ -234,7 +235,7 @@ def _mounts(spec_in: SpecInput) -> list[dict]:
     if spec_in.init_path:
         mounts.append({"destination": INIT_MOUNT, "type": "bind", "source": spec_in.init_path,
                        "options": ["bind", "ro", "rprivate"]})
-    if spec_in.id_maps is None:  # a bound /sys brings the host's cgroup tree along
+    if not spec_in.bind_sys:  # a bound /sys brings the host's cgroup tree along
         mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                        "options": ["rprivate", "nosuid", "noexec", "nodev", "relatime",
                                    "rw" if spec_in.privileged else "ro"]})
