@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from typing import Any
 
 from ..engine import logger
 from ..engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
 from ..engine.state import ContainerState
 from .context import Context
-from .terminal import DEFAULT_DETACH_KEYS, Terminated, interact, parse_detach_keys, terminal_size
+from .terminal import (
+    DEFAULT_DETACH_KEYS,
+    Terminated,
+    interact,
+    parse_detach_keys,
+    terminal_size,
+)
 
 
 def _detach_keys(ctx: Context) -> bytes:
@@ -39,6 +47,9 @@ def exec_(ctx: Context) -> None:
         if not detached:
             ctx.exit_code = session.wait()
     except Terminated as exc:
+        if exc.number == signal.SIGHUP:  # our terminal hung up: so does the one of the exec'd process
+            with contextlib.suppress(Exception):
+                session.signal(signal.SIGHUP)
         ctx.exit_code = exc.exit_code
     except KeyboardInterrupt:
         ctx.exit_code = _interrupted(ctx, session)

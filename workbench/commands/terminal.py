@@ -28,6 +28,7 @@ class Terminated(Exception):
 
     def __init__(self, number: int):
         super().__init__(f"terminated by signal {number}")
+        self.number = number
         self.exit_code = 128 + number
 _CTRL_KEYS = {**{chr(c): c - ord("a") + 1 for c in range(ord("a"), ord("z") + 1)},
               "@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
