@@ -437,10 +437,9 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if args.log_level == "warn":  # not given: the kernel's (`%ctr --debug` alone sets it)
         args.log_level = kernel.log_level
     forked = _forked()
-    if forked and ((stdin is None and _opens_console(args)) or _opens_view(args)):
-        out.error("consoles and live views need the engine in the kernel itself, which a rootless kernel "
-                  "(one with threads cannot join the user namespace) does not have yet: run the command "
-                  "without -it/--widget/--plot, or use the workbench command in a terminal")
+    if forked and _opens_view(args):
+        out.error("live views need the engine in the kernel itself, which a rootless kernel (one with threads "
+                  "cannot join the user namespace) does not have yet: run the command without --widget/--plot")
         return 125
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
@@ -504,7 +503,6 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
     """A terminal in the cell: the cell returns at once with the Console; a pump moves the bytes."""
     import io
 
-    from .commands import handler as find_handler
     from .commands.context import Context
     from .engine.errors import ContainerStateError, InvalidArgument
     from .engine.state import ContainerState
@@ -514,39 +512,75 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
     except ImportError as exc:
         out.error(f"an interactive console needs the notebook extras (pip install 'workbench[jupyter]'): {exc}")
         return 125
-    rt = kernel.runtime(args.root, args.runroot, args.runtime)
-    ctx = Context(args=args, out=out, runtime=rt)
+    if _forked():  # rootless: the sessions run through the workbench command (widgets/cli_session.py)
+        from .widgets.cli_session import CliContainer, cli_prefix
+
+        prefix = cli_prefix(args.root or kernel.root, args.runroot or kernel.runroot, args.runtime)
+        rt = None
+
+        def lookup(name: str) -> Any:
+            return CliContainer(prefix, name)
+
+        def create(quiet: NotebookOutput) -> int:
+            from .commands.relay import run_forked
+
+            return run_forked(lambda relay: _reported(relay, lambda: _create(args, relay, kernel)), quiet)
+    else:
+        rt = kernel.runtime(args.root, args.runroot, args.runtime)
+        lookup = rt.container
+
+        def create(quiet: NotebookOutput) -> int:
+            return _create(args, quiet, kernel)
 
     def open_one() -> int:
         if args.command_name == "exec":
             if not args.command:
                 raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
-            console = Console(rt.container(args.container), args.command,
-                              env=ctx.env_from_flags(args.env, args.env_file),
+            env = Context(args=args, out=out, runtime=rt).env_from_flags(args.env, args.env_file)
+            console = Console(lookup(args.container), args.command, env=env,
                               user=args.user, workdir=args.workdir, privileged=args.privileged)
         elif args.command_name == "attach":
-            c = rt.container(args.container)
+            c = lookup(args.container)
             if c.state != ContainerState.RUNNING:
                 raise ContainerStateError("you can only attach to running containers")
             console = Console(c)
         else:  # run -it: create, then attach and start (no output lost)
             quiet = NotebookOutput(io.StringIO(), io.StringIO())
-            create = Context(args=args, out=quiet, runtime=rt)
-            find_handler("create")(create)
-            if create.exit_code or not quiet.lines:
+            code = create(quiet)
+            if code or not quiet.lines:
                 for message in quiet.errors:
                     out.error(message)
-                return create.exit_code or 125
-            c = rt.container(quiet.lines[-1])
+                return code or 125
+            c = lookup(quiet.lines[-1])
             try:
                 console = Console(c, start=True)
             except BaseException:
                 if args.rm:
-                    c.remove(force=True)
+                    _remove_quietly(c, rt)
                 raise
         out.widgets.append(console)
         return 0
     return _reported(out, open_one)
+
+
+def _create(args: Any, out: Any, kernel: Kernel) -> int:
+    """`create` with the parsed `run` flags; the new container's ID is its last line."""
+    from .commands import handler as find_handler
+    from .commands.context import Context
+
+    ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime))
+    find_handler("create")(ctx)
+    return ctx.exit_code
+
+
+def _remove_quietly(c: Any, rt: Any) -> None:
+    """Remove a container whose console failed to open (`run -it --rm`)."""
+    if rt is not None:
+        c.remove(force=True)
+    else:
+        import subprocess
+
+        subprocess.run([*c.argv_prefix, "rm", "-f", "-t", "0", c.id], capture_output=True)
 
 
 def _widgets_available() -> bool:

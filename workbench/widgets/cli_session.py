@@ -1,0 +1,170 @@
+"""A console's session through the `workbench` command in a pseudo-terminal: for rootless kernels.
+
+A rootless kernel cannot join the user namespace (it has threads), so it cannot hold an engine
+session itself. The `workbench` command can: the Console runs `workbench exec -it` (or `start
+-ai` / `attach`) with a pseudo-terminal as its terminal, and moves the bytes. Window sizes go to
+the terminal (the command resizes the container's on SIGWINCH); hanging up the terminal hangs up
+the exec'd process. `CliContainer` is the little of a Container a Console asks for.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class CliContainer:
+    """A container known by name to the `workbench` command (global flags in `argv_prefix`)."""
+
+    def __init__(self, argv_prefix: Sequence[str], name_or_id: str):
+        self.argv_prefix = list(argv_prefix)
+        self.id, self.name = self._inspect("{{.Id}} {{.Name}}", name_or_id).split(" ", 1)
+
+    def _inspect(self, template: str, target: str | None = None) -> str:
+        target = target or self.id
+        proc = subprocess.run([*self.argv_prefix, "inspect", "--type", "container", "--format", template, target],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            from ..engine.errors import NoSuchContainer
+
+            raise NoSuchContainer(target)
+        return proc.stdout.strip()
+
+    @property
+    def state(self) -> Any:
+        from ..engine.state import ContainerState
+
+        return ContainerState(self._inspect("{{.State.Status}}"))
+
+    def exec_session(self, command: Sequence[str], *, size: tuple[int, int], on_output: Callable[[str, bytes], None],
+                     env: dict[str, str] | None = None, user: str | None = None, workdir: str | None = None,
+                     privileged: bool = False, **_: Any) -> PtySession:
+        flags = [f"--env={key}={value}" for key, value in (env or {}).items()]
+        flags += [f"--user={user}"] if user else []
+        flags += [f"--workdir={workdir}"] if workdir else []
+        flags += ["--privileged"] if privileged else []
+        return PtySession([*self.argv_prefix, "exec", "-it", "--detach-keys=", *flags, self.id, *command],
+                          size, on_output)
+
+    def attach_session(self, *, start: bool, size: tuple[int, int], on_output: Callable[[str, bytes], None],
+                       **_: Any) -> PtySession:
+        verb = ["start", "--attach", "--interactive"] if start else ["attach"]
+        return PtySession([*self.argv_prefix, *verb, "--detach-keys=", self.id], size, on_output)
+
+
+class PtySession:
+    """The `workbench` command on a pseudo-terminal: its output read by a thread, our writes its input."""
+
+    tty = True
+    stdin = True
+
+    def __init__(self, argv: list[str], size: tuple[int, int], on_output: Callable[[str, bytes], None]):
+        self._master, slave = os.openpty()  # both non-inheritable: the command gets the slave as 0, 1, 2
+        _set_size(slave, size)
+        self.pid = os.fork()
+        if self.pid == 0:  # only async-signal-safe work until exec (the kernel has threads)
+            try:
+                os.login_tty(slave)  # a new session, the terminal its controlling one, stdio on it
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        os.close(slave)
+        self.id = f"cli-{self.pid}"
+        self.exit_code: int | None = None
+        self._status: int | None = None
+        self._reap_lock = threading.Lock()
+        self._on_output = on_output
+        self._done = threading.Event()
+        threading.Thread(target=self._read, name=f"workbench-pty-{self.pid}", daemon=True).start()
+
+    @property
+    def ended(self) -> bool:
+        return self._done.is_set()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self._master, 65536)
+            except OSError as exc:  # EIO: the command and everything on the terminal are gone
+                if exc.errno not in (errno.EIO, errno.EBADF):
+                    raise
+                break
+            if not data:
+                break
+            self._on_output("stdout", data)
+        self.exit_code = self._wait_exit()
+        self._done.set()
+
+    def _wait_exit(self, block: bool = True) -> int | None:
+        """The command's exit code (reaped once, under a lock), None while it runs (`block` False).
+        Blocking polls: the terminal's end comes with (or just before) the command's."""
+        while True:
+            with self._reap_lock:
+                if self._status is None:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                    if pid != 0:
+                        self._status = os.waitstatus_to_exitcode(status)
+                if self._status is not None or not block:
+                    return self._status
+            time.sleep(0.01)
+
+    def _running(self) -> bool:
+        return self._wait_exit(block=False) is None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._master, view):]
+
+    def resize(self, rows: int, cols: int) -> None:
+        _set_size(self._master, (rows, cols))  # the command gets SIGWINCH and resizes the container's
+
+    def signal(self, number: int) -> None:
+        """SIGHUP hangs up the terminal (the command passes it on to an exec'd process); others go
+        to the command."""
+        if self._running():
+            os.kill(self.pid, number)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self.id} still runs after {timeout} s")
+        return self.exit_code if self.exit_code is not None else -1
+
+    def close(self) -> None:
+        """Hang up and let go: the command ends, an attached main process runs on."""
+        if self._running():
+            os.kill(self.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while self._running() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self._running():
+                os.kill(self.pid, signal.SIGKILL)
+        self._done.wait(5)
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
+
+
+def _set_size(fd: int, size: tuple[int, int]) -> None:
+    rows, cols = size
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def cli_prefix(root: str | None, runroot: str | None, runtime: str | None) -> list[str]:
+    """The `workbench` command line with the kernel's global flags."""
+    argv = [sys.executable, "-m", "workbench"]
+    for flag, value in (("--root", root), ("--runroot", runroot), ("--runtime", runtime)):
+        if value:
+            argv += [flag, value]
+    return argv
