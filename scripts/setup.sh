@@ -16,18 +16,19 @@ cd "$(dirname "$0")/.."
 # published ports of bridge networks; chromium and fonts-dejavu-core: the headless browser (driven
 # by Playwright, never downloaded) and its monospace font for the widget tests in tests/browser/.
 # Rootless mode: uidmap (newuidmap/newgidmap map the subordinate ids), slirp4netns (the default rootless
-# network), passt and fuse-overlayfs (what rootless Podman uses too), python3 (an interpreter the
-# rootless test user can run: .venv's may live in root's home).
+# network), passt and fuse-overlayfs (what rootless Podman uses too), python3 and python3-venv (an
+# interpreter and kernel environment the rootless test user can run: .venv's may live in root's home).
 PACKAGES=(runc crun conmon catatonit busybox-static iproute2 procps zstd podman skopeo docker-registry mmdebstrap
     golang-github-opencontainers-image-spec-dev nftables chromium fonts-dejavu-core
-    uidmap slirp4netns passt fuse-overlayfs python3)
+    uidmap slirp4netns passt fuse-overlayfs python3 python3-venv)
 # Where a package cannot be checked with dpkg (not Debian): a command (or a path) each package provides.
 declare -A PROVIDES=([runc]=runc [crun]=crun [conmon]=conmon [catatonit]=catatonit [busybox-static]=busybox
     [iproute2]=ip [procps]=pgrep [zstd]=zstd [podman]=podman [skopeo]=skopeo
     [docker-registry]=docker-registry [mmdebstrap]=mmdebstrap [nftables]=nft
     [golang-github-opencontainers-image-spec-dev]=/usr/share/gocode/src/github.com/opencontainers/image-spec/schema
     [chromium]=chromium [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf
-    [uidmap]=newuidmap [slirp4netns]=slirp4netns [passt]=passt [fuse-overlayfs]=fuse-overlayfs [python3]=python3)
+    [uidmap]=newuidmap [slirp4netns]=slirp4netns [passt]=passt [fuse-overlayfs]=fuse-overlayfs [python3]=python3
+    [python3-venv]=/usr/lib/python3/dist-packages)
 MIN_PYTHON=(3 11)
 VENV=.venv
 
@@ -104,6 +105,23 @@ if is_root; then
             chmod 0666 "$dev"
         fi
     done
+    # A kernel environment (pyproject's [kernel] extra, not the package) on /usr/bin/python3 that
+    # every user can run: the rootless tests run notebooks as the test user with it.
+    ROOTLESS_ENV=${ROOTLESS_ENV:-/opt/workbench-rootless-kernel}
+    kernel_deps=$(/usr/bin/python3 -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['kernel']))")
+    kernel_stamp="$ROOTLESS_ENV/.installed-$(sha256sum <<<"$kernel_deps" | cut -c1-16)"
+    if [[ ! -f $kernel_stamp ]]; then
+        say "creating $ROOTLESS_ENV (a kernel environment for the rootless tests' user)"
+        rm -rf "$ROOTLESS_ENV"
+        /usr/bin/python3 -m venv "$ROOTLESS_ENV"
+        # shellcheck disable=SC2086 # one argument per requirement
+        "$ROOTLESS_ENV/bin/python" -m pip install -q --disable-pip-version-check $kernel_deps 2>&1 \
+            | grep -v "^WARNING: Location" || true
+        "$ROOTLESS_ENV/bin/python" -c "import ipykernel, nbclient, pandas, anywidget" \
+            || die "$ROOTLESS_ENV: the kernel packages did not install"
+        chmod -R a+rX "$ROOTLESS_ENV"
+        touch "$kernel_stamp"
+    fi
 fi
 
 # 2. The Python environment.

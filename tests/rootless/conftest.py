@@ -15,7 +15,9 @@ import pytest
 
 ROOTLESS_USER = os.environ.get("ROOTLESS_USER", "wbtest")
 PYTHON = "/usr/bin/python3"
-PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "workbench")
+KERNEL_PYTHON = os.path.join(os.environ.get("ROOTLESS_ENV", "/opt/workbench-rootless-kernel"), "bin", "python")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE = os.path.join(REPO, "workbench")
 
 
 class UserStore:
@@ -42,6 +44,13 @@ class UserStore:
         return subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, cwd=self.base,
                               user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[],
                               env=self.env(**(env or {})))
+
+    def notebook(self, path: str) -> subprocess.CompletedProcess:
+        """Run a notebook end to end (scripts/run_notebook.py) in a kernel of the user's."""
+        if not os.access(KERNEL_PYTHON, os.X_OK):
+            pytest.fail(f"{KERNEL_PYTHON} is missing: scripts/setup.sh makes it (the rootless user's kernel)")
+        runner = os.path.join(os.path.dirname(self.base), "pkg", "run_notebook.py")
+        return self.run([KERNEL_PYTHON, runner, path], timeout=600)
 
     def wb(self, *args: str, **options) -> subprocess.CompletedProcess:
         """`workbench ARGS` as the user."""
@@ -100,6 +109,8 @@ def rootless_base():
     base = tempfile.mkdtemp(prefix="wb-rootless-", dir="/tmp")
     os.chmod(base, 0o755)
     shutil.copytree(PACKAGE, os.path.join(base, "pkg", "workbench"), ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(REPO, "scripts", "run_notebook.py"), os.path.join(base, "pkg", "run_notebook.py"))
+    shutil.copy(os.path.join(REPO, "notebooks", "01-quickstart.ipynb"), os.path.join(base, "pkg", "quickstart.ipynb"))
     subprocess.run([PYTHON, "-m", "compileall", "-q", os.path.join(base, "pkg")], check=True)  # not on every start
     for dirpath, dirnames, filenames in os.walk(os.path.join(base, "pkg")):
         os.chmod(dirpath, 0o755)

@@ -219,3 +219,47 @@ def test_a_user_without_subordinate_ids_gets_one_mapped_id_and_a_warning(nobody_
     assert proc.returncode == 0, proc.stderr
     assert "has no subordinate ids in /etc/subuid and /etc/subgid: only one uid and gid are mapped" in proc.stderr
     assert nobody_store.ok("run", "--rm", "-t", "bb", "sh", "-c", "id -u; tty").split() == ["0", "/dev/pts/0"]
+
+
+def test_the_quickstart_notebook_runs_end_to_end_as_the_user(store):
+    proc = store.notebook(os.path.join(os.path.dirname(store.base), "pkg", "quickstart.ipynb"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "code cells ran" in proc.stdout
+    assert "hello from a container" in proc.stdout
+
+
+def test_a_console_in_a_rootless_kernel_takes_keys_and_sizes(store):
+    import nbformat
+
+    cells = [
+        "%load_ext workbench",
+        "%ctr run -d --name typed bb sleep 300",
+        "console = %ctr exec -it typed sh\nassert type(console).__name__ == 'Console', console",
+        textwrap.dedent("""
+            import time
+
+            def seen(text, timeout=20):
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    if text.encode() in bytes(console._ring) + bytes(console._pending):
+                        return True
+                    time.sleep(0.05)
+                raise AssertionError(f"{text!r} not in {bytes(console._ring) + bytes(console._pending)!r}")
+
+            console.write("echo typed-$((6*7))\\n")
+            seen("typed-42")
+            console._queue_resize(31, 97)
+            time.sleep(0.5)
+            console.write("stty size\\n")
+            seen("31 97")
+            print("CONSOLE-OK", console.status)
+        """),
+        "console.close()\nprint('CLOSED', console.status)\n%ctr rm -f -t 0 typed",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    path = os.path.join(store.work, "console.ipynb")
+    nbformat.write(nb, path)
+    os.chown(path, store.user.pw_uid, store.user.pw_gid)
+    proc = store.notebook(path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "CONSOLE-OK running" in proc.stdout and "CLOSED closed" in proc.stdout
