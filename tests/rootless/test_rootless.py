@@ -263,3 +263,30 @@ def test_a_console_in_a_rootless_kernel_takes_keys_and_sizes(store):
     proc = store.notebook(path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "CONSOLE-OK running" in proc.stdout and "CLOSED closed" in proc.stdout
+
+
+def test_layer_owners_are_shifted_into_the_subordinate_ids_and_unmapped_ones_refused(store):
+    import io
+    import tarfile
+
+    def tar_of(owners: dict[str, int]) -> str:
+        path = os.path.join(store.work, f"owners-{len(owners)}.tar")
+        with tarfile.open(path, "w") as t:
+            for name, uid in owners.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.uid, info.gid = 1, uid, uid
+                t.addfile(info, io.BytesIO(b"x"))
+        os.chown(path, store.user.pw_uid, store.user.pw_gid)
+        return path
+    images = store.ok("images", "-q")
+    layers = sorted(os.listdir(os.path.join(store.root, "layers")))
+    refused = store.wb("import", tar_of({"ok.txt": 1000, "far.txt": 70000}), "far:1")
+    assert refused.returncode == 125
+    assert "'far.txt': owner 70000:70000 is not mapped in this user namespace" in refused.stderr
+    assert store.ok("images", "-q") == images and sorted(os.listdir(os.path.join(store.root, "layers"))) == layers
+    image = store.ok("import", tar_of({"by-1000.txt": 1000}), "owned:1").strip()
+    sub = subordinate_ids("/etc/subuid", store.user.pw_uid)
+    layer_dirs = [d for d in os.listdir(os.path.join(store.root, "layers")) if d not in layers]
+    owners = {os.stat(os.path.join(store.root, "layers", d, "diff", "by-1000.txt")).st_uid for d in layer_dirs}
+    assert owners == {sub.start + 999}, (image, layer_dirs)
+    store.ok("rmi", "owned:1")

@@ -63,6 +63,17 @@ class ArchiveError(WorkbenchError):
     """An archive is malformed, exceeds a limit, or tries to reach outside its destination."""
 
 
+def _own(m: tarfile.TarInfo, chown: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """chown for member `m`; an owner this user namespace does not map (rootless) is said plainly."""
+    try:
+        chown(*args, **kwargs)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        raise ArchiveError(f"{m.name!r}: owner {m.uid}:{m.gid} is not mapped in this user namespace: potentially "
+                           "insufficient UIDs or GIDs available (check /etc/subuid and /etc/subgid)") from None
+
+
 class WhiteoutMode(enum.Enum):
     """How `.wh.` entries are applied."""
 
@@ -693,7 +704,7 @@ class _Applier:
                 self._clear(layer_dir.fd, parent + (target,), keep_dir=False)
                 os.mknod(target, stat.S_IFCHR, os.makedev(0, 0), dir_fd=layer_dir.fd)
                 if self.same_owner:
-                    os.chown(target, m.uid, m.gid, dir_fd=layer_dir.fd, follow_symlinks=False)
+                    _own(m, os.chown, target, m.uid, m.gid, dir_fd=layer_dir.fd, follow_symlinks=False)
             return
         existing = self._existing_dir(parent)
         if existing is not None:
@@ -734,7 +745,7 @@ class _Applier:
 
     def _own_mode_times(self, fd: int, m: tarfile.TarInfo, *, xattrs: bool = False) -> None:
         if self.same_owner:
-            os.fchown(fd, m.uid, m.gid)
+            _own(m, os.fchown, fd, m.uid, m.gid)
         os.fchmod(fd, m.mode & 0o7777)
         if xattrs:
             self._xattrs(m, fd=fd)
@@ -743,7 +754,7 @@ class _Applier:
     def _own_times_nofollow(self, dir_fd: int, name: str, m: tarfile.TarInfo, *, chmod: bool = False) -> None:
         """Metadata for objects that cannot be opened safely (symlinks, devices, fifos)."""
         if self.same_owner:
-            os.chown(name, m.uid, m.gid, dir_fd=dir_fd, follow_symlinks=False)
+            _own(m, os.chown, name, m.uid, m.gid, dir_fd=dir_fd, follow_symlinks=False)
         if chmod:
             with _Fd(os.open(name, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)) as pfd:
                 if not stat.S_ISLNK(os.fstat(pfd.fd).st_mode):
