@@ -26,6 +26,13 @@ def test_info_reports_rootless_mode_and_the_users_own_store(store):
     assert info["Store"]["RunRoot"] == store.runroot
     owner = os.stat(store.root)
     assert (owner.st_uid, owner.st_mode & 0o777) == (store.user.pw_uid, 0o700)
+    sub = subordinate_ids("/etc/subuid", store.user.pw_uid)
+    assert info["Host"]["IDMappings"]["UIDMap"] == [
+        {"ContainerID": 0, "HostID": store.user.pw_uid, "Size": 1},
+        {"ContainerID": 1, "HostID": sub.start, "Size": sub.count}]
+    assert info["Host"]["Capabilities"] == {
+        "DefaultNetwork": "slirp4netns", "BridgeNetworks": False, "CgroupLimits": False, "Pause": False,
+        "KeepID": True, "Slirp4netns": "/usr/bin/slirp4netns"}
 
 
 def test_a_pause_process_holds_the_namespace_with_the_subordinate_ids(store):
@@ -290,3 +297,18 @@ def test_layer_owners_are_shifted_into_the_subordinate_ids_and_unmapped_ones_ref
     owners = {os.stat(os.path.join(store.root, "layers", d, "diff", "by-1000.txt")).st_uid for d in layer_dirs}
     assert owners == {sub.start + 999}, (image, layer_dirs)
     store.ok("rmi", "owned:1")
+
+
+def test_fuse_overlayfs_mounts_the_storage_when_asked_or_when_the_kernel_refuses_overlay(store):
+    fuse = {"WORKBENCH_MOUNT_PROGRAM": "fuse-overlayfs"}  # as storage.conf's mount_program
+    ctr = store.ok("run", "-d", "--name", "fused", "bb", "sleep", "300", env=fuse).strip()
+    try:
+        mounts = store.ok("unshare", "cat", "/proc/self/mountinfo")
+        assert any(ctr in line and "fuse.fuse-overlayfs" in line for line in mounts.splitlines())
+        store.ok("exec", "fused", "sh", "-c", "echo through-fuse > /made.txt", env=fuse)
+        assert "A /made.txt" in store.ok("diff", "fused", env=fuse)
+    finally:
+        store.ok("rm", "-f", "-t", "0", "fused", env=fuse)
+    missing = store.wb("run", "--rm", "bb", "true", env={"WORKBENCH_MOUNT_PROGRAM": "no-such-mounter"})
+    assert missing.returncode == 125
+    assert "no-such-mounter not found: mounting this container's storage needs it" in missing.stderr

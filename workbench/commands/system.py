@@ -87,6 +87,8 @@ def info_data(ctx: Context) -> dict[str, Any]:
             "OCIRuntime": {"Name": rt.oci.name, "Path": rt.oci.path, "Version": rt.oci.version()},
             "OS": "linux",
             "Rootless": rt.rootless,
+            "IDMappings": {"UIDMap": _id_map("/proc/self/uid_map"), "GIDMap": _id_map("/proc/self/gid_map")},
+            "Capabilities": _mode_capabilities(rt),
         },
         "Store": {
             "ContainerStore": {k.capitalize(): v for k, v in counts.items()},
@@ -97,6 +99,26 @@ def info_data(ctx: Context) -> dict[str, Any]:
         },
         "Version": {"Version": __version__, "PythonVersion": "%d.%d.%d" % sys.version_info[:3], "OsArch": f"linux/{_arch()}"},
     }
+
+
+def _id_map(path: str) -> list[dict[str, int]]:
+    """The process's user namespace map (the rootless one once joined; the identity as root)."""
+    with open(path) as f:
+        return [dict(zip(("ContainerID", "HostID", "Size"), map(int, line.split()))) for line in f if line.strip()]
+
+
+def _mode_capabilities(rt: Any) -> dict[str, Any]:
+    """What works in this mode (rootless on cgroup v1 has no limits and no bridges)."""
+    import shutil
+
+    from ..engine import cgroups
+    from ..engine.rootless import gid_mapped
+
+    rootless = rt.rootless
+    return {"DefaultNetwork": "slirp4netns" if rootless else "bridge", "BridgeNetworks": not rootless,
+            "CgroupLimits": cgroups.containers_have_cgroups(), "Pause": cgroups.containers_have_cgroups(),
+            "KeepID": rootless and bool(shutil.which("fuse-overlayfs")) and gid_mapped(1),
+            "Slirp4netns": shutil.which("slirp4netns") or ""}
 
 
 def info(ctx: Context) -> None:

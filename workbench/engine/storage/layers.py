@@ -6,9 +6,12 @@ import ctypes
 import errno
 import os
 
+from .. import logger
 from ..files import remove_tree
 from ..locks import FileLock
 from ..errors import WorkbenchError
+
+log = logger.get(__name__)
 
 _MNT_DETACH = 2
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
@@ -87,7 +90,7 @@ class LayerStore:
             return target
         lowerdir = ":".join(self.diff(lower) for lower in lowers)
         options = f"lowerdir={lowerdir},upperdir={self.diff(layer_id)},workdir={os.path.join(self.dir(layer_id), 'work')}"
-        if id_maps is not None:
+        if id_maps is not None or os.environ.get("WORKBENCH_MOUNT_PROGRAM"):
             _fuse_overlay(target, options, id_maps)
             return target
         if volatile:
@@ -97,6 +100,11 @@ class LayerStore:
         except OSError as exc:
             if volatile and exc.errno == errno.EINVAL:
                 return self.mount(layer_id, lowers)
+            if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENODEV) and _in_user_namespace():
+                log.info("the kernel refuses overlay in this user namespace (%s): fuse-overlayfs instead",
+                         exc.strerror)  # kernels before 5.11
+                _fuse_overlay(target, options, None)
+                return target
             raise WorkbenchError(f"mounting storage for layer {layer_id}: {exc.strerror}") from exc
         return target
 
@@ -116,19 +124,29 @@ class LayerStore:
             raise WorkbenchError(f"could not remove layer directory {base}: {exc.strerror or exc}") from exc
 
 
-def _fuse_overlay(target: str, options: str, id_maps: tuple[list[tuple[int, int, int]], ...]) -> None:
-    """Mount fuse-overlayfs with ids shifted: a file's id C shows as H for each (C, H, count)."""
+def _in_user_namespace() -> bool:
+    from ..rootless import in_namespace
+
+    return in_namespace()
+
+
+def _fuse_overlay(target: str, options: str, id_maps: tuple[list[tuple[int, int, int]], ...] | None) -> None:
+    """Mount with fuse-overlayfs (or $WORKBENCH_MOUNT_PROGRAM, as storage.conf's mount_program):
+    the fallback where the kernel refuses overlay in a user namespace, and the way to show ids
+    shifted (`id_maps`: a file's id C shows as H for each (C, H, count))."""
     import shutil
     import subprocess
 
-    binary = shutil.which("fuse-overlayfs")
+    program = os.environ.get("WORKBENCH_MOUNT_PROGRAM") or "fuse-overlayfs"
+    binary = shutil.which(program)
     if binary is None:
-        raise WorkbenchError("fuse-overlayfs not found: --userns=keep-id needs it (package fuse-overlayfs)")
-    for kind, ranges in zip(("uidmapping", "gidmapping"), id_maps):
+        raise WorkbenchError(f"{program} not found: mounting this container's storage needs it (package "
+                             "fuse-overlayfs)")
+    for kind, ranges in zip(("uidmapping", "gidmapping"), id_maps or ()):
         options += f",{kind}=" + ":".join(f"{inside}:{outside}:{count}" for inside, outside, count in ranges)
     proc = subprocess.run([binary, "-o", options, target], capture_output=True, text=True)
     if proc.returncode != 0 or not is_mountpoint(target):
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         hint = " (/dev/fuse must be usable by you: mode 0666)" if "/dev/fuse" in proc.stderr else ""
-        raise WorkbenchError(f"mounting storage with fuse-overlayfs: {detail}{hint}")
+        raise WorkbenchError(f"mounting storage with {program}: {detail}{hint}")
 
