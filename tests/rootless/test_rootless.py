@@ -312,3 +312,56 @@ def test_fuse_overlayfs_mounts_the_storage_when_asked_or_when_the_kernel_refuses
     missing = store.wb("run", "--rm", "bb", "true", env={"WORKBENCH_MOUNT_PROGRAM": "no-such-mounter"})
     assert missing.returncode == 125
     assert "no-such-mounter not found: mounting this container's storage needs it" in missing.stderr
+
+
+def _catatonits(uid: int) -> set[int]:
+    found = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/comm") as f:
+                if f.read().strip() == "catatonit" and os.stat(f"/proc/{name}").st_uid == uid:
+                    found.add(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def test_without_newuidmap_the_user_is_told_to_install_uidmap_and_nothing_is_started(store, tmp_path):
+    tools = os.path.join(store.work, "tools-without-newuidmap")
+    os.mkdir(tools)
+    os.symlink("/usr/bin/catatonit", os.path.join(tools, "catatonit"))
+    runtime_dir = os.path.join(store.work, "fresh-run")
+    os.mkdir(runtime_dir, 0o700)
+    os.chown(runtime_dir, store.user.pw_uid, store.user.pw_gid)
+    before = _catatonits(store.user.pw_uid)
+    proc = store.wb("ps", env={"PATH": tools, "XDG_RUNTIME_DIR": runtime_dir,
+                               "XDG_DATA_HOME": os.path.join(store.work, "fresh-data")})
+    assert proc.returncode == 125
+    assert proc.stderr.strip() == ("Error: newuidmap not found: mapping the subordinate ids needs it; install "
+                                   "package uidmap")
+    assert _catatonits(store.user.pw_uid) == before
+    assert not os.path.exists(os.path.join(runtime_dir, "workbench", "pause.pid"))
+
+
+def test_without_xdg_runtime_dir_a_private_tmp_run_root_is_used_and_a_foreign_one_refused(store):
+    fallback = f"/tmp/workbench-run-{store.user.pw_uid}"
+    env = {"XDG_RUNTIME_DIR": "", "XDG_DATA_HOME": os.path.join(store.work, "fallback-data")}
+    import shutil
+
+    shutil.rmtree(fallback, ignore_errors=True)
+    os.mkdir(fallback, 0o755)  # a directory others can read: not private
+    try:
+        refused = store.wb("ps", env=env)
+        assert refused.returncode == 125
+        assert f"{fallback}: the run root fallback is not a private directory owned by uid" in refused.stderr
+        os.rmdir(fallback)
+        info = json.loads(store.ok("info", "--format", "json", env=env))
+        assert info["Store"]["RunRoot"] == f"{fallback}/workbench"
+        st = os.stat(fallback)
+        assert (st.st_uid, st.st_mode & 0o777) == (store.user.pw_uid, 0o700)
+    finally:
+        pid_file = os.path.join(fallback, "workbench", "pause.pid")
+        if os.path.exists(pid_file):
+            with open(pid_file) as f:
+                os.kill(int(f.read()), 9)
+        shutil.rmtree(fallback, ignore_errors=True)
