@@ -140,7 +140,7 @@ def _spawn(launch: ConmonLaunch, pipes: _Pipes) -> int:
     os.makedirs(launch.persist_dir, exist_ok=True)
     env = {"PATH": _PATH, "XDG_RUNTIME_DIR": ""}
     env.update((name, str(fd)) for name, fd in pipes.child_fds().items())
-    for key in ("LANG", "LC_ALL", "TZ", "TMPDIR"):
+    for key in ("LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH"):  # PYTHONPATH: the exit command imports us
         if key in os.environ:
             env[key] = os.environ[key]
     proc = subprocess.Popen(
