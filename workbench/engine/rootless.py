@@ -198,11 +198,14 @@ def pause_pid(runroot: str) -> int | None:
         return None
     try:
         st = os.stat(f"/proc/{pid}")
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
         ns_user = os.readlink(f"/proc/{pid}/ns/user")
-    except OSError:
+        os.readlink(f"/proc/{pid}/ns/mnt")
+    except (OSError, IndexError):
         return None
-    if st.st_uid != os.geteuid() or ns_user == os.readlink("/proc/self/ns/user"):
-        return None  # a recycled pid: some other process of ours, outside any namespace
+    if state in ("Z", "X") or st.st_uid != os.geteuid() or ns_user == os.readlink("/proc/self/ns/user"):
+        return None  # dead (a zombie holds no namespaces), or a recycled pid: another process of ours
     return pid
 
 
