@@ -347,14 +347,22 @@ class Kernel:
         self.root: str | None = None
         self.runroot: str | None = None
         self.log_level = "warn"
-        self._runtimes: dict[tuple[str | None, str | None, str | None], Any] = {}
+        self._runtimes: dict[tuple[str | None, str | None, str | None, bool], Any] = {}
 
     def runtime(self, root: str | None = None, runroot: str | None = None, oci: str | None = None) -> Any:
-        key = (root or self.root, runroot or self.runroot, oci)
+        """The Runtime for these flags; in a rootless kernel (threads: it cannot join the user
+        namespace) a ForkedRuntime, whose calls run in forked children that do."""
+        forked = _forked()  # False in a forked child that is about to join: it gets a real Runtime
+        key = (root or self.root, runroot or self.runroot, oci, forked)
         if key not in self._runtimes:
-            from .engine.runtime import Runtime
+            if forked:
+                from .widgets.rootless import ForkedRuntime
 
-            self._runtimes[key] = Runtime(key[0], key[1], oci_runtime=oci)
+                self._runtimes[key] = ForkedRuntime(key[0], key[1], oci)
+            else:
+                from .engine.runtime import Runtime
+
+                self._runtimes[key] = Runtime(key[0], key[1], oci_runtime=oci)
         return self._runtimes[key]
 
     def close(self) -> None:
@@ -437,10 +445,6 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
     if args.log_level == "warn":  # not given: the kernel's (`%ctr --debug` alone sets it)
         args.log_level = kernel.log_level
     forked = _forked()
-    if forked and _opens_view(args):
-        out.error("live views need the engine in the kernel itself, which a rootless kernel (one with threads "
-                  "cannot join the user namespace) does not have yet: run the command without --widget/--plot")
-        return 125
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
     if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
@@ -512,23 +516,14 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
     except ImportError as exc:
         out.error(f"an interactive console needs the notebook extras (pip install 'workbench[jupyter]'): {exc}")
         return 125
-    if _forked():  # rootless: the sessions run through the workbench command (widgets/cli_session.py)
-        from .widgets.cli_session import CliContainer, cli_prefix
-
-        prefix = cli_prefix(args.root or kernel.root, args.runroot or kernel.runroot, args.runtime)
-        rt = None
-
-        def lookup(name: str) -> Any:
-            return CliContainer(prefix, name)
-
+    rt = kernel.runtime(args.root, args.runroot, args.runtime)  # a ForkedRuntime in a rootless kernel
+    lookup = rt.container
+    if _forked():  # rootless: the sessions run through the workbench command (widgets/rootless.py)
         def create(quiet: NotebookOutput) -> int:
             from .commands.relay import run_forked
 
             return run_forked(lambda relay: _reported(relay, lambda: _create(args, relay, kernel)), quiet)
     else:
-        rt = kernel.runtime(args.root, args.runroot, args.runtime)
-        lookup = rt.container
-
         def create(quiet: NotebookOutput) -> int:
             return _create(args, quiet, kernel)
 
@@ -536,7 +531,7 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
         if args.command_name == "exec":
             if not args.command:
                 raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
-            env = Context(args=args, out=out, runtime=rt).env_from_flags(args.env, args.env_file)
+            env = Context(args=args, out=out, runtime=None).env_from_flags(args.env, args.env_file)
             console = Console(lookup(args.container), args.command, env=env,
                               user=args.user, workdir=args.workdir, privileged=args.privileged)
         elif args.command_name == "attach":
@@ -556,7 +551,7 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
                 console = Console(c, start=True)
             except BaseException:
                 if args.rm:
-                    _remove_quietly(c, rt)
+                    c.remove(force=True)
                 raise
         out.widgets.append(console)
         return 0
@@ -571,16 +566,6 @@ def _create(args: Any, out: Any, kernel: Kernel) -> int:
     ctx = Context(args=args, out=out, runtime=kernel.runtime(args.root, args.runroot, args.runtime))
     find_handler("create")(ctx)
     return ctx.exit_code
-
-
-def _remove_quietly(c: Any, rt: Any) -> None:
-    """Remove a container whose console failed to open (`run -it --rm`)."""
-    if rt is not None:
-        c.remove(force=True)
-    else:
-        import subprocess
-
-        subprocess.run([*c.argv_prefix, "rm", "-f", "-t", "0", c.id], capture_output=True)
 
 
 def _widgets_available() -> bool:
@@ -641,11 +626,9 @@ def _inspects(tokens: list[str]) -> bool:
 
 
 def _runtime_of(tokens: list[str], kernel: Kernel) -> Any:
-    """The kernel's Runtime for these flags; None where commands run forked (rootless)."""
+    """The kernel's Runtime for these flags (a ForkedRuntime in a rootless kernel)."""
     from .commands.parser import parse
 
-    if _forked():
-        return None
     args = parse(tokens)
     return kernel.runtime(args.root, args.runroot, args.runtime)
 

@@ -52,6 +52,17 @@ class UserStore:
         runner = os.path.join(os.path.dirname(self.base), "pkg", "run_notebook.py")
         return self.run([KERNEL_PYTHON, runner, path], timeout=600)
 
+    def cells(self, sources: list[str]) -> subprocess.CompletedProcess:
+        """A notebook of these code cells, run as the user; fails the test when a cell fails."""
+        import nbformat
+
+        path = os.path.join(self.work, f"cells-{len(os.listdir(self.work))}.ipynb")
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in sources]), path)
+        os.chown(path, self.user.pw_uid, self.user.pw_gid)
+        proc = self.notebook(path)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
     def wb(self, *args: str, **options) -> subprocess.CompletedProcess:
         """`workbench ARGS` as the user."""
         return self.run([PYTHON, "-m", "workbench", *args], **options)
@@ -81,7 +92,7 @@ class UserStore:
 
 
 def leftover_processes(uid: int, subordinate: tuple[int, int] | None = None) -> list[str]:
-    """Processes (up to 2 s after a teardown) of `uid` or of its subordinate id range."""
+    """Live processes (up to 2 s after a teardown) of `uid` or of its subordinate id range."""
     deadline = time.monotonic() + 2
     while True:
         found = []
@@ -90,10 +101,13 @@ def leftover_processes(uid: int, subordinate: tuple[int, int] | None = None) -> 
                 continue
             try:
                 owner = os.stat(f"/proc/{name}").st_uid
-                with open(f"/proc/{name}/comm") as f:
-                    comm = f.read().strip()
+                with open(f"/proc/{name}/stat") as f:
+                    stat = f.read()
             except OSError:
                 continue
+            comm, state = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2]
+            if state == "Z":
+                continue  # dead already: the host's init reaps it (this VM's init does so lazily)
             if owner == uid or (subordinate and subordinate[0] <= owner < subordinate[0] + subordinate[1]):
                 found.append(f"{name} {comm}")
         if not found or time.monotonic() > deadline:

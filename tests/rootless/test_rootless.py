@@ -236,8 +236,6 @@ def test_the_quickstart_notebook_runs_end_to_end_as_the_user(store):
 
 
 def test_a_console_in_a_rootless_kernel_takes_keys_and_sizes(store):
-    import nbformat
-
     cells = [
         "%load_ext workbench",
         "%ctr run -d --name typed bb sleep 300",
@@ -263,12 +261,7 @@ def test_a_console_in_a_rootless_kernel_takes_keys_and_sizes(store):
         """),
         "console.close()\nprint('CLOSED', console.status)\n%ctr rm -f -t 0 typed",
     ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    path = os.path.join(store.work, "console.ipynb")
-    nbformat.write(nb, path)
-    os.chown(path, store.user.pw_uid, store.user.pw_gid)
-    proc = store.notebook(path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = store.cells(cells)
     assert "CONSOLE-OK running" in proc.stdout and "CLOSED closed" in proc.stdout
 
 
@@ -365,3 +358,41 @@ def test_without_xdg_runtime_dir_a_private_tmp_run_root_is_used_and_a_foreign_on
             with open(pid_file) as f:
                 os.kill(int(f.read()), 9)
         shutil.rmtree(fallback, ignore_errors=True)
+
+
+def test_live_views_in_a_rootless_kernel_list_act_and_plot(store):
+    cells = [
+        "%load_ext workbench",
+        "%ctr run -d --name viewed bb sh -c 'trap \"exit 0\" TERM; sleep 300 & wait'",
+        textwrap.dedent("""
+            table = %ctr ps -a --widget
+            assert table.row("viewed")["state"] == "running", table.rows
+            table.act("stop", "viewed").join(60)
+            assert table.row("viewed")["state"] in ("stopped", "exited"), (table.rows, table.message)
+            table.act("start", "viewed").join(60)
+            assert table.row("viewed")["state"] == "running", (table.rows, table.message)
+            print("TABLE-OK")
+        """),
+        textwrap.dedent("""
+            import time
+            plot = %ctr stats --plot -i 1 viewed
+            deadline = time.monotonic() + 20
+            while len(plot.samples.get("viewed", [])) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(plot.samples.get("viewed", [])) >= 2, (plot.samples, plot.message)
+            print("PLOT-OK")
+        """),
+        textwrap.dedent("""
+            info = %ctr inspect viewed
+            view = info.widget
+            view.refresh()
+            assert view.data["State"]["Status"] == "running", view.data
+            print("INSPECT-OK")
+            missing = %ctr inspect no-such-container
+            print("MISSING", missing.exit_code)
+        """),
+        "table.close(); plot.close()\n%ctr rm -f -t 0 viewed",
+    ]
+    proc = store.cells(cells)
+    for marker in ("TABLE-OK", "PLOT-OK", "INSPECT-OK", "MISSING 125"):
+        assert marker in proc.stdout, proc.stdout[-3000:]

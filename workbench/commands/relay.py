@@ -32,7 +32,10 @@ class RelayOutput:
 
     def _send(self, method: str, *args: Any, **kwargs: Any) -> None:
         data = pickle.dumps((method, args, kwargs))
-        view = memoryview(_HEADER.pack(len(data)) + data)
+        self._write(_HEADER.pack(len(data)) + data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]
 
@@ -108,6 +111,40 @@ def run_forked(work: Callable[[RelayOutput], int], out: Any) -> int:
     if interrupted:
         raise KeyboardInterrupt
     return code if code >= 0 else 128 - code
+
+
+def call_forked(work: Callable[[], Any]) -> Any:
+    """`work()` in a forked child; its result, or its exception raised here (same type and message)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                reply = ("ok", work())
+            except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
+                reply = ("error", (type(exc), str(exc), dict(getattr(exc, "__dict__", {}))))
+            try:
+                data = pickle.dumps(reply)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable result is an error too
+                data = pickle.dumps(("error", (TypeError, f"cannot return {type(reply[1]).__name__}: {exc}", {})))
+            RelayOutput(write_fd)._write(data)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError("the forked engine call died without an answer")
+    kind, value = pickle.loads(data)  # our own child's answer
+    if kind == "ok":
+        return value
+    cls, message, state = value
+    exc = cls.__new__(cls)  # not __init__: its arguments are not the message
+    exc.args = (message,)
+    exc.__dict__.update(state)
+    raise exc
 
 
 def _receive(pipe: Any) -> tuple[str, tuple, dict] | None:

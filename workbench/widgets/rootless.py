@@ -1,10 +1,11 @@
-"""A console's session through the `workbench` command in a pseudo-terminal: for rootless kernels.
+"""What the widgets of a rootless kernel use instead of a Runtime.
 
-A rootless kernel cannot join the user namespace (it has threads), so it cannot hold an engine
-session itself. The `workbench` command can: the Console runs `workbench exec -it` (or `start
--ai` / `attach`) with a pseudo-terminal as its terminal, and moves the bytes. Window sizes go to
-the terminal (the command resizes the container's on SIGWINCH); hanging up the terminal hangs up
-the exec'd process. `CliContainer` is the little of a Container a Console asks for.
+A rootless kernel cannot join the user namespace (it has threads), so it holds no Runtime.
+`ForkedRuntime` and `ForkedContainer` stand in for them: listings come back as snapshots
+(config and state records) and every other call runs in a forked child that joins
+(commands/relay.py). A console's session is the `workbench` command (`exec -it`, `start -ai`,
+`attach`) on a pseudo-terminal whose bytes the Console moves: window sizes go to the terminal
+(the command resizes the container's on SIGWINCH), and hanging it up hangs up the exec'd process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import fcntl
 import os
 import signal
 import struct
-import subprocess
 import sys
 import termios
 import threading
@@ -23,28 +23,73 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
-class CliContainer:
-    """A container known by name to the `workbench` command (global flags in `argv_prefix`)."""
+class ForkedRuntime:
+    """The engine for a rootless kernel's widgets: each call in a forked child that joins."""
 
-    def __init__(self, argv_prefix: Sequence[str], name_or_id: str):
-        self.argv_prefix = list(argv_prefix)
-        self.id, self.name = self._inspect("{{.Id}} {{.Name}}", name_or_id).split(" ", 1)
+    def __init__(self, root: str | None = None, runroot: str | None = None, oci: str | None = None):
+        from ..engine import rootless
 
-    def _inspect(self, template: str, target: str | None = None) -> str:
-        target = target or self.id
-        proc = subprocess.run([*self.argv_prefix, "inspect", "--type", "container", "--format", template, target],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            from ..engine.errors import NoSuchContainer
+        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or rootless.default_root())
+        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or rootless.default_runroot())
+        self.oci = oci
+        self.argv_prefix = cli_prefix(self.root, self.runroot, oci)
 
-            raise NoSuchContainer(target)
-        return proc.stdout.strip()
+    def close(self) -> None:
+        """Nothing held open: each call's Runtime lives in its child."""
+
+    def call(self, work: Callable[[Any], Any]) -> Any:
+        """`work(runtime)` in a forked child holding a real Runtime; its result (or its error)."""
+        from ..commands.relay import call_forked
+
+        def in_child() -> Any:
+            from ..engine.runtime import Runtime
+
+            return work(Runtime(self.root, self.runroot, oci_runtime=self.oci))
+        return call_forked(in_child)
+
+    def containers(self, all: bool = True) -> list[ForkedContainer]:
+        records = self.call(lambda rt: [(c.id, c.config, c.st) for c in rt.containers(all=all)])
+        return [ForkedContainer(self, *record) for record in records]
+
+    def container(self, name_or_id: str) -> ForkedContainer:
+        return ForkedContainer(self, *self.call(lambda rt: _record(rt.container(name_or_id))))
+
+    def image(self, name_or_id: str) -> _ForkedImage:
+        image_id = self.call(lambda rt: rt.image(name_or_id).id)
+        return _ForkedImage(self, image_id)
+
+
+def _record(c: Any) -> tuple[str, Any, Any]:
+    return c.id, c.config, c.st
+
+
+class ForkedContainer:
+    """A container as of its last snapshot (`config`, `st`); methods run on the real one, forked."""
+
+    def __init__(self, rt: ForkedRuntime, ctr_id: str, config: Any, st: Any):
+        self.rt, self.id, self.config, self.st = rt, ctr_id, config, st
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def argv_prefix(self) -> list[str]:
+        return self.rt.argv_prefix
 
     @property
     def state(self) -> Any:
-        from ..engine.state import ContainerState
+        self.id, self.config, self.st = self.rt.call(lambda rt: _record(rt.container(self.id)))
+        return self.st.state
 
-        return ContainerState(self._inspect("{{.State.Status}}"))
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        ctr_id = self.id
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return self.rt.call(lambda rt: getattr(rt.container(ctr_id), method)(*args, **kwargs))
+        return forward
 
     def exec_session(self, command: Sequence[str], *, size: tuple[int, int], on_output: Callable[[str, bytes], None],
                      env: dict[str, str] | None = None, user: str | None = None, workdir: str | None = None,
@@ -60,6 +105,17 @@ class CliContainer:
                        **_: Any) -> PtySession:
         verb = ["start", "--attach", "--interactive"] if start else ["attach"]
         return PtySession([*self.argv_prefix, *verb, "--detach-keys=", self.id], size, on_output)
+
+
+class _ForkedImage:
+    """An image for an InspectView's refresh."""
+
+    def __init__(self, rt: ForkedRuntime, image_id: str):
+        self.rt, self.id = rt, image_id
+
+    def inspect(self) -> dict[str, Any]:
+        image_id = self.id
+        return self.rt.call(lambda rt: rt.image(image_id).inspect())
 
 
 class PtySession:
