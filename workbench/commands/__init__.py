@@ -15,7 +15,7 @@ _IMPLEMENTATIONS = {
     "images": ("import", "images", "rmi", "image_exists", "tag", "untag", "bootstrap", "image_prune", "history",
                "build"),
     "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),
-    "system": ("info", "version", "doctor", "unshare"),
+    "system": ("info", "version", "doctor", "unshare", "migrate"),
     "sessions": ("exec", "attach"),
     "registry": ("pull", "push", "login", "logout"),
     "archives": ("save", "load"),

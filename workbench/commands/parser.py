@@ -457,6 +457,10 @@ def _format_only(p):
     p.add_argument("-f", "--format")
 
 
+def _no_options(p):
+    pass
+
+
 def _unshare(p):
     p.add_argument("command", nargs=argparse.REMAINDER, help="what to run (default: $SHELL)")
 
@@ -555,6 +559,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("doctor",): ("doctor", _format_only), ("system", "doctor"): ("doctor", _format_only),
     ("version",): ("version", _format_only),
     ("unshare",): ("unshare", _unshare),
+    ("system", "migrate"): ("migrate", _no_options),
 }
 
 _GLOBAL_VALUES = {"--root": "root", "--runroot": "runroot", "--runtime": "runtime", "--log-level": "log_level"}

@@ -156,6 +156,21 @@ def unshare(ctx: Context) -> None:
     os.execve(program, argv, env)
 
 
+def migrate(ctx: Context) -> None:
+    """`system migrate`: rootless, stop every container and the pause process, so the next
+    command makes a new user namespace (after /etc/subuid or /etc/subgid changed, say)."""
+    from ..engine.rootless import stop_pause
+
+    rt = ctx.rt
+    if not rt.rootless:
+        return
+    for c in rt.containers():
+        if c.state.value in ("running", "paused"):
+            c.stop()
+            ctx.out.line(c.id)
+    stop_pause(rt.runroot)
+
+
 def version(ctx: Context) -> None:
     data = {"Version": __version__, "APIVersion": __version__, "PythonVersion": "%d.%d.%d" % sys.version_info[:3],
             "OsArch": f"linux/{_arch()}"}

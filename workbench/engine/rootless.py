@@ -204,7 +204,8 @@ def pause_pid(runroot: str) -> int | None:
         os.readlink(f"/proc/{pid}/ns/mnt")
     except (OSError, IndexError):
         return None
-    if state in ("Z", "X") or st.st_uid != os.geteuid() or ns_user == os.readlink("/proc/self/ns/user"):
+    joined = in_namespace()  # then the pause process is in our own user namespace, else in another
+    if state in ("Z", "X") or st.st_uid != os.geteuid() or (ns_user == os.readlink("/proc/self/ns/user")) != joined:
         return None  # dead (a zombie holds no namespaces), or a recycled pid: another process of ours
     return pid
 
@@ -226,6 +227,19 @@ def ensure_pause(runroot: str) -> int:
                 f.write(str(pid))
             os.replace(tmp, os.path.join(runroot, PAUSE_FILE))
         return pid
+
+
+def stop_pause(runroot: str) -> None:
+    """Kill the pause process: its namespaces go once no process is left in them (`system migrate`)."""
+    import signal
+
+    pid = pause_pid(runroot)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+    try:
+        os.unlink(os.path.join(runroot, PAUSE_FILE))
+    except FileNotFoundError:
+        pass
 
 
 def _start_pause() -> int:
