@@ -4,8 +4,9 @@ As rootless Podman: one long-lived pause process (`catatonit -P`) holds a user n
 user as root and the user's subordinate ids (/etc/subuid, /etc/subgid, mapped by newuidmap and
 newgidmap) as the other ids, and a mount namespace in which the overlay mounts live. Every
 engine process joins both (setns) before it touches the store, so the rest of the engine runs as
-"root" unchanged. Joining needs a single-threaded process: the CLI joins at start; a Jupyter
-kernel (threads) runs its commands in a forked child that joins (see notebook.py).
+"root" unchanged. Joining needs a single-threaded process: the CLI joins when it opens the store;
+a Jupyter kernel (threads) runs its commands in forked children that join (commands/relay.py,
+widgets/rootless.py). `system migrate` stops the pause process.
 """
 
 from __future__ import annotations
@@ -247,6 +248,7 @@ def _start_pause() -> int:
     import ctypes
     import shutil
     import signal
+
     pause = shutil.which("catatonit") or "/usr/libexec/podman/catatonit"
     if not os.access(pause, os.X_OK):
         raise RootlessError("catatonit not found: rootless mode keeps its user namespace in a `catatonit -P` "
@@ -272,6 +274,7 @@ def _start_pause() -> int:
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.closerange(3, 65536)
+            os.chdir("/")  # it lives long: it must not hold the caller's directory busy
             os.execv(pause, [pause, "-P"])
         finally:
             os._exit(127)
@@ -299,6 +302,7 @@ def _write_maps(pid: int, uid: int, gid: int, sub_uids: IdRange | None, sub_gids
     """Map the user to 0 and its subordinate ids to 1..N; only the user itself without them."""
     import shutil
     import subprocess
+
     if sub_uids is None or sub_gids is None:
         log.warning("uid %d has no subordinate ids in /etc/subuid and /etc/subgid: only one uid and gid are "
                     "mapped, so images with files of other owners cannot be used (add a range with "
@@ -321,7 +325,6 @@ def _write_maps(pid: int, uid: int, gid: int, sub_uids: IdRange | None, sub_gids
                                 f"its set-uid bit or file capabilities and the ranges in /etc/sub{tool[3:6]}")
 
 
-
 def _libc():
     import ctypes
 
@@ -333,6 +336,7 @@ def _libc():
 
 # -- joining ----------------------------------------------------------------------------------
 def thread_count() -> int:
+    """This process's threads (setns into a user namespace wants exactly one)."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("Threads:"):
