@@ -292,6 +292,27 @@ def test_layer_owners_are_shifted_into_the_subordinate_ids_and_unmapped_ones_ref
     store.ok("rmi", "owned:1")
 
 
+def test_the_kernel_overlay_is_used_and_opaque_directories_survive_commit_and_load(store):
+    store.ok("run", "--name", "layered", "bb", "sh", "-c", "mkdir /data; echo old > /data/old")
+    store.ok("commit", "layered", "layered:1")
+    store.ok("rm", "layered")
+    ctr = store.ok("run", "-d", "--name", "opaque", "layered:1", "sh", "-c",
+                   "rm -rf /data; mkdir /data; echo fresh > /data/new; sleep 300").strip()
+    try:
+        mounts = store.ok("unshare", "cat", "/proc/self/mountinfo")
+        line = next(line for line in mounts.splitlines() if ctr in line and "/merged " in line)
+        assert " - overlay " in line and "userxattr" in line, line  # user.overlay.* xattrs, no FUSE
+        store.ok("commit", "opaque", "opaque:1")
+    finally:
+        store.ok("rm", "-f", "-t", "0", "opaque")
+    archive = os.path.join(store.work, "opaque.tar")
+    store.ok("save", "-o", archive, "opaque:1")
+    store.ok("rmi", "opaque:1")
+    store.ok("load", "-i", archive)
+    assert store.ok("run", "--rm", "opaque:1", "ls", "-A", "/data") == "new\n"  # old is gone: opaque
+    store.ok("rmi", "opaque:1", "layered:1")
+
+
 def test_fuse_overlayfs_mounts_the_storage_when_asked_or_when_the_kernel_refuses_overlay(store):
     fuse = {"WORKBENCH_MOUNT_PROGRAM": "fuse-overlayfs"}  # as storage.conf's mount_program
     ctr = store.ok("run", "-d", "--name", "fused", "bb", "sleep", "300", env=fuse).strip()

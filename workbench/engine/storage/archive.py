@@ -44,7 +44,14 @@ GiB = 1 << 30
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 OPAQUE_MARKER = ".wh..wh..opq"
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def overlay_opaque_xattr() -> str:
+    """The xattr that makes an overlay directory opaque: trusted.* as root; user.* in a user
+    namespace, where trusted.* is refused and overlay is mounted with `userxattr` (kernel 5.11+)."""
+    from ..rootless import in_namespace
+
+    return "user.overlay.opaque" if in_namespace() else "trusted.overlay.opaque"
 
 _CHUNK = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -77,7 +84,7 @@ def _own(m: tarfile.TarInfo, chown: Callable[..., None], *args: Any, **kwargs: A
 class WhiteoutMode(enum.Enum):
     """How `.wh.` entries are applied."""
 
-    OVERLAY = "overlay"  # a layer dir for overlayfs: char 0:0 whiteouts, trusted.overlay.opaque=y
+    OVERLAY = "overlay"  # a layer dir for overlayfs: char 0:0 whiteouts, overlay_opaque_xattr()=y
     APPLY = "apply"  # a flat rootfs: delete whited-out paths, empty opaque dirs
 
 
@@ -717,7 +724,7 @@ class _Applier:
         self.writers.drain()
         if self.whiteouts is WhiteoutMode.OVERLAY:
             with _Fd(mkdirs_in_root(self.root_fd, "/".join(parent))) as layer_dir:
-                os.setxattr(layer_dir.fd, OVERLAY_OPAQUE_XATTR, b"y")
+                os.setxattr(layer_dir.fd, overlay_opaque_xattr(), b"y")
             return
         existing = self._existing_dir(parent)
         if existing is not None:

@@ -93,6 +93,8 @@ class LayerStore:
         if id_maps is not None or os.environ.get("WORKBENCH_MOUNT_PROGRAM"):
             _fuse_overlay(target, options, id_maps)
             return target
+        if _in_user_namespace():
+            options += ",userxattr"  # trusted.* xattrs are refused here: opaque dirs are user.overlay.*
         if volatile:
             options += ",volatile"
         try:

@@ -14,7 +14,7 @@ import stat
 import tarfile
 from typing import BinaryIO, Iterator
 
-from .archive import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
+from .archive import OPAQUE_MARKER, WHITEOUT_PREFIX, overlay_opaque_xattr
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
@@ -201,7 +201,7 @@ def _add(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_re
 def _is_opaque(leaf: str, parent_fd: int) -> bool:
     fd = os.open(leaf, _DIR, dir_fd=parent_fd)
     try:
-        return os.getxattr(fd, OVERLAY_OPAQUE_XATTR) == b"y"
+        return os.getxattr(fd, overlay_opaque_xattr()) == b"y"
     except OSError:
         return False
     finally:
