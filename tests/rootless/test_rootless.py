@@ -310,7 +310,16 @@ def test_the_kernel_overlay_is_used_and_opaque_directories_survive_commit_and_lo
     store.ok("rmi", "opaque:1")
     store.ok("load", "-i", archive)
     assert store.ok("run", "--rm", "opaque:1", "ls", "-A", "/data") == "new\n"  # old is gone: opaque
-    store.ok("rmi", "opaque:1", "layered:1")
+    store.ok("rmi", "opaque:1")
+    # a keep-id container's storage is fuse-overlayfs's, which marks opaque directories its own way
+    store.ok("run", "--name", "kept", "--userns", "keep-id", "--user", "0", "layered:1", "sh", "-c",
+             "rm -rf /data; mkdir /data; echo fresh > /data/new")
+    changes = [line for line in store.ok("diff", "kept").splitlines() if "/data" in line]
+    assert changes == ["C /data", "A /data/new"]
+    store.ok("commit", "kept", "kept:1")
+    store.ok("rm", "kept")
+    assert store.ok("run", "--rm", "kept:1", "ls", "-A", "/data") == "new\n"
+    store.ok("rmi", "kept:1", "layered:1")
 
 
 def test_fuse_overlayfs_mounts_the_storage_when_asked_or_when_the_kernel_refuses_overlay(store):

@@ -94,7 +94,7 @@ class mounted:
 # -- diff ------------------------------------------------------------------------------------
 def diff(c: "Container") -> list[tuple[str, str]]:
     """(kind, path) for what changed against the image: A added, C changed, D deleted (Podman's order)."""
-    from .storage.tarwriter import walk
+    from .storage.tarwriter import is_mount_program_marker, walk
 
     image = c.rt.image_store.get(c.config.image_id)
     lowers = [_open_dir(c.rt.layers.diff(layer)) for layer in reversed(image.layers)]
@@ -102,7 +102,7 @@ def diff(c: "Container") -> list[tuple[str, str]]:
     out = []
     try:
         for rel, _parent, st in walk(upper):
-            if rel in DIFF_IGNORED:
+            if rel in DIFF_IGNORED or is_mount_program_marker(rel):
                 continue
             in_image = _in_lowers(lowers, rel)
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:

@@ -34,6 +34,8 @@ def write_tar(root: str | int, out: BinaryIO, *, overlay_whiteouts: bool = False
             if prefix:
                 tar.addfile(_info(os.fstat(top), prefix.rstrip("/") + "/", clamp_mtime))
             for name, parent_fd, st in walk(top, skip):
+                if overlay_whiteouts and is_mount_program_marker(name):
+                    continue
                 arcname = prefix.rstrip("/") + "/" + name if prefix else name
                 _add(tar, arcname, name.rsplit("/", 1)[-1], parent_fd, st, overlay_whiteouts, clamp_mtime)
         finally:
@@ -198,11 +200,26 @@ def _add(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_re
     tar.addfile(info)
 
 
+# fuse-overlayfs (keep-id containers, rootless fallback) marks an opaque directory of its upper
+# dir with these two entries and the xattr below, besides the kernel's own marking.
+_FUSE_MARKERS = frozenset({".wh..wh..opq", ".wh..opq"})
+_FUSE_OPAQUE_XATTR = "user.fuseoverlayfs.opaque"
+
+
+def is_mount_program_marker(rel: str) -> bool:
+    """Whether `rel` in an upper dir is fuse-overlayfs's bookkeeping, not a file of the container."""
+    return rel.rsplit("/", 1)[-1] in _FUSE_MARKERS
+
+
 def _is_opaque(leaf: str, parent_fd: int) -> bool:
     fd = os.open(leaf, _DIR, dir_fd=parent_fd)
     try:
-        return os.getxattr(fd, overlay_opaque_xattr()) == b"y"
-    except OSError:
+        for name in (overlay_opaque_xattr(), _FUSE_OPAQUE_XATTR):
+            try:
+                if os.getxattr(fd, name) == b"y":
+                    return True
+            except OSError:
+                continue
         return False
     finally:
         os.close(fd)
