@@ -449,3 +449,20 @@ def test_system_migrate_stops_the_containers_and_the_pause_process(store):
         assert store.ok("exec", "migrated", "echo", "alive") == "alive\n"
     finally:
         store.ok("rm", "-f", "-t", "0", "migrated")
+
+
+def test_a_debian_image_is_bootstrapped_and_runs_rootless(store):
+    """mmdebstrap (root mode, inside the user namespace) makes a real Debian; its owners land in
+    the subordinate ids (/var/mail belongs to group mail, gid 8)."""
+    store.ok("image", "bootstrap", "debian", "deb:rootless", timeout=600)
+    try:
+        out = store.ok("run", "--rm", "deb:rootless", "sh", "-c", "cat /etc/debian_version; stat -c %g /var/mail")
+        version, mail_gid = out.split()
+        assert version.split(".")[0] == "12" and mail_gid == "8"
+        sub = subordinate_ids("/etc/subgid", store.user.pw_uid)
+        layers = os.path.join(store.root, "layers")
+        gids = {os.stat(os.path.join(layers, d, "diff", "var", "mail")).st_gid
+                for d in os.listdir(layers) if os.path.isdir(os.path.join(layers, d, "diff", "var", "mail"))}
+        assert sub.start + 7 in gids, gids
+    finally:
+        store.ok("rmi", "deb:rootless")
