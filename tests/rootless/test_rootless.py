@@ -466,3 +466,33 @@ def test_a_debian_image_is_bootstrapped_and_runs_rootless(store):
         assert sub.start + 7 in gids, gids
     finally:
         store.ok("rmi", "deb:rootless")
+
+
+def test_the_vfs_driver_copies_the_image_and_diffs_commits_and_exports_the_copy(store):
+    vfs = {"WORKBENCH_STORAGE_DRIVER": "vfs"}
+    store.ok("run", "--name", "base", "bb", "sh", "-c", "mkdir /data; echo old > /data/old; echo keep > /data/keep")
+    store.ok("commit", "base", "base:1")
+    store.ok("rm", "base")
+    ctr = store.ok("run", "--name", "copied", "base:1", "sh", "-c", "rm -rf /data; mkdir /data; echo new > /data/new; "
+                   "rm /bin/vi; echo x > /added; echo changed >> /etc/passwd", env=vfs)
+    assert ctr == ""
+    changes = store.ok("diff", "copied", env=vfs).splitlines()
+    for change in ("A /added", "D /bin/vi", "D /data/keep", "A /data/new", "D /data/old", "C /etc/passwd"):
+        assert change in changes, changes
+    mounts = store.ok("unshare", "cat", "/proc/self/mountinfo")
+    cid = store.ok("inspect", "--format", "{{.Id}}", "copied").strip()
+    assert cid not in mounts  # a copy: nothing is mounted
+    exported = os.path.join(store.work, "copied.tar")
+    store.ok("export", "-o", exported, "copied", env=vfs)
+    import tarfile
+
+    with tarfile.open(exported) as t:
+        names = set(t.getnames())
+    assert {"added", "data/new"} <= names and "bin/vi" not in names and "data/old" not in names
+    store.ok("commit", "copied", "copied:1", env=vfs)
+    store.ok("rm", "copied", env=vfs)
+    out = store.ok("run", "--rm", "copied:1", "sh", "-c", "ls -A /data; cat /added; tail -1 /etc/passwd; ls /bin/vi || true")
+    assert out.splitlines()[:3] == ["new", "x", "changed"]
+    store.ok("rmi", "copied:1", "base:1")
+    bad = store.wb("run", "--rm", "bb", "true", env={"WORKBENCH_STORAGE_DRIVER": "zfs"})
+    assert bad.returncode == 125 and "storage driver 'zfs' is not known: overlay or vfs" in bad.stderr

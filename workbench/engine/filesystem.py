@@ -98,9 +98,14 @@ def diff(c: "Container") -> list[tuple[str, str]]:
 
     image = c.rt.image_store.get(c.config.image_id)
     lowers = [_open_dir(c.rt.layers.diff(layer)) for layer in reversed(image.layers)]
-    upper = _open_dir(c.rt.layers.diff(c.config.layer_id))
+    upper = _open_dir(c.rt.layers.changes_dir(c.config.layer_id))
     out = []
     try:
+        if c.rt.layers.is_vfs(c.config.layer_id):
+            from .storage import vfs
+
+            return [(kind, "/" + rel) for kind, rel in vfs.changes(upper, lowers, empty_runtime_files(c))
+                    if rel not in DIFF_IGNORED]
         for rel, _parent, st in walk(upper):
             if rel in DIFF_IGNORED or is_mount_program_marker(rel):
                 continue
@@ -155,7 +160,7 @@ def empty_runtime_files(c: "Container") -> frozenset[str]:
     from .storage.rootpath import UnsafePath, open_in_root
 
     skip = set()
-    upper_fd = os.open(c.rt.layers.diff(c.config.layer_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    upper_fd = os.open(c.rt.layers.changes_dir(c.config.layer_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for rel in RUNTIME_FILES:  # the container owns the upper dir: resolved inside it, never on the host
             parent, _, leaf = rel.rpartition("/")
@@ -176,6 +181,19 @@ def empty_runtime_files(c: "Container") -> frozenset[str]:
     return frozenset(skip)
 
 
+def _write_vfs_changes(c: "Container", base: "Image", out: BinaryIO, timestamp: int | None) -> None:
+    """A vfs container's changes against its image, as a layer tar (storage/vfs.py)."""
+    from .storage import vfs
+
+    lowers = [_open_dir(c.rt.layers.diff(layer)) for layer in reversed(base.layers)]
+    root = _open_dir(c.rt.layers.merged(c.config.layer_id))
+    try:
+        vfs.write_changes(root, lowers, out, clamp_mtime=timestamp, skip=empty_runtime_files(c))
+    finally:
+        for fd in (root, *lowers):
+            os.close(fd)
+
+
 # -- commit ------------------------------------------------------------------------------------
 def commit(c: "Container", reference: str | None, *, changes: Sequence[str], message: str, author: str,
            pause: bool, timestamp: int | None, progress: ByteProgress | None = None,
@@ -192,8 +210,11 @@ def commit(c: "Container", reference: str | None, *, changes: Sequence[str], mes
     name = normalize_local(reference) if reference else None
     meter = Meter(progress)
     with paused(c, pause), tempfile.TemporaryFile(dir=c.rt.content.root) as layer:
-        write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
-                  clamp_mtime=timestamp, skip=empty_runtime_files(c))
+        if c.rt.layers.is_vfs(c.config.layer_id):
+            _write_vfs_changes(c, base, meter.writer(layer), timestamp)
+        else:
+            write_tar(c.rt.layers.diff(c.config.layer_id), meter.writer(layer), overlay_whiteouts=True,
+                      clamp_mtime=timestamp, skip=empty_runtime_files(c))
         layer.seek(0)
         diff_id, _ = store.put_layer(layer)
     meter.finish()

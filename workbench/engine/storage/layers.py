@@ -7,9 +7,9 @@ import errno
 import os
 
 from .. import logger
+from ..errors import WorkbenchError
 from ..files import remove_tree
 from ..locks import FileLock
-from ..errors import WorkbenchError
 
 log = logger.get(__name__)
 
@@ -86,13 +86,15 @@ class LayerStore:
         way a container in a user namespace of its own must see them (`--userns=keep-id`): a
         fuse-overlayfs mount, since the kernel's overlay cannot shift ids here."""
         target = self.merged(layer_id)
-        if is_mountpoint(target):
+        if is_mountpoint(target) or self.is_vfs(layer_id):
             return target
         lowerdir = ":".join(self.diff(lower) for lower in lowers)
         options = f"lowerdir={lowerdir},upperdir={self.diff(layer_id)},workdir={os.path.join(self.dir(layer_id), 'work')}"
-        if id_maps is not None or os.environ.get("WORKBENCH_MOUNT_PROGRAM"):
+        if id_maps is not None or os.environ.get("WORKBENCH_MOUNT_PROGRAM"):  # ids shifted: not on a copy
             _fuse_overlay(target, options, id_maps)
             return target
+        if _driver() == "vfs":
+            return self._populate_vfs(layer_id, lowers)
         if _in_user_namespace():
             options += ",userxattr"  # trusted.* xattrs are refused here: opaque dirs are user.overlay.*
         if volatile:
@@ -105,9 +107,37 @@ class LayerStore:
             if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENODEV) and _in_user_namespace():
                 log.info("the kernel refuses overlay in this user namespace (%s): fuse-overlayfs instead",
                          exc.strerror)  # kernels before 5.11
-                _fuse_overlay(target, options, None)
+                try:
+                    _fuse_overlay(target, options, None)
+                except WorkbenchError as fuse_error:
+                    log.warning("%s: copying the image instead (the vfs driver: slow, and heavy on disk)",
+                                fuse_error)
+                    return self._populate_vfs(layer_id, lowers)
                 return target
             raise WorkbenchError(f"mounting storage for layer {layer_id}: {exc.strerror}") from exc
+        return target
+
+    def is_vfs(self, layer_id: str) -> bool:
+        """Whether the container's root is a full copy (the vfs driver, see vfs.py)."""
+        from .vfs import MARKER
+
+        return os.path.exists(os.path.join(self.dir(layer_id), MARKER))
+
+    def changes_dir(self, layer_id: str) -> str:
+        """Where a container's changes are read: the upper dir, or the whole copy (vfs)."""
+        return self.merged(layer_id) if self.is_vfs(layer_id) else self.diff(layer_id)
+
+    def _populate_vfs(self, layer_id: str, lowers: list[str]) -> str:
+        from . import vfs
+
+        target = self.merged(layer_id)
+        with self.lock:
+            if not self.is_vfs(layer_id):
+                for name in os.listdir(target):  # a copy cut short: start again
+                    remove_tree(os.path.join(target, name))
+                vfs.populate(target, [self.diff(lower) for lower in lowers])
+                with open(os.path.join(self.dir(layer_id), vfs.MARKER), "w"):
+                    pass
         return target
 
     def unmount(self, layer_id: str) -> None:  # a fuse-overlayfs daemon exits when its mount goes
@@ -124,6 +154,14 @@ class LayerStore:
             remove_tree(base)
         except OSError as exc:
             raise WorkbenchError(f"could not remove layer directory {base}: {exc.strerror or exc}") from exc
+
+
+def _driver() -> str:
+    """$WORKBENCH_STORAGE_DRIVER: overlay (the default) or vfs (full copies; as Podman's --storage-driver)."""
+    driver = os.environ.get("WORKBENCH_STORAGE_DRIVER") or "overlay"
+    if driver not in ("overlay", "vfs"):
+        raise WorkbenchError(f"storage driver {driver!r} is not known: overlay or vfs")
+    return driver
 
 
 def _in_user_namespace() -> bool:
