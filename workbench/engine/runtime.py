@@ -48,6 +48,17 @@ class RunResult(NamedTuple):
     stderr: bytes
 
 
+def store_paths(root: str | None = None, runroot: str | None = None) -> tuple[str, str]:
+    """The graph root and run root: as given, else $WORKBENCH_ROOT and $WORKBENCH_RUNROOT, else
+    the mode's defaults (root's, or the user's own in rootless mode)."""
+    from . import rootless
+
+    mode_root, mode_runroot = ((rootless.default_root, rootless.default_runroot) if rootless.is_rootless()
+                               else (lambda: DEFAULT_ROOT, lambda: DEFAULT_RUNROOT))
+    return (os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or mode_root()),
+            os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or mode_runroot()))
+
+
 class Runtime:
     """The engine's entry point; every process (kernel, CLI, cleanup) opens its own on the same store."""
 
@@ -55,10 +66,7 @@ class Runtime:
         from . import rootless
 
         self.rootless = rootless.is_rootless()
-        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT")
-                                    or (rootless.default_root() if self.rootless else DEFAULT_ROOT))
-        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT")
-                                       or (rootless.default_runroot() if self.rootless else DEFAULT_RUNROOT))
+        self.root, self.runroot = store_paths(root, runroot)
         if self.rootless:
             rootless.check_own_store(self.root, self.runroot)
             rootless.join(self.runroot)

@@ -27,10 +27,9 @@ class ForkedRuntime:
     """The engine for a rootless kernel's widgets: each call in a forked child that joins."""
 
     def __init__(self, root: str | None = None, runroot: str | None = None, oci: str | None = None):
-        from ..engine import rootless
+        from ..engine.runtime import store_paths
 
-        self.root = os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or rootless.default_root())
-        self.runroot = os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or rootless.default_runroot())
+        self.root, self.runroot = store_paths(root, runroot)
         self.oci = oci
         self.argv_prefix = cli_prefix(self.root, self.runroot, oci)
 
