@@ -496,3 +496,34 @@ def test_the_vfs_driver_copies_the_image_and_diffs_commits_and_exports_the_copy(
     store.ok("rmi", "copied:1", "base:1")
     bad = store.wb("run", "--rm", "bb", "true", env={"WORKBENCH_STORAGE_DRIVER": "zfs"})
     assert bad.returncode == 125 and "storage driver 'zfs' is not known: overlay or vfs" in bad.stderr
+
+
+def test_slirp4netns_options_as_podmans(store):
+    """`--network slirp4netns:allow_host_loopback=true,mtu=...,cidr=...`: the host's loopback services
+    are reached through the gateway only when allowed."""
+    import http.server
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello-from-the-host\n")
+
+        def log_message(self, *args) -> None:
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ask = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 10.0.2.2 {server.server_port} 2>&1 | tail -1"
+    try:
+        assert "hello-from-the-host" not in store.ok("run", "--rm", "bb", "sh", "-c", ask)
+        allowed = store.ok("run", "--rm", "--network", "slirp4netns:allow_host_loopback=true,mtu=1500", "bb",
+                           "sh", "-c", ask + "; ip link show tap0")
+        assert "hello-from-the-host" in allowed and "mtu 1500" in allowed
+    finally:
+        server.shutdown()
+    other = store.ok("run", "--rm", "--network", "slirp4netns:cidr=10.41.0.0/24", "bb", "sh", "-c",
+                     "ip -4 addr show tap0; grep nameserver /etc/resolv.conf; grep host.containers.internal /etc/hosts")
+    assert "inet 10.41.0.100/24" in other and "nameserver 10.41.0.3" in other and "10.41.0.2\thost.containers" in other
+    bad = store.wb("run", "--rm", "--network", "slirp4netns:mtu=huge", "bb", "true")
+    assert bad.returncode == 125 and 'slirp4netns option "mtu=huge": invalid value' in bad.stderr

@@ -120,7 +120,7 @@ class ContainerConfig(Record):
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
-        "userns": "",
+        "userns": "", "network_options": {},
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -164,6 +164,7 @@ class ContainerConfig(Record):
     init_path: str  # --init: the init binary mounted at /run/podman-init as PID 1; "": none
     privileged: bool  # --privileged: every capability, the host's devices, no seccomp, nothing masked
     userns: str  # "": the engine's own user namespace; "keep-id": a nested one, the user as itself (rootless)
+    network_options: dict[str, Any]  # slirp4netns:OPTS (allow_host_loopback, mtu, cidr, enable_ipv6)
 
 
 class ContainerRuntimeState(Record):

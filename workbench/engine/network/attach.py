@@ -160,16 +160,22 @@ def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publi
     from .networks import DEFAULT_NETWORK
     from .ports import assign, exposed, parse_publish
 
-    names = [n for n in (network.split(",") if isinstance(network, str) else network) if n]
+    if isinstance(network, str):  # a list of networks, or one mode whose options have commas
+        network = [network] if network.startswith("slirp4netns:") else network.split(",")
+    names = [n for n in network if n]
     if not names:
         raise InvalidArgument("no network given: use none, host, bridge, container:NAME or network names")
-    mode, networks = "bridge", names
-    if len(names) == 1 and names[0] in ("none", "host", "slirp4netns"):
+    mode, networks, mode_options = "bridge", names, {}
+    if len(names) == 1 and names[0].startswith("slirp4netns:"):
+        from .slirp import parse_options
+
+        mode, networks, mode_options = "slirp4netns", [], parse_options(names[0].partition(":")[2])
+    elif len(names) == 1 and names[0] in ("none", "host", "slirp4netns"):
         mode, networks = names[0], []
     elif len(names) == 1 and names[0].startswith("container:"):
         mode, networks = f"container:{rt.container(names[0].partition(':')[2]).id}", []
-    elif any(n in ("none", "host", "bridge", "slirp4netns") or n.startswith("container:") for n in names) \
-            and len(names) > 1:
+    elif any(n in ("none", "host", "bridge", "slirp4netns") or n.startswith(("container:", "slirp4netns:"))
+             for n in names) and len(names) > 1:
         raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
     elif names == ["bridge"]:
         networks = [DEFAULT_NETWORK]
@@ -189,7 +195,8 @@ def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publi
     for entry in add_hosts:
         _check_add_host(entry)
     _check_addresses(rt, mode, networks, ip, mac)
-    return {"network": mode, "networks": networks, "ports": [p.to_json() for p in assign(ports)]}
+    return {"network": mode, "networks": networks, "ports": [p.to_json() for p in assign(ports)],
+            "network_options": mode_options}
 
 
 def _check_add_host(entry: str) -> None:
@@ -233,9 +240,10 @@ def hosts(c: Container, base: str) -> str:
     cfg = c.config
     status = c.st.network_status
     if cfg.network == "slirp4netns":
-        from .slirp import ADDRESS, GATEWAY
+        from .slirp import addresses
 
-        status = {"slirp4netns": {"ip": ADDRESS, "gateway": GATEWAY}}
+        address, gateway, _dns = addresses(cfg.network_options)
+        status = {"slirp4netns": {"ip": address, "gateway": gateway}}
     if not status:
         return base + f"127.0.0.1\t{cfg.hostname} {cfg.name}\n" + _extra_hosts(cfg.add_hosts)
     first = next(iter(status.values()))
@@ -284,9 +292,9 @@ def refresh_peers(c: Container, networks: list[str]) -> None:
 def own_nameservers(c: Container) -> list[str]:
     """Name servers the network mode itself offers (slirp4netns's DNS forwarder)."""
     if c.config.network == "slirp4netns" and not c.config.dns:
-        from .slirp import DNS
+        from .slirp import addresses
 
-        return [DNS]
+        return [addresses(c.config.network_options)[2]]
     return []
 
 

@@ -1,7 +1,8 @@
 """User-mode networking with slirp4netns: rootless Podman's default network.
 
 slirp4netns runs on the host side, attached to the container's network namespace through a tap
-device: the container gets 10.0.2.100/24, the gateway 10.0.2.2 and a DNS forwarder at 10.0.2.3,
+device: the container gets 10.0.2.100/24, the gateway 10.0.2.2 and a DNS forwarder at 10.0.2.3
+(or the same places in `cidr=`),
 and reaches out through the user's own sockets (no privileges, no bridge, no firewall rules).
 Published ports are host sockets slirp4netns listens on, added through its API socket. One
 slirp4netns per container, started at init and killed at cleanup; it also exits on its own when
@@ -17,21 +18,59 @@ import signal
 import socket
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import WorkbenchError
+from ..errors import InvalidArgument, WorkbenchError
 from .ports import PortMapping
 
 if TYPE_CHECKING:
     from ..container import Container
 
-ADDRESS = "10.0.2.100"
-GATEWAY = "10.0.2.2"
-DNS = "10.0.2.3"
-PREFIX = 24
+CIDR = "10.0.2.0/24"  # the container is .100 of it, the gateway (the host) .2, the DNS forwarder .3
 MTU = 65520
+# `--network slirp4netns:OPTS` as Podman's: option -> how its value is checked
+_OPTIONS = {"allow_host_loopback": "bool", "enable_ipv6": "bool", "mtu": "int", "cidr": "cidr",
+            "port_handler": ("slirp4netns", "rootlesskit")}
 API_SOCKET = "slirp4netns.sock"  # in the container's run directory
 READY_TIMEOUT = 10.0
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """`allow_host_loopback=true,mtu=1500,...` (Podman's slirp4netns options) as a checked dict."""
+    import ipaddress
+
+    options: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        kind = _OPTIONS.get(key)
+        if kind is None or not sep:
+            raise InvalidArgument(f'slirp4netns option "{item}": expected one of '
+                                  f'{", ".join(k + "=..." for k in _OPTIONS)}')
+        if kind == "bool" and value in ("true", "false"):
+            options[key] = value == "true"
+        elif kind == "int" and value.isdigit() and 68 <= int(value) <= 65521:
+            options[key] = int(value)
+        elif kind == "cidr":
+            try:
+                network = ipaddress.IPv4Network(value)
+            except ValueError:
+                network = None
+            if network is None or network.prefixlen > 25:
+                raise InvalidArgument(f'slirp4netns cidr "{value}": an IPv4 network of at least /25')
+            options[key] = str(network)
+        elif isinstance(kind, tuple) and value in kind:
+            options[key] = value
+        else:
+            raise InvalidArgument(f'slirp4netns option "{item}": invalid value')
+    return options
+
+
+def addresses(options: dict[str, Any]) -> tuple[str, str, str]:
+    """(container address, gateway, DNS forwarder) on the slirp4netns network of `options`."""
+    import ipaddress
+
+    network = ipaddress.IPv4Network(options.get("cidr", CIDR))
+    return tuple(str(network.network_address + n) for n in (100, 2, 3))  # type: ignore[return-value]
 
 
 def start(c: Container, netns: str, userns: str = "") -> int:
@@ -42,6 +81,7 @@ def start(c: Container, netns: str, userns: str = "") -> int:
         raise WorkbenchError("slirp4netns not found: the slirp4netns network mode (rootless default) needs "
                              "package slirp4netns; or use --network none")
     os.makedirs(c.run_dir, mode=0o700, exist_ok=True)
+    opts = c.config.network_options
     api = api_socket(c)
     for path in (api, _log_path(c)):
         _unlink(path)
@@ -49,7 +89,10 @@ def start(c: Container, netns: str, userns: str = "") -> int:
     try:
         with open(_log_path(c), "wb") as log_file:
             proc = subprocess.Popen(
-                [binary, "--configure", f"--mtu={MTU}", "--disable-host-loopback", "--enable-sandbox",
+                [binary, "--configure", f"--mtu={opts.get('mtu', MTU)}", "--enable-sandbox",
+                 *([] if opts.get("allow_host_loopback") else ["--disable-host-loopback"]),
+                 *(["--enable-ipv6"] if opts.get("enable_ipv6") else []),
+                 *([f"--cidr={opts['cidr']}"] if "cidr" in opts else []),
                  f"--api-socket={API_SOCKET}", f"--ready-fd={ready_w}", "--netns-type=path",
                  *([f"--userns-path={userns}"] if userns else []), netns, "tap0"],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, pass_fds=(ready_w,),
@@ -69,18 +112,18 @@ def start(c: Container, netns: str, userns: str = "") -> int:
     proc.returncode = 0  # not ours to reap: Popen must not warn about a running child
     try:
         for port in (PortMapping(**p) for p in c.config.ports):
-            publish(api, port)
+            publish(api, port, addresses(opts)[0])
     except BaseException:
         stop(proc.pid, c)
         raise
     return proc.pid
 
 
-def publish(api: str, port: PortMapping) -> None:
+def publish(api: str, port: PortMapping, guest: str) -> None:
     """Forward host `port.host_ip:host_port` to the container (slirp4netns's add_hostfwd)."""
     request = {"execute": "add_hostfwd", "arguments": {
         "proto": port.protocol, "host_addr": port.host_ip or "0.0.0.0", "host_port": port.host_port,
-        "guest_addr": ADDRESS, "guest_port": port.container_port}}
+        "guest_addr": guest, "guest_port": port.container_port}}
     answer = _call(api, request)
     if "error" in answer:
         desc = answer["error"].get("desc", answer["error"]) if isinstance(answer["error"], dict) else answer["error"]
