@@ -58,6 +58,20 @@ class View:
             time.sleep(0.02)
         raise AssertionError(f"{needle!r} not in the console's output after {timeout} s:\n{self.output()[-2000:]!r}")
 
+    def size_becomes(self, rows: int, cols: int, timeout: float = 10) -> None:
+        """Ask the shell its terminal size until it answers rows x cols: a resize travels to
+        conmon on its own (the ctl fifo), apart from the input, and may land a little after it."""
+        needle = f"{rows} {cols}\r\n".encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.type("stty size\r")
+            try:
+                self.wait_for(needle, timeout=1)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
 
 def wait_until(predicate, timeout: float = 10, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
@@ -129,20 +143,15 @@ def test_small_output_is_sent_without_waiting_for_a_batch(box, consoles):
 
 def test_a_resize_changes_the_terminal_size_in_the_container(box, consoles):
     view = View(consoles(box, "sh")).ready(rows=30, cols=100)
-    view.type("stty size\r")
-    view.wait_for(b"30 100\r\n")
+    view.size_becomes(30, 100)
     view.msg({"type": "resize", "rows": 41, "cols": 133})
-    time.sleep(0.3)  # the writer thread hands it to conmon's ctl fifo
-    view.type("stty size\r")
-    view.wait_for(b"41 133\r\n")
+    view.size_becomes(41, 133)
 
 
 def test_the_smallest_of_two_views_sizes_the_terminal(box, consoles):
     view = View(consoles(box, "sh"), "first").ready(rows=30, cols=120)
     view.msg({"type": "ready", "view": "second", "rows": 25, "cols": 90})
-    time.sleep(0.3)
-    view.type("stty size\r")
-    view.wait_for(b"25 90\r\n")
+    view.size_becomes(25, 90)
 
 
 def test_without_acks_output_pauses_at_the_high_water_mark_and_resumes(box, consoles, monkeypatch):
@@ -256,9 +265,9 @@ def test_attach_console_talks_to_the_main_process_and_close_detaches(rt, busybox
     widget = consoles(c)
     assert widget.command is None and widget.title == "main \u2014 attach"
     view = View(widget).ready(rows=20, cols=70)
-    view.type("echo main-$((5*5)); stty size\r")
+    view.type("echo main-$((5*5))\r")
     view.wait_for(b"main-25\r\n")
-    view.wait_for(b"20 70\r\n")
+    view.size_becomes(20, 70)
     widget.close()
     assert c.state.value == "running"  # detached, not ended
 

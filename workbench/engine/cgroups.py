@@ -138,6 +138,11 @@ def containers_have_cgroups() -> bool:
     return not is_rootless()
 
 
+def cgroupless_systems() -> str:
+    """Where containers get no cgroup, in messages: Podman's words on v1."""
+    return "rootless systems without cgroup v2 delegation (not used yet)" if is_v2() else "cgroups V1 rootless systems"
+
+
 def place_conmon(pid: int) -> None:
     """Move a conmon into the conmon cgroup (as root; rootless conmon stays where it was started)."""
     if containers_have_cgroups():

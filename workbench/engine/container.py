@@ -208,7 +208,8 @@ class Container:
             from . import cgroups
 
             if not cgroups.containers_have_cgroups():  # the freezer is a cgroup's
-                raise WorkbenchError("can not pause containers on rootless containers with cgroup V1: "
+                where = "without a delegated cgroup" if cgroups.is_v2() else "with cgroup V1"
+                raise WorkbenchError(f"can not pause containers on rootless containers {where}: "
                                      "pausing needs the container's own cgroup")
             self.rt.oci.pause(self.id)
             self.st.state = ContainerState.PAUSED
@@ -242,8 +243,8 @@ class Container:
         if not limits:
             raise InvalidArgument("no resource limits given to update")
         if not cgroups.containers_have_cgroups():
-            raise WorkbenchError("cannot update the limits of a rootless container on cgroup V1: it has no "
-                                 "cgroup of its own")
+            raise WorkbenchError(f"cannot update the limits of a container on {cgroups.cgroupless_systems()}: "
+                                 "it has no cgroup of its own")
         with self._locked():
             self._check("update")
             old = self.config.resources or resources.resources({})

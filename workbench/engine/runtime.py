@@ -375,7 +375,7 @@ class Runtime:
 
         limit_set = resources.resources(limits)
         if limits and not cgroups.containers_have_cgroups():
-            log.warning("Resource limits are not supported and ignored on cgroups V1 rootless systems")
+            log.warning("Resource limits are not supported and ignored on %s", cgroups.cgroupless_systems())
             limit_set = {}
         rlimits = [resources.parse_ulimit(u) for u in ulimits]
         oom_adj = resources.oom_score_adj(oom_score_adj) if oom_score_adj is not None else None
