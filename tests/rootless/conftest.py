@@ -10,8 +10,12 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 
 import pytest
+
+from workbench.engine.exits import process_status
+from workbench.engine.rootless import IdRange, subordinate_ids
 
 ROOTLESS_USER = os.environ.get("ROOTLESS_USER", "wbtest")
 PYTHON = "/usr/bin/python3"
@@ -79,6 +83,10 @@ class UserStore:
         except (OSError, ValueError):
             return None
 
+    def live_pids(self, command: str) -> set[int]:
+        """The user's live processes running `command`."""
+        return {pid for pid, comm in live_processes(lambda owner: owner == self.user.pw_uid) if comm == command}
+
     def close(self) -> list[str]:
         """Remove every container, stop the pause process; what the user still runs (leaks)."""
         self.wb("rm", "-a", "-f", "-t", "0")
@@ -88,31 +96,33 @@ class UserStore:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
-        return leftover_processes(self.user.pw_uid)
+        return leftover_processes(self.user.pw_uid, subordinate_ids("/etc/subuid", self.user.pw_uid))
 
 
-def leftover_processes(uid: int, subordinate: tuple[int, int] | None = None) -> list[str]:
+def live_processes(owned_by: Callable[[int], bool]) -> list[tuple[int, str]]:
+    """(pid, command) of the processes whose owner passes `owned_by`; zombies are left out (dead
+    already: this VM's init reaps them lazily)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        status = process_status(int(name))
+        try:
+            owner = os.stat(f"/proc/{name}").st_uid
+        except OSError:
+            continue
+        if status is not None and status[1] != "Z" and owned_by(owner):
+            found.append((int(name), status[0]))
+    return found
+
+
+def leftover_processes(uid: int, subordinate: IdRange | None = None) -> list[str]:
     """Live processes (up to 2 s after a teardown) of `uid` or of its subordinate id range."""
+    def owned_by(owner: int) -> bool:
+        return owner == uid or (subordinate is not None and subordinate.start <= owner < subordinate.start
+                                + subordinate.count)
     deadline = time.monotonic() + 2
-    while True:
-        found = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                owner = os.stat(f"/proc/{name}").st_uid
-                with open(f"/proc/{name}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            comm, state = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2]
-            if state == "Z":
-                continue  # dead already: the host's init reaps it (this VM's init does so lazily)
-            if owner == uid or (subordinate and subordinate[0] <= owner < subordinate[0] + subordinate[1]):
-                found.append(f"{name} {comm}")
-        if not found or time.monotonic() > deadline:
-            return found
+    while (found := live_processes(owned_by)) and time.monotonic() < deadline:
         time.sleep(0.05)
+    return [f"{pid} {comm}" for pid, comm in found]
 
 
 @pytest.fixture(scope="module")

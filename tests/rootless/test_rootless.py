@@ -10,6 +10,7 @@ import textwrap
 import time
 import urllib.request
 
+from workbench.engine.exits import process_status
 from workbench.engine.rootless import subordinate_ids
 
 
@@ -339,39 +340,25 @@ def test_fuse_overlayfs_mounts_the_storage_when_asked_or_when_the_kernel_refuses
 
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, which this VM's init reaps lazily, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    status = process_status(pid)
+    return status is not None and status[1] != "Z"
 
 
-def _catatonits(uid: int) -> set[int]:
-    found = set()
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/comm") as f:
-                if f.read().strip() == "catatonit" and os.stat(f"/proc/{name}").st_uid == uid:
-                    found.add(int(name))
-        except OSError:
-            continue
-    return found
 
-
-def test_without_newuidmap_the_user_is_told_to_install_uidmap_and_nothing_is_started(store, tmp_path):
+def test_without_newuidmap_the_user_is_told_to_install_uidmap_and_nothing_is_started(store):
     tools = os.path.join(store.work, "tools-without-newuidmap")
     os.mkdir(tools)
     os.symlink("/usr/bin/catatonit", os.path.join(tools, "catatonit"))
     runtime_dir = os.path.join(store.work, "fresh-run")
     os.mkdir(runtime_dir, 0o700)
     os.chown(runtime_dir, store.user.pw_uid, store.user.pw_gid)
-    before = _catatonits(store.user.pw_uid)
+    before = store.live_pids("catatonit")
     proc = store.wb("ps", env={"PATH": tools, "XDG_RUNTIME_DIR": runtime_dir,
                                "XDG_DATA_HOME": os.path.join(store.work, "fresh-data")})
     assert proc.returncode == 125
     assert proc.stderr.strip() == ("Error: newuidmap not found: mapping the subordinate ids needs it; install "
                                    "package uidmap")
-    assert _catatonits(store.user.pw_uid) == before
+    assert store.live_pids("catatonit") == before
     assert not os.path.exists(os.path.join(runtime_dir, "workbench", "pause.pid"))
 
 

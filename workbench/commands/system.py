@@ -87,7 +87,7 @@ def info_data(ctx: Context) -> dict[str, Any]:
             "OCIRuntime": {"Name": rt.oci.name, "Path": rt.oci.path, "Version": rt.oci.version()},
             "OS": "linux",
             "Rootless": rt.rootless,
-            "IDMappings": {"UIDMap": _id_map("/proc/self/uid_map"), "GIDMap": _id_map("/proc/self/gid_map")},
+            "IDMappings": {"UIDMap": _id_map("uid_map"), "GIDMap": _id_map("gid_map")},
             "Capabilities": _mode_capabilities(rt),
         },
         "Store": {
@@ -101,10 +101,12 @@ def info_data(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _id_map(path: str) -> list[dict[str, int]]:
-    """The process's user namespace map (the rootless one once joined; the identity as root)."""
-    with open(path) as f:
-        return [dict(zip(("ContainerID", "HostID", "Size"), map(int, line.split()))) for line in f if line.strip()]
+def _id_map(name: str) -> list[dict[str, int]]:
+    """This process's user namespace map (the rootless one once joined; the identity as root)."""
+    from ..engine.rootless import read_id_map
+
+    return [{"ContainerID": inside, "HostID": outside, "Size": count}
+            for inside, outside, count in read_id_map(f"/proc/self/{name}") or []]
 
 
 def _mode_capabilities(rt: Any) -> dict[str, Any]:

@@ -39,6 +39,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_status(pid: int) -> tuple[str, str] | None:
+    """(command name, state letter) of `pid` from /proc/<pid>/stat, None when it is gone; a
+    zombie ("Z") has exited already: its parent (or a lazy init) has not reaped it yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    head, _, tail = stat.rpartition(")")
+    fields = tail.split()
+    return (head.partition("(")[2], fields[0]) if fields else None
+
+
 def handle_exit_file(c: "Container") -> bool:
     """If the container's process exited, record it (Stopped, exit code); True when it changed."""
     st = c.st

@@ -36,6 +36,23 @@ class IdRange(NamedTuple):
     count: int
 
 
+IdMap = list[tuple[int, int, int]]  # (id inside, id outside, count), as OCI's uidMappings
+
+
+def parse_id_map(text: str) -> IdMap:
+    """A /proc/<pid>/uid_map or gid_map: (inside, outside, count) ranges."""
+    return [(int(a), int(b), int(n)) for a, b, n in (line.split() for line in text.splitlines() if line.strip())]
+
+
+def read_id_map(path: str) -> IdMap | None:
+    """parse_id_map of the file `path`; None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return parse_id_map(f.read())
+    except OSError:
+        return None
+
+
 def host_uid() -> int:
     """The user's uid on the host, also once joined (where the kernel says 0)."""
     outer = _outer_id("/proc/self/uid_map")
@@ -46,9 +63,6 @@ def host_gid() -> int:
     """The user's gid on the host, also once joined."""
     outer = _outer_id("/proc/self/gid_map")
     return os.getegid() if outer is None else outer
-
-
-IdMap = list[tuple[int, int, int]]  # (id inside, id outside, count), as OCI's uidMappings
 
 
 def keep_id_maps() -> tuple[IdMap, IdMap]:
@@ -71,8 +85,7 @@ def _ids_in(map_file: str) -> int:
     if not in_namespace():
         raise RootlessError("--userns=keep-id is made in the rootless user namespace, which this process has not "
                             "joined")
-    with open(map_file) as f:
-        return sum(int(line.split()[2]) for line in f if line.strip())
+    return sum(count for _inside, _outside, count in read_id_map(map_file) or [])
 
 
 @functools.cache
@@ -88,27 +101,18 @@ def in_namespace() -> bool:
 
 def gid_mapped(gid: int) -> bool:
     """Whether group `gid` exists in this process's user namespace (always as root)."""
-    try:
-        with open("/proc/self/gid_map") as f:
-            ranges = [tuple(map(int, line.split())) for line in f if line.strip()]
-    except OSError:
+    if not is_rootless():
         return True
-    return any(inner <= gid < inner + count for inner, _outer, count in ranges)
+    ranges = read_id_map("/proc/self/gid_map")
+    return ranges is None or any(inner <= gid < inner + count for inner, _outer, count in ranges)
 
 
 def _outer_id(map_file: str) -> int | None:
     """The host id that id 0 maps to, or None in the initial namespace (identity map)."""
-    try:
-        with open(map_file) as f:
-            lines = [line.split() for line in f.read().splitlines() if line.strip()]
-    except OSError:
+    ranges = read_id_map(map_file)
+    if not ranges or ranges == [(0, 0, 4294967295)]:
         return None
-    if lines == [["0", "0", "4294967295"]]:
-        return None
-    for inner, outer, _count in lines:
-        if inner == "0":
-            return int(outer)
-    return None
+    return next((outer for inner, outer, _count in ranges if inner == 0), None)
 
 
 # -- where the store lives ------------------------------------------------------------------
@@ -197,16 +201,18 @@ def pause_pid(runroot: str) -> int | None:
             pid = int(f.read().strip())
     except (OSError, ValueError):
         return None
+    from .exits import process_status
+
+    status = process_status(pid)
     try:
         st = os.stat(f"/proc/{pid}")
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rpartition(")")[2].split()[0]
         ns_user = os.readlink(f"/proc/{pid}/ns/user")
         os.readlink(f"/proc/{pid}/ns/mnt")
-    except (OSError, IndexError):
+    except OSError:
         return None
     joined = in_namespace()  # then the pause process is in our own user namespace, else in another
-    if state in ("Z", "X") or st.st_uid != os.geteuid() or (ns_user == os.readlink("/proc/self/ns/user")) != joined:
+    if (status is None or status[1] in ("Z", "X") or st.st_uid != os.geteuid()
+            or (ns_user == os.readlink("/proc/self/ns/user")) != joined):
         return None  # dead (a zombie holds no namespaces), or a recycled pid: another process of ours
     return pid
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import logger
 from .errors import InvalidArgument, WorkbenchError
+from .rootless import parse_id_map
 
 if TYPE_CHECKING:
     from .container import Container
@@ -73,7 +74,8 @@ def container_top(c: Container, words: Sequence[str] | str | None = None) -> Pro
     c._check("top")
     names = parse_descriptors(words)
     pids, belongs = members(c)
-    processes = [p for p in (_Process.read(pid, belongs) for pid in pids) if p]
+    own_userns = os.readlink("/proc/self/ns/user")
+    processes = [p for p in (_Process.read(pid, belongs, own_userns) for pid in pids) if p]
     processes.sort(key=lambda p: (int(p.ns_pid), p.hpid))
     ctx = _Context(c.st.mountpoint, processes)
     rows = tuple(tuple(_DESCRIPTORS[name][1](p, ctx) for name in names) for p in processes)
@@ -158,9 +160,6 @@ def _in_cgroup(text: str, cgroup: str) -> bool:
 _IDENTITY = [(0, 0, 1 << 32)]
 
 
-def _id_map(text: str) -> list[tuple[int, int, int]]:
-    """A uid_map/gid_map: (inside, outside, count) ranges."""
-    return [(int(a), int(b), int(n)) for a, b, n in (line.split() for line in text.splitlines() if line.strip())]
 
 
 def _inside(host_id: int, ranges: list[tuple[int, int, int]]) -> int:
@@ -177,8 +176,9 @@ class _Process:
     __slots__ = ("cmdline", "comm", "gid_map", "hpid", "label", "stat", "status", "uid_map")
 
     @classmethod
-    def read(cls, hpid: int, belongs: Callable[[int], bool]) -> _Process | None:
-        """The process `hpid` if it still exists and still `belongs` to the container, else None."""
+    def read(cls, hpid: int, belongs: Callable[[int], bool], own_userns: str) -> _Process | None:
+        """The process `hpid` if it still exists and still `belongs` to the container, else None;
+        its ids are read as seen from `own_userns` (this process's user namespace)."""
         try:
             dir_fd = os.open(f"/proc/{hpid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
@@ -198,11 +198,11 @@ class _Process:
                 key, _, value = line.partition(":")
                 p.status[key] = value.strip()
             p.cmdline = _read(dir_fd, "cmdline", MAX_CMDLINE)
-            if os.readlink("ns/user", dir_fd=dir_fd) == os.readlink("/proc/self/ns/user"):
+            if os.readlink("ns/user", dir_fd=dir_fd) == own_userns:
                 p.uid_map = p.gid_map = _IDENTITY  # our own user namespace (rootless): ids as we see them
             else:  # the map says how the process's ids look from our namespace
-                p.uid_map = _id_map(_read(dir_fd, "uid_map").decode())
-                p.gid_map = _id_map(_read(dir_fd, "gid_map").decode())
+                p.uid_map = parse_id_map(_read(dir_fd, "uid_map").decode())
+                p.gid_map = parse_id_map(_read(dir_fd, "gid_map").decode())
             try:
                 p.label = _read(dir_fd, "attr/current").decode(errors="replace").strip("\n\0")
             except OSError:  # no security module offers labels here

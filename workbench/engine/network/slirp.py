@@ -180,12 +180,10 @@ def _read_with_timeout(fd: int, timeout: float) -> bytes:
 
 def _is_slirp(pid: int) -> bool:
     """Whether `pid` is a live slirp4netns (a zombie is dead: its sockets are closed)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.find("(") + 1:stat.rfind(")")] == "slirp4netns" and stat[stat.rfind(")") + 2] != "Z"
+    from ..exits import process_status
+
+    status = process_status(pid)
+    return status is not None and status[0] == "slirp4netns" and status[1] != "Z"
 
 
 def _kill(pid: int) -> None:
