@@ -444,7 +444,6 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
         return 0
     if args.log_level == "warn":  # not given: the kernel's (`%ctr --debug` alone sets it)
         args.log_level = kernel.log_level
-    forked = _forked()
     if stdin is None and _opens_console(args):
         return _open_console(args, out, kernel)
     if _opens_view(args):  # `ps --widget`, `stats --plot`: a live widget is the cell's result
@@ -464,11 +463,7 @@ def _run(tokens: list[str], out: NotebookOutput, kernel: Kernel, stdin: bytes | 
             return ctx.exit_code
         return _reported(out, handle, args.log_level)
     try:
-        if forked:
-            from .commands.relay import run_forked
-
-            return run_forked(execute, out)
-        return execute(out)
+        return _in_engine(execute, out)
     except KeyboardInterrupt:
         out.stream("stderr", b"Interrupted\n")
         return 130
@@ -480,6 +475,15 @@ def _forked() -> bool:
     from .engine import rootless
 
     return rootless.is_rootless() and not rootless.in_namespace() and rootless.thread_count() > 1
+
+
+def _in_engine(work: Callable[[Any], int], out: Any) -> int:
+    """`work(out)` here, or in a forked child that joins the user namespace (a rootless kernel)."""
+    if _forked():
+        from .commands.relay import run_forked
+
+        return run_forked(work, out)
+    return work(out)
 
 
 def _reported(out: NotebookOutput, work: Callable[[], int], log_level: str = "warn") -> int:
@@ -517,36 +521,27 @@ def _open_console(args: Any, out: NotebookOutput, kernel: Kernel) -> int:
         out.error(f"an interactive console needs the notebook extras (pip install 'workbench[jupyter]'): {exc}")
         return 125
     rt = kernel.runtime(args.root, args.runroot, args.runtime)  # a ForkedRuntime in a rootless kernel
-    lookup = rt.container
-    if _forked():  # rootless: the sessions run through the workbench command (widgets/rootless.py)
-        def create(quiet: NotebookOutput) -> int:
-            from .commands.relay import run_forked
-
-            return run_forked(lambda relay: _reported(relay, lambda: _create(args, relay, kernel)), quiet)
-    else:
-        def create(quiet: NotebookOutput) -> int:
-            return _create(args, quiet, kernel)
 
     def open_one() -> int:
         if args.command_name == "exec":
             if not args.command:
                 raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
             env = Context(args=args, out=out, runtime=None).env_from_flags(args.env, args.env_file)
-            console = Console(lookup(args.container), args.command, env=env,
+            console = Console(rt.container(args.container), args.command, env=env,
                               user=args.user, workdir=args.workdir, privileged=args.privileged)
         elif args.command_name == "attach":
-            c = lookup(args.container)
+            c = rt.container(args.container)
             if c.state != ContainerState.RUNNING:
                 raise ContainerStateError("you can only attach to running containers")
             console = Console(c)
         else:  # run -it: create, then attach and start (no output lost)
             quiet = NotebookOutput(io.StringIO(), io.StringIO())
-            code = create(quiet)
+            code = _in_engine(lambda o: _reported(o, lambda: _create(args, o, kernel)), quiet)
             if code or not quiet.lines:
                 for message in quiet.errors:
                     out.error(message)
                 return code or 125
-            c = lookup(quiet.lines[-1])
+            c = rt.container(quiet.lines[-1])
             try:
                 console = Console(c, start=True)
             except BaseException:
@@ -678,11 +673,7 @@ def _write_file(tokens: list[str], body: str, kernel: Kernel) -> CtrResult:
             return getattr(exc, "exit_code", 125)
         out.line(f"wrote {len(data)} bytes to {name}:{path}")
         return 0
-    if _forked():
-        from .commands.relay import run_forked
-
-        return CtrResult(["file", *tokens], run_forked(write, out), out)
-    return CtrResult(["file", *tokens], write(out), out)
+    return CtrResult(["file", *tokens], _in_engine(write, out), out)
 
 
 class ContainersUnavailable(Exception):

@@ -4,7 +4,7 @@ A rootless engine process must join the user namespace, which only a single-thre
 can do, and a Jupyter kernel has threads. A forked child has one: it joins, runs the command
 against an Output that pickles every call into a pipe, and exits; the kernel replays the calls
 on the cell's Output as they come (output streams live). Interrupting the cell interrupts the
-child.
+child. `call_forked` does the same for one engine call whose result (or error) comes back.
 """
 
 from __future__ import annotations
@@ -32,10 +32,7 @@ class RelayOutput:
 
     def _send(self, method: str, *args: Any, **kwargs: Any) -> None:
         data = pickle.dumps((method, args, kwargs))
-        self._write(_HEADER.pack(len(data)) + data)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
+        view = memoryview(_HEADER.pack(len(data)) + data)
         while view:
             view = view[os.write(self._fd, view):]
 
@@ -74,8 +71,10 @@ class _StreamWriter(io.TextIOBase):
         return len(text)
 
 
-def run_forked(work: Callable[[RelayOutput], int], out: Any) -> int:
-    """Run `work` in a forked child, replaying its output on `out`; its exit code."""
+def _fork(child: Callable[[RelayOutput], int]) -> tuple[int, int]:
+    """Fork; the child runs `child` on a RelayOutput down a pipe (what it prints goes there too,
+    never to the kernel's own streams) and exits with its code (125 if it raises past it).
+    Returns the child's pid and the pipe's read end."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -84,15 +83,24 @@ def run_forked(work: Callable[[RelayOutput], int], out: Any) -> int:
             os.close(read_fd)
             relay = RelayOutput(write_fd)
             sys.stdout, sys.stderr = _StreamWriter(relay, "stdout"), _StreamWriter(relay, "stderr")
-            try:
-                code = work(relay)
-            except KeyboardInterrupt:
-                code = 130
-            except BaseException:  # noqa: BLE001 - the child must always exit, and say why
-                relay.stream("stderr", traceback.format_exc().encode())
+            code = child(relay)
         finally:
             os._exit(code)
     os.close(write_fd)
+    return pid, read_fd
+
+
+def run_forked(work: Callable[[RelayOutput], int], out: Any) -> int:
+    """Run `work` in a forked child, replaying its output on `out`; its exit code."""
+    def child(relay: RelayOutput) -> int:
+        try:
+            return work(relay)
+        except KeyboardInterrupt:
+            return 130
+        except BaseException:  # noqa: BLE001 - the child must always exit, and say why
+            relay.stream("stderr", traceback.format_exc().encode())
+            return 125
+    pid, read_fd = _fork(child)
     interrupted = False
     with os.fdopen(read_fd, "rb") as pipe:
         while True:
@@ -115,34 +123,34 @@ def run_forked(work: Callable[[RelayOutput], int], out: Any) -> int:
 
 def call_forked(work: Callable[[], Any]) -> Any:
     """`work()` in a forked child; its result, or its exception raised here (same type and message)."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    def child(relay: RelayOutput) -> int:
         try:
-            os.close(read_fd)
-            try:
-                reply = ("ok", work())
-            except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
-                reply = ("error", (type(exc), str(exc), dict(getattr(exc, "__dict__", {}))))
-            try:
-                data = pickle.dumps(reply)
-            except Exception as exc:  # noqa: BLE001 - an unpicklable result is an error too
-                data = pickle.dumps(("error", (TypeError, f"cannot return {type(reply[1]).__name__}: {exc}", {})))
-            RelayOutput(write_fd)._write(data)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
+            reply: tuple[str, Any] = ("ok", work())
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
+            reply = ("error", (type(exc), str(exc), dict(getattr(exc, "__dict__", {}))))
+        try:
+            relay._send("reply", *reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an unpicklable result
+            relay._send("reply", "error", (TypeError, f"cannot return {type(reply[1]).__name__}: {exc}", {}))
+        return 0
+    pid, read_fd = _fork(child)
+    reply = None
     with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
+        while (message := _receive(pipe)) is not None:
+            method, args, _ = message
+            if method == "reply":
+                reply = args
+            elif method == "stream":  # a warning the call printed
+                (sys.stderr if args[0] == "stderr" else sys.stdout).write(args[1].decode(errors="replace"))
     os.waitpid(pid, 0)
-    if not data:
+    if reply is None:
         raise RuntimeError("the forked engine call died without an answer")
-    kind, value = pickle.loads(data)  # our own child's answer
+    kind, value = reply
     if kind == "ok":
         return value
-    cls, message, state = value
+    cls, text, state = value
     exc = cls.__new__(cls)  # not __init__: its arguments are not the message
-    exc.args = (message,)
+    exc.args = (text,)
     exc.__dict__.update(state)
     raise exc
 

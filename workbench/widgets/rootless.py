@@ -62,11 +62,31 @@ def _record(c: Any) -> tuple[str, Any, Any]:
     return c.id, c.config, c.st
 
 
-class ForkedContainer:
+class _Forwarding:
+    """Calls of other methods run on the real object (`_real(runtime)`) in a forked child."""
+
+    rt: ForkedRuntime
+
+    def _real(self, rt: Any) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return self.rt.call(lambda rt: getattr(self._real(rt), method)(*args, **kwargs))
+        return forward
+
+
+class ForkedContainer(_Forwarding):
     """A container as of its last snapshot (`config`, `st`); methods run on the real one, forked."""
 
     def __init__(self, rt: ForkedRuntime, ctr_id: str, config: Any, st: Any):
         self.rt, self.id, self.config, self.st = rt, ctr_id, config, st
+
+    def _real(self, rt: Any) -> Any:
+        return rt.container(self.id)
 
     @property
     def name(self) -> str:
@@ -78,17 +98,8 @@ class ForkedContainer:
 
     @property
     def state(self) -> Any:
-        self.id, self.config, self.st = self.rt.call(lambda rt: _record(rt.container(self.id)))
+        self.id, self.config, self.st = self.rt.call(lambda rt: _record(self._real(rt)))
         return self.st.state
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method.startswith("_"):
-            raise AttributeError(method)
-        ctr_id = self.id
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            return self.rt.call(lambda rt: getattr(rt.container(ctr_id), method)(*args, **kwargs))
-        return forward
 
     def exec_session(self, command: Sequence[str], *, size: tuple[int, int], on_output: Callable[[str, bytes], None],
                      env: dict[str, str] | None = None, user: str | None = None, workdir: str | None = None,
@@ -106,15 +117,14 @@ class ForkedContainer:
         return PtySession([*self.argv_prefix, *verb, "--detach-keys=", self.id], size, on_output)
 
 
-class _ForkedImage:
-    """An image for an InspectView's refresh."""
+class _ForkedImage(_Forwarding):
+    """An image (what an InspectView's refresh asks of it: `inspect()`)."""
 
     def __init__(self, rt: ForkedRuntime, image_id: str):
         self.rt, self.id = rt, image_id
 
-    def inspect(self) -> dict[str, Any]:
-        image_id = self.id
-        return self.rt.call(lambda rt: rt.image(image_id).inspect())
+    def _real(self, rt: Any) -> Any:
+        return rt.image(self.id)
 
 
 class PtySession:
@@ -135,7 +145,6 @@ class PtySession:
                 os._exit(127)
         os.close(slave)
         self.id = f"cli-{self.pid}"
-        self.exit_code: int | None = None
         self._status: int | None = None
         self._reap_lock = threading.Lock()
         self._on_output = on_output
@@ -145,6 +154,11 @@ class PtySession:
     @property
     def ended(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def exit_code(self) -> int | None:
+        """The command's exit code once it has ended."""
+        return self._status if self.ended else None
 
     def _read(self) -> None:
         while True:
@@ -157,7 +171,7 @@ class PtySession:
             if not data:
                 break
             self._on_output("stdout", data)
-        self.exit_code = self._wait_exit()
+        self._wait_exit()
         self._done.set()
 
     def _wait_exit(self, block: bool = True) -> int | None:
@@ -193,7 +207,7 @@ class PtySession:
     def wait(self, timeout: float | None = None) -> int:
         if not self._done.wait(timeout):
             raise TimeoutError(f"{self.id} still runs after {timeout} s")
-        return self.exit_code if self.exit_code is not None else -1
+        return self._status if self._status is not None else -1
 
     def close(self) -> None:
         """Hang up and let go: the command ends, an attached main process runs on."""
