@@ -53,10 +53,10 @@ def store_paths(root: str | None = None, runroot: str | None = None) -> tuple[st
     the mode's defaults (root's, or the user's own in rootless mode)."""
     from . import rootless
 
-    mode_root, mode_runroot = ((rootless.default_root, rootless.default_runroot) if rootless.is_rootless()
-                               else (lambda: DEFAULT_ROOT, lambda: DEFAULT_RUNROOT))
-    return (os.path.abspath(root or os.environ.get("WORKBENCH_ROOT") or mode_root()),
-            os.path.abspath(runroot or os.environ.get("WORKBENCH_RUNROOT") or mode_runroot()))
+    user = rootless.is_rootless()  # (the rootless defaults are looked up only when needed: one makes a dir)
+    root = root or os.environ.get("WORKBENCH_ROOT") or (rootless.default_root() if user else DEFAULT_ROOT)
+    runroot = runroot or os.environ.get("WORKBENCH_RUNROOT") or (rootless.default_runroot() if user else DEFAULT_RUNROOT)
+    return os.path.abspath(root), os.path.abspath(runroot)
 
 
 class Runtime:

@@ -47,11 +47,11 @@ OPAQUE_MARKER = ".wh..wh..opq"
 
 
 def overlay_opaque_xattr() -> str:
-    """The xattr that makes an overlay directory opaque: trusted.* as root; user.* in a user
-    namespace, where trusted.* is refused and overlay is mounted with `userxattr` (kernel 5.11+)."""
-    from ..rootless import in_namespace
+    """The xattr that makes an overlay directory opaque: trusted.* as root; user.* rootless (in the
+    user namespace, where trusted.* is refused and overlay is mounted with `userxattr`, 5.11+)."""
+    from ..rootless import is_rootless
 
-    return "user.overlay.opaque" if in_namespace() else "trusted.overlay.opaque"
+    return "user.overlay.opaque" if is_rootless() else "trusted.overlay.opaque"
 
 _CHUNK = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

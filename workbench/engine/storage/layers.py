@@ -13,6 +13,8 @@ from ..locks import FileLock
 
 log = logger.get(__name__)
 
+VFS_MARKER = "vfs"  # a file in a container's layer directory: its root is a copy (the vfs driver)
+
 _MNT_DETACH = 2
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc; find_library would spawn ldconfig
@@ -119,9 +121,7 @@ class LayerStore:
 
     def is_vfs(self, layer_id: str) -> bool:
         """Whether the container's root is a full copy (the vfs driver, see vfs.py)."""
-        from .vfs import MARKER
-
-        return os.path.exists(os.path.join(self.dir(layer_id), MARKER))
+        return os.path.exists(os.path.join(self.dir(layer_id), VFS_MARKER))
 
     def changes_dir(self, layer_id: str) -> str:
         """Where a container's changes are read: the upper dir, or the whole copy (vfs)."""
@@ -136,7 +136,7 @@ class LayerStore:
                 for name in os.listdir(target):  # a copy cut short: start again
                     remove_tree(os.path.join(target, name))
                 vfs.populate(target, [self.diff(lower) for lower in lowers])
-                with open(os.path.join(self.dir(layer_id), vfs.MARKER), "w"):
+                with open(os.path.join(self.dir(layer_id), VFS_MARKER), "w"):
                     pass
         return target
 
@@ -165,9 +165,10 @@ def _driver() -> str:
 
 
 def _in_user_namespace() -> bool:
-    from ..rootless import in_namespace
+    """Rootless: layers are only ever mounted once the user namespace is joined."""
+    from ..rootless import is_rootless
 
-    return in_namespace()
+    return is_rootless()
 
 
 def _fuse_overlay(target: str, options: str, id_maps: tuple[list[tuple[int, int, int]], ...] | None) -> None:

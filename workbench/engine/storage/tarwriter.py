@@ -37,7 +37,7 @@ def write_tar(root: str | int, out: BinaryIO, *, overlay_whiteouts: bool = False
                 if overlay_whiteouts and is_mount_program_marker(name):
                     continue
                 arcname = prefix.rstrip("/") + "/" + name if prefix else name
-                _add(tar, arcname, name.rsplit("/", 1)[-1], parent_fd, st, overlay_whiteouts, clamp_mtime)
+                add_entry(tar, arcname, name.rsplit("/", 1)[-1], parent_fd, st, overlay_whiteouts, clamp_mtime)
         finally:
             os.close(top)
 
@@ -47,12 +47,12 @@ def write_entry(parent_fd: int, leaf: str, out: BinaryIO, *, arcname: str) -> No
     stream whose top entry is named `arcname`; a symlink is archived as a symlink."""
     st = os.lstat(leaf, dir_fd=parent_fd)
     with TarStream(out) as tar:
-        _add(tar, arcname, leaf, parent_fd, st, False, None)
+        add_entry(tar, arcname, leaf, parent_fd, st, False, None)
         if stat.S_ISDIR(st.st_mode):
             top = os.open(leaf, _DIR, dir_fd=parent_fd)
             try:
                 for rel, child_parent, child_st in walk(top):
-                    _add(tar, f"{arcname}/{rel}", rel.rsplit("/", 1)[-1], child_parent, child_st, False, None)
+                    add_entry(tar, f"{arcname}/{rel}", rel.rsplit("/", 1)[-1], child_parent, child_st, False, None)
             finally:
                 os.close(top)
 
@@ -158,14 +158,19 @@ def _info(st: os.stat_result, name: str, clamp_mtime: int | None) -> tarfile.Tar
     return info
 
 
-def _add(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_result,
+def add_whiteout(tar: TarStream, arcname: str, st: os.stat_result, clamp_mtime: int | None) -> None:
+    """The layer entry saying `arcname` is deleted (`.wh.NAME`), with the owner and time of `st`."""
+    head, _, base = arcname.rpartition("/")
+    whiteout = _info(st, f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base, clamp_mtime)
+    whiteout.mode, whiteout.type, whiteout.size = 0o600, tarfile.REGTYPE, 0
+    tar.addfile(whiteout)
+
+
+def add_entry(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_result,
          overlay_whiteouts: bool, clamp_mtime: int | None) -> None:
     mode = st.st_mode
     if overlay_whiteouts and stat.S_ISCHR(mode) and st.st_rdev == 0:
-        head, _, base = arcname.rpartition("/")
-        whiteout = _info(st, f"{head}/{WHITEOUT_PREFIX}{base}" if head else WHITEOUT_PREFIX + base, clamp_mtime)
-        whiteout.mode, whiteout.type, whiteout.size = 0o600, tarfile.REGTYPE, 0
-        tar.addfile(whiteout)
+        add_whiteout(tar, arcname, st, clamp_mtime)
         return
     info = _info(st, arcname, clamp_mtime)
     if stat.S_ISREG(mode) and st.st_nlink > 1:  # a hard link: its content once, then links to it
@@ -183,7 +188,7 @@ def _add(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_re
     if stat.S_ISDIR(mode):
         info.name = arcname + "/"
         tar.addfile(info)
-        if overlay_whiteouts and _is_opaque(leaf, parent_fd):
+        if overlay_whiteouts and is_opaque_dir(leaf, parent_fd):
             marker = _info(st, f"{arcname}/{OPAQUE_MARKER}", clamp_mtime)
             marker.mode, marker.type, marker.size = 0o600, tarfile.REGTYPE, 0
             tar.addfile(marker)
@@ -211,7 +216,7 @@ def is_mount_program_marker(rel: str) -> bool:
     return rel.rsplit("/", 1)[-1] in _FUSE_MARKERS
 
 
-def _is_opaque(leaf: str, parent_fd: int) -> bool:
+def is_opaque_dir(leaf: str, parent_fd: int) -> bool:
     fd = os.open(leaf, _DIR, dir_fd=parent_fd)
     try:
         for name in (overlay_opaque_xattr(), _FUSE_OPAQUE_XATTR):

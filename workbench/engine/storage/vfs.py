@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import os
 import stat
-import tarfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-from .tarwriter import TarStream, _add, _is_opaque, is_mount_program_marker, walk
-
-MARKER = "vfs"  # a file in the layer directory: this container's root is a vfs copy
+from .tarwriter import (
+    TarStream,
+    add_entry,
+    add_whiteout,
+    is_mount_program_marker,
+    is_opaque_dir,
+    walk,
+)
 
 
 def populate(merged: str, lower_diffs: list[str]) -> None:
@@ -32,25 +36,35 @@ def populate(merged: str, lower_diffs: list[str]) -> None:
               lambda stream: apply_tar(stream, merged, whiteouts=WhiteoutMode.APPLY))
 
 
-def image_index(lower_fds: list[int]) -> dict[str, os.stat_result]:
-    """Every path of the image (its layers' directory fds, top first) with its top-most lstat."""
-    index: dict[str, os.stat_result] = {}
+class _Image(NamedTuple):
+    """The image's paths with their top-most lstat, and the targets of its symlinks."""
+
+    stats: dict[str, os.stat_result]
+    links: dict[str, str]
+
+
+def image_index(lower_fds: list[int]) -> _Image:
+    """Every path of the image (its layers' directory fds, top first)."""
+    image = _Image({}, {})
     deleted: set[str] = set()  # whited out by a layer above: gone with everything below it
     opaque: set[str] = set()   # opaque in a layer above: what lower layers hold below it is hidden
     for fd in lower_fds:
         new_deleted, new_opaque = set(), set()
         for rel, parent_fd, st in walk(fd):
-            if is_mount_program_marker(rel) or _hidden(rel, deleted, opaque):
+            if is_mount_program_marker(rel) or _hidden(rel, deleted, opaque) or rel in image.stats:
                 continue
+            leaf = rel.rsplit("/", 1)[-1]
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 new_deleted.add(rel)
                 continue
-            index.setdefault(rel, st)
-            if stat.S_ISDIR(st.st_mode) and _is_opaque(rel.rsplit("/", 1)[-1], parent_fd):
+            image.stats[rel] = st
+            if stat.S_ISLNK(st.st_mode):
+                image.links[rel] = os.readlink(leaf, dir_fd=parent_fd)
+            elif stat.S_ISDIR(st.st_mode) and is_opaque_dir(leaf, parent_fd):
                 new_opaque.add(rel)
         deleted |= new_deleted
         opaque |= new_opaque
-    return index
+    return image
 
 
 def _hidden(rel: str, deleted: set[str], opaque: set[str]) -> bool:
@@ -64,27 +78,33 @@ def _hidden(rel: str, deleted: set[str], opaque: set[str]) -> bool:
     return False
 
 
-def changes(root_fd: int, lower_fds: list[int], skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
-    """(kind, relative path) of the copy under `root_fd` against the image, A/C/D, in path order;
-    a deleted directory is one D (not one per file in it)."""
-    index = image_index(lower_fds)
+def _changes(root_fd: int, lower_fds: list[int], skip: frozenset[str]
+             ) -> Iterator[tuple[str, str, int, os.stat_result]]:
+    """(kind, relative path, parent dir fd, lstat) of the copy under `root_fd` against the image,
+    in one walk: A and C as met (the parent fd valid until the next item), then D with the image's
+    lstat and -1; a deleted directory is one D, not one per file in it."""
+    image = image_index(lower_fds)
     seen: set[str] = set()
-    out = []
     for rel, parent_fd, st in walk(root_fd, skip):
         seen.add(rel)
-        before = index.get(rel)
+        before = image.stats.get(rel)
         if before is None:
-            out.append(("A", rel))
-        elif _differs(before, st, rel, parent_fd, lower_fds):
-            out.append(("C", rel))
-    for rel in sorted(index.keys() - seen - skip):
+            yield "A", rel, parent_fd, st
+        elif _differs(before, st, image.links.get(rel), rel, parent_fd):
+            yield "C", rel, parent_fd, st
+    for rel in sorted(image.stats.keys() - seen - skip):
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if not parent or parent in seen:  # the top-most deletion only
-            out.append(("D", rel))
-    return sorted(out, key=lambda change: change[1])
+            yield "D", rel, -1, image.stats[rel]
 
 
-def _differs(before: os.stat_result, now: os.stat_result, rel: str, parent_fd: int, lower_fds: list[int]) -> bool:
+def changes(root_fd: int, lower_fds: list[int], skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(kind, relative path) of the copy against the image, A/C/D, in path order."""
+    return sorted(((kind, rel) for kind, rel, _, _ in _changes(root_fd, lower_fds, skip)),
+                  key=lambda change: change[1])
+
+
+def _differs(before: os.stat_result, now: os.stat_result, link: str | None, rel: str, parent_fd: int) -> bool:
     if stat.S_IFMT(before.st_mode) != stat.S_IFMT(now.st_mode):
         return True
     if (before.st_mode, before.st_uid, before.st_gid) != (now.st_mode, now.st_uid, now.st_gid):
@@ -92,47 +112,18 @@ def _differs(before: os.stat_result, now: os.stat_result, rel: str, parent_fd: i
     if stat.S_ISDIR(now.st_mode):  # entries added or removed (tar keeps whole seconds: so do we)
         return int(before.st_mtime) != int(now.st_mtime)
     if stat.S_ISLNK(now.st_mode):
-        return _link_in_image(rel, lower_fds) != os.readlink(rel.rsplit("/", 1)[-1], dir_fd=parent_fd)
+        return link != os.readlink(rel.rsplit("/", 1)[-1], dir_fd=parent_fd)
     if stat.S_ISCHR(now.st_mode) or stat.S_ISBLK(now.st_mode):
         return before.st_rdev != now.st_rdev
     return (before.st_size, int(before.st_mtime)) != (now.st_size, int(now.st_mtime))
 
 
-def _link_in_image(rel: str, lower_fds: list[int]) -> str | None:
-    from .rootpath import UnsafePath, open_in_root
-
-    parent, _, leaf = rel.rpartition("/")
-    for fd in lower_fds:
-        try:
-            parent_fd = open_in_root(fd, parent, os.O_RDONLY | os.O_DIRECTORY) if parent else os.dup(fd)
-        except (OSError, UnsafePath):
-            continue
-        try:
-            return os.readlink(leaf, dir_fd=parent_fd)
-        except OSError:
-            continue
-        finally:
-            os.close(parent_fd)
-    return None
-
-
 def write_changes(root_fd: int, lower_fds: list[int], out: BinaryIO, *, clamp_mtime: int | None = None,
                   skip: frozenset[str] = frozenset()) -> None:
     """The changes as a layer tar: added and changed entries as they are now, deletions as whiteouts."""
-    wanted = {rel: kind for kind, rel in changes(root_fd, lower_fds, skip)}
     with TarStream(out) as tar:
-        for rel, parent_fd, st in _entries(root_fd, wanted, skip):
-            _add(tar, rel, rel.rsplit("/", 1)[-1], parent_fd, st, False, clamp_mtime)
-        for rel, kind in wanted.items():
+        for kind, rel, parent_fd, st in _changes(root_fd, lower_fds, skip):
             if kind == "D":
-                head, _, base = rel.rpartition("/")
-                whiteout = tarfile.TarInfo(f"{head}/.wh.{base}" if head else f".wh.{base}")
-                whiteout.mode, whiteout.size = 0o600, 0
-                tar.addfile(whiteout)
-
-
-def _entries(root_fd: int, wanted: dict[str, str], skip: frozenset[str]) -> Iterator[tuple[str, int, os.stat_result]]:
-    for rel, parent_fd, st in walk(root_fd, skip):
-        if wanted.get(rel) in ("A", "C"):
-            yield rel, parent_fd, st
-
+                add_whiteout(tar, rel, st, clamp_mtime)
+            else:
+                add_entry(tar, rel, rel.rsplit("/", 1)[-1], parent_fd, st, False, clamp_mtime)
