@@ -230,8 +230,8 @@ def _copy_up_volumes(c: "Container", rootfs: str) -> None:
 
 def init(c: "Container") -> None:
     """Mount, write config.json, conmon + `runc create`: Configured/Exited -> Created."""
-    if c.st.state == S.STOPPED:
-        cleanup_runtime(c)
+    if c.st.state == S.STOPPED:  # not cleaned up yet: the runtime's state and the old network go first
+        cleanup_runtime(c, meanwhile=lambda: network.teardown(c))
     conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
     _command(c)  # fail before touching anything when there is nothing to run
     try:

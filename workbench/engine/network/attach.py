@@ -64,14 +64,12 @@ def setup_created(c: Container, pid: int) -> None:
     if c.config.network == "slirp4netns" and _made_by_runtime(c):
         from . import slirp
 
-        slirp.stop(c.st.slirp_pid, c)
         c.st.slirp_pid = slirp.start(c, f"/proc/{pid}/ns/net", userns=f"/proc/{pid}/ns/user")
 
 
 def _setup_slirp(c: Container) -> None:
     from . import netns, slirp
 
-    slirp.stop(c.st.slirp_pid, c)  # a restart of a stopped container not cleaned up yet: its old one
     path = netns_path(c)
     netns.remove(path)
     netns.create(path)
