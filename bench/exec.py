@@ -21,7 +21,14 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
+from lifecycle import (  # noqa: E402  (also puts the project on sys.path)
+    Engine,
+    cleanup,
+    interleaved_medians,
+    podman_engine,
+    workbench_engine,
+    workbench_store,
+)
 
 from workbench import Runtime  # noqa: E402
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
@@ -94,9 +101,7 @@ def main() -> int:
     rt = None
     try:
         tar = write_busybox_rootfs(os.path.join(work, "busybox.tar"))
-        wb_root, wb_run = os.path.join(work, "wb"), os.path.join(work, "wb-run")
-        exe = os.path.join(os.path.dirname(sys.executable), "workbench")
-        engines["workbench"] = Engine("workbench", [exe, "--root", wb_root, "--runroot", wb_run])
+        engines["workbench"] = workbench_engine(work)
         if shutil.which("podman"):
             engines["podman"] = podman_engine(work)
         else:
@@ -105,7 +110,7 @@ def main() -> int:
             e("import", tar, "bench/busybox")
             e("run", "-d", "--network", "none", "--name", NAME, IMAGE, "sleep", "100000")
             e("exec", NAME, "sh", "-c", f"head -c {size} /dev/zero > {BIG}")
-        rt = Runtime(wb_root, wb_run)
+        rt = Runtime(*workbench_store(work))
         _report(bench(engines, rt, runs, tput_runs, size), size, "podman" in engines)
     finally:
         if rt is not None:

@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, cleanup, podman_engine  # noqa: E402  (also puts the project on sys.path)
+from lifecycle import Engine, cleanup, podman_engine, workbench_engine  # noqa: E402  (also puts the project on sys.path)
 
 from workbench.engine.images.bootstrap import write_busybox_rootfs, write_debian_rootfs  # noqa: E402
 
@@ -109,9 +109,7 @@ def main() -> int:
             write_debian_rootfs(tar, include=["python3"])
         registry, host = start_registry(work)
         ref = f"{host}/{REPO}:latest"
-        exe = os.path.join(os.path.dirname(sys.executable), "workbench")
-        engines = {"workbench": Engine("workbench", [exe, "--root", os.path.join(work, "wb"), "--runroot",
-                                                     os.path.join(work, "wb-run")])}
+        engines = {"workbench": workbench_engine(work)}
         if shutil.which("podman"):
             engines["podman"] = podman_engine(work)
         seed = next(iter(engines.values()))

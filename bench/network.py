@@ -27,7 +27,13 @@ from typing import NoReturn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402  (also puts the project on sys.path)
+from lifecycle import (  # noqa: E402  (also puts the project on sys.path)
+    Engine,
+    cleanup,
+    interleaved_medians,
+    podman_engine,
+    workbench_engine,
+)
 
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
 
@@ -101,9 +107,7 @@ def main() -> int:
     runs, count = (3, min(opts.count, 10)) if opts.quick else (opts.runs, opts.count)
     signal.signal(signal.SIGTERM, _interrupt)
     work = tempfile.mkdtemp(prefix="wb-bench-net-")
-    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
-    stores = {"workbench": Engine("workbench", [exe, "--root", os.path.join(work, "wb"),
-                                                "--runroot", os.path.join(work, "wb-run")])}
+    stores = {"workbench": workbench_engine(work)}
     if shutil.which("podman"):
         stores["podman"] = make_podman(work)
     else:

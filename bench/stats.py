@@ -16,7 +16,13 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lifecycle import Engine, cleanup, interleaved_medians, podman_engine  # noqa: E402
+from lifecycle import (  # noqa: E402
+    Engine,
+    cleanup,
+    interleaved_medians,
+    podman_engine,
+    workbench_engine,
+)
 
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
 
@@ -54,9 +60,7 @@ def main() -> int:
     engines: dict[str, Engine] = {}
     try:
         tar = write_busybox_rootfs(os.path.join(work, "busybox.tar"))
-        exe = os.path.join(os.path.dirname(sys.executable), "workbench")
-        engines["workbench"] = Engine("workbench", [exe, "--root", os.path.join(work, "wb"),
-                                                    "--runroot", os.path.join(work, "wb-run")])
+        engines["workbench"] = workbench_engine(work)
         if shutil.which("podman"):
             engines["podman"] = podman_engine(work)
         else:
