@@ -816,6 +816,46 @@ def test_corrupt_and_truncated_gzip(root: Path):
         apply_tar(io.BytesIO(bytes(packed)), root)
 
 
+def test_gzip_members_and_padding(root: Path):
+    """Several gzip members (what `cat a.gz b.gz` and pigz make) are one stream; zero padding after
+    the last member is allowed, as Python's gzip module and GNU tar allow it."""
+    raw = make_tar(reg("a", os.urandom(300_000)), reg("b", b"bee" * 100_000))
+    cut = len(raw) // 3
+    packed = gzip.compress(raw[:cut]) + gzip.compress(raw[cut:]) + bytes(4096)
+    result = apply_tar(io.BytesIO(packed), root)
+    assert result.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert (root / "b").read_bytes() == b"bee" * 100_000
+
+
+@pytest.mark.parametrize("damage", ["crc", "length", "junk after", "member cut"])
+def test_gzip_trailer_and_tail_checked(root: Path, damage: str):
+    """zlib checks each member's CRC-32 and length; what follows a member must be padding or another."""
+    raw = make_tar(reg("f", os.urandom(20_000)))
+    packed = gzip.compress(raw)
+    packed = {
+        "crc": packed[:-8] + bytes(4) + packed[-4:],
+        "length": packed[:-4] + struct.pack("<I", len(raw) + 1),
+        "junk after": packed + b"not gzip",
+        "member cut": packed + gzip.compress(b"x" * 1000)[:12],
+    }[damage]
+    with pytest.raises(ArchiveError, match="corrupt or unreadable gzip stream"):
+        apply_tar(io.BytesIO(packed), root)
+
+
+def test_source_reads_ahead_only_once_read_and_stops_on_close():
+    """decompressed() leaves the raw stream alone until its first read; close() ends the reading
+    ahead without draining the stream, so a caller can use it again."""
+    raw = io.BytesIO(gzip.compress(os.urandom(24 << 20), compresslevel=1))
+    source = archive.decompressed(raw)
+    assert raw.tell() == 6 and source.compression == "gzip"  # only the magic was read
+    assert len(source.read(1000)) == 1000
+    source.close()
+    assert raw.tell() < len(raw.getvalue())  # stopped a few chunks ahead, not at the end
+    stopped_at = raw.tell()
+    time.sleep(0.3)
+    assert raw.tell() == stopped_at
+
+
 def test_truncated_zstd(root: Path):
     raw = make_tar(reg("f", os.urandom(200_000)))
     packed = subprocess.run(["zstd", "-q", "-c"], input=raw, capture_output=True, check=True).stdout

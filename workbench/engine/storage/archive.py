@@ -13,10 +13,10 @@ import bz2
 import decimal
 import enum
 import errno
-import gzip
 import hashlib
 import lzma
 import os
+import queue
 import shutil
 import stat
 import subprocess
@@ -129,6 +129,34 @@ class _Prefixed:
         return self._raw.read(size)
 
 
+class _GzipReader:
+    """Decompresses gzip (one member or several, zero padding after them allowed) a megabyte of
+    input at a time, where Python's gzip module (3.11) takes 8 KiB per step; zlib checks each
+    member's CRC and length."""
+
+    def __init__(self, src: _Prefixed):
+        self._src = src
+        self._inflate = zlib.decompressobj(31)  # 16 + 15: a gzip header and trailer, a 32 KiB window
+        self._input = b""  # compressed bytes read but not yet given to zlib
+
+    def read(self, size: int) -> bytes:
+        while size > 0:
+            if self._inflate.eof:  # a member ended: padding, the next member, or the end
+                rest = (self._inflate.unused_data + self._input).lstrip(b"\0")
+                while not rest and (more := self._src.read(_CHUNK)):
+                    rest = more.lstrip(b"\0")
+                if not rest:
+                    return b""
+                self._inflate, self._input = zlib.decompressobj(31), rest
+            data = self._inflate.unconsumed_tail or self._input or self._src.read(_CHUNK)
+            self._input = b""
+            if not data:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            if out := self._inflate.decompress(data, size):
+                return out
+        return b""
+
+
 class _ZstdReader:
     """Decompresses zstd through the zstd binary, fed from a thread (no zstd module in 3.11)."""
 
@@ -188,7 +216,14 @@ class _ZstdReader:
 
 
 class _Source:
-    """The decompressed tar stream: counted against the size cap and hashed for the DiffID."""
+    """The decompressed tar stream: counted against the size cap and hashed for the DiffID.
+
+    From the first read() on, a thread reads, decompresses, counts and hashes ahead (zlib,
+    hashlib and the socket release the GIL, so that work overlaps the tar parsing and file
+    creation of the reading thread); the raw stream is the thread's until the end of the stream
+    or close(). A source never read leaves the raw stream alone (a caller may read it itself)."""
+
+    AHEAD = 4  # decompressed chunks of _CHUNK bytes waiting for the reader
 
     def __init__(self, raw: BinaryIO, max_bytes: int, record: Recorder | None = None):
         head = b""
@@ -202,9 +237,9 @@ class _Source:
             raise ArchiveError(f"reading the archive failed: {exc}") from None
         src = _Prefixed(head, raw)
         self.compression = "none"
-        self._inner: _Prefixed | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | _ZstdReader = src
+        self._inner: _Prefixed | _GzipReader | bz2.BZ2File | lzma.LZMAFile | _ZstdReader = src
         if head.startswith(b"\x1f\x8b"):
-            self.compression, self._inner = "gzip", gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[call-overload]
+            self.compression, self._inner = "gzip", _GzipReader(src)
         elif head.startswith(b"BZh"):
             self.compression, self._inner = "bzip2", bz2.BZ2File(src)  # type: ignore[call-overload]
         elif head.startswith(b"\xfd7zXZ\x00"):
@@ -215,21 +250,60 @@ class _Source:
         self._max = max_bytes
         self._digest = hashlib.sha256()
         self._record = record  # sees every byte read, for the layer's tar-split record
+        self._ahead: queue.Queue[bytes | BaseException] = queue.Queue(self.AHEAD)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._chunk = memoryview(b"")
+        self._ended = False
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = _CHUNK
-        try:
-            data = self._inner.read(size)
-        except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
-            raise ArchiveError(f"corrupt or unreadable {self.compression} stream: {exc}") from None
-        self.count += len(data)
-        if self.count > self._max:
-            raise ArchiveError(f"the archive exceeds the limit of {self._max} uncompressed bytes")
-        self._digest.update(data)
+        if not self._chunk:
+            if self._ended:
+                return b""
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._read_ahead, name="untar-source", daemon=True)
+                self._thread.start()
+            item = self._ahead.get()
+            if isinstance(item, BaseException) or not item:
+                self._ended = True
+                self._thread.join()
+                if isinstance(item, BaseException):
+                    raise item
+                return b""
+            self._chunk = memoryview(item)
+        data = bytes(self._chunk[:size])
+        self._chunk = self._chunk[size:]
         if self._record is not None:
             self._record.write(data)
         return data
+
+    def _read_ahead(self) -> None:
+        """The thread: decompressed chunks into the queue, then b"" at the end or the error."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    data = self._inner.read(_CHUNK)
+                except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+                    raise ArchiveError(f"corrupt or unreadable {self.compression} stream: {exc}") from None
+                self.count += len(data)
+                if self.count > self._max:
+                    raise ArchiveError(f"the archive exceeds the limit of {self._max} uncompressed bytes")
+                self._digest.update(data)
+                self._hand_over(data)
+                if not data:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised again by read(), in the reading thread
+            self._hand_over(exc)
+
+    def _hand_over(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._ahead.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def drain(self) -> None:
         """Read what follows the end-of-archive marker, so the digest covers the whole stream."""
@@ -241,6 +315,10 @@ class _Source:
         return "sha256:" + self._digest.hexdigest()
 
     def close(self) -> None:
+        """Stop reading ahead (the raw stream is the caller's again) and end a zstd decoder."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         if isinstance(self._inner, _ZstdReader):
             self._inner.close()
 
