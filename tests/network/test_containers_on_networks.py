@@ -98,6 +98,24 @@ def test_containers_on_a_network_reach_each_other_by_name(nrt, busybox):
     assert "analysis" in in_container(client, "cat", "/etc/hosts").stdout
 
 
+def test_a_member_of_two_networks_keeps_every_peer_when_one_network_changes(nrt, busybox):
+    """A start or stop on one network rewrites its members' /etc/hosts from every network they are
+    on: a member of two networks keeps the peers of the other one."""
+    nrt.networks.create("front")
+    nrt.networks.create("back")
+    both = nrt.run(busybox, ["sleep", "60"], network="front,back", name="both", detach=True)
+    nrt.run(busybox, ["sleep", "60"], network="back", name="backonly", detach=True)
+    late = nrt.run(busybox, ["sleep", "60"], network="front", name="late", detach=True)
+    names = in_container(both, "cat", "/etc/hosts").stdout
+    assert "backonly" in names and "late" in names
+    assert "backonly" not in in_container(late, "cat", "/etc/hosts").stdout  # not on its network
+    late.stop(timeout=0)  # its clean-up (conmon's exit command, as libpod's) tells the peers
+    deadline = time.monotonic() + 20
+    while "late" in (names := in_container(both, "cat", "/etc/hosts").stdout) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "backonly" in names and "late" not in names
+
+
 UDP_ECHO = """
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -12,13 +12,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import InvalidArgument, WorkbenchError
 from .ports import PortMapping
 
 if TYPE_CHECKING:
     from ..container import Container
+
+
+class Member(NamedTuple):
+    """A running container's address on one network."""
+
+    network: str
+    address: str
+    name: str
+    id: str
+    aliases: list[str]
+
 
 def netns_path(c: Container) -> str:
     return os.path.join(c.rt.runroot, "netns", c.id)
@@ -117,12 +128,12 @@ def free_index(c: Container) -> int:
     return next(n for n in range(len(used) + 1) if n not in used)
 
 
-def rewrite_hosts(c: Container) -> None:
+def rewrite_hosts(c: Container, members: list[Member] | None = None) -> None:
     """Rewrite c's own /etc/hosts in place (it is bind-mounted into the running container)."""
     from ..lifecycle import base_hosts
 
     with open(os.path.join(c.run_dir, "hosts"), "r+") as f:
-        f.write(hosts(c, base_hosts()))
+        f.write(hosts(c, base_hosts(), members))
         f.truncate()
 
 
@@ -233,8 +244,9 @@ def _check_addresses(rt: Any, mode: str, networks: list[str], ip: str, mac: str)
 
 
 # -- /etc/hosts and /etc/resolv.conf -------------------------------------------------------
-def hosts(c: Container, base: str) -> str:
-    """The container's /etc/hosts: the host's base file, itself, the host, and its network peers."""
+def hosts(c: Container, base: str, members: list[Member] | None = None) -> str:
+    """The container's /etc/hosts: the host's base file, itself, the host, and its network peers
+    (from `members`, when the caller has read them already)."""
     cfg = c.config
     status = c.st.network_status
     if cfg.network == "slirp4netns":
@@ -247,7 +259,7 @@ def hosts(c: Container, base: str) -> str:
     first = next(iter(status.values()))
     lines = [f"{first['ip']}\t{' '.join([cfg.hostname, cfg.name, *cfg.aliases])}",
              f"{first['gateway']}\thost.containers.internal"]
-    for address, names, ctr_id in _peers(c):
+    for address, names, ctr_id in _peers(c, members=members):
         lines.append(f"{address}\t{' '.join(names)} {ctr_id[:12]}")
     return base + _extra_hosts(cfg.add_hosts) + "\n".join(lines) + "\n"
 
@@ -256,33 +268,45 @@ def _extra_hosts(add_hosts: list[str]) -> str:
     return "".join(f"{entry.partition(':')[2]}\t{entry.partition(':')[0]}\n" for entry in add_hosts)
 
 
-def _peers(c: Container, networks: list[str] | None = None) -> list[tuple[str, list[str], str]]:
+def _members(rt: Any, networks: Sequence[str] | None = None) -> list[Member]:
+    """The running members of `networks` (of every network when None), by container name."""
+    import json
+
+    where, args = "", ()
+    if networks is not None:
+        where, args = f"l.network IN ({','.join('?' * len(networks))}) AND ", tuple(networks)
+    rows = rt.db.query(
+        f"SELECT l.network, l.address, c.name, c.id, json_extract(c.config, '$.aliases') "
+        f"FROM ip_leases l JOIN containers c ON c.id = l.container_id "
+        f"WHERE {where}json_extract(c.state, '$.netns') != '' ORDER BY c.name", args)
+    return [Member(network, address, name, ctr_id, json.loads(aliases or "[]"))
+            for network, address, name, ctr_id, aliases in rows]
+
+
+def _peers(c: Container, networks: list[str] | None = None,
+           members: list[Member] | None = None) -> list[tuple[str, list[str], str]]:
     """(address, [name, aliases...], id) of the other running members of c's networks (or of
-    `networks`)."""
+    `networks`), from `members` or read now."""
     networks = list(c.st.network_status) if networks is None else networks
     if not networks:
         return []
-    marks = ",".join("?" * len(networks))
-    rows = c.rt.db.query(
-        f"SELECT l.address, c.name, c.id, json_extract(c.config, '$.aliases') "
-        f"FROM ip_leases l JOIN containers c ON c.id = l.container_id "
-        f"WHERE l.network IN ({marks}) AND c.id != ? AND json_extract(c.state, '$.netns') != '' "
-        f"ORDER BY c.name", (*networks, c.id))
-    import json
-
+    if members is None:
+        members = _members(c.rt, networks)
     seen, out = set(), []
-    for address, name, ctr_id, aliases in rows:
-        if ctr_id not in seen:  # on several shared networks: its first address
-            seen.add(ctr_id)
-            out.append((address, [name, *json.loads(aliases or "[]")], ctr_id))
+    for m in members:
+        if m.network in networks and m.id != c.id and m.id not in seen:  # several shared networks: the first
+            seen.add(m.id)
+            out.append((m.address, [m.name, *m.aliases], m.id))
     return out
 
 
 def refresh_peers(c: Container, networks: list[str]) -> None:
-    """Rewrite the /etc/hosts of every running member of `networks` but c."""
-    for _address, _name, ctr_id in _peers(c, networks):
+    """Rewrite the /etc/hosts of every running member of `networks` but c; the members of every
+    network are read once for all of them (a peer's file lists its other networks too)."""
+    members = _members(c.rt)
+    for _address, _name, ctr_id in _peers(c, networks, members):
         try:
-            rewrite_hosts(c.rt.container(ctr_id))
+            rewrite_hosts(c.rt.container(ctr_id), members)
         except (OSError, WorkbenchError):
             continue  # a peer going away meanwhile
 
