@@ -84,15 +84,32 @@ def podman_engine(work: str) -> Engine:
                   {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
 
 
-def cleanup(work: str) -> None:
-    """Kill processes naming the private stores (conmon, say) by pid, unmount them, delete them."""
+def _processes_naming(work: str) -> dict[int, str]:
+    """pid -> command line of the processes that name `work` (this one excepted)."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if work.encode() in f.read() and int(pid) != os.getpid():
-                    print(f"warning: killing leftover process {pid}", file=sys.stderr)
-                    os.kill(int(pid), 9)
-        except (OSError, ProcessLookupError):
+                cmdline = f.read()
+        except OSError:
+            continue
+        if work.encode() in cmdline and int(pid) != os.getpid():
+            found[int(pid)] = cmdline.replace(b"\0", b" ").decode(errors="replace")[:160]
+    return found
+
+
+def cleanup(work: str, grace: float = 5.0) -> None:
+    """Kill processes naming the private stores by pid, unmount them, delete them. A removed
+    container's conmon and exit command (`container cleanup`) finish on their own; whatever still
+    runs after `grace` seconds is a leftover, killed with a warning."""
+    deadline = time.monotonic() + grace
+    while (leftovers := _processes_naming(work)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid, command in leftovers.items():
+        print(f"warning: killing leftover process {pid}: {command}", file=sys.stderr)
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
             pass
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(work)]
