@@ -315,10 +315,12 @@ class _Source:
         return "sha256:" + self._digest.hexdigest()
 
     def close(self) -> None:
-        """Stop reading ahead (the raw stream is the caller's again) and end a zstd decoder."""
+        """Stop reading ahead and end a zstd decoder. The thread stops after the read in progress;
+        one stuck in a stalled download is not waited for beyond a moment (Ctrl-C stays prompt):
+        it touches nothing but the raw stream, which the caller is then discarding anyway."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout=2.0)
         if isinstance(self._inner, _ZstdReader):
             self._inner.close()
 
