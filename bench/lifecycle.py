@@ -224,18 +224,18 @@ def _report(results: dict, long_lived: dict, counts: dict) -> None:
     print(f"\n{'metric':<22}{'workbench':>12}{'podman':>12}{'ratio':>8}  target")
     for key in rows:
         label = key.replace("200", str(counts["ps"])).replace("50", str(counts["start"]))
-        unit = "" if "RSS" in key else " s"
-        w = wb[key]
-        p = pm[key] if pm else None
-        ratio = w / p if p else None
-        target = TARGETS.get(key)
-        verdict = "" if target is None or ratio is None else (f"<= {target} " + ("ok" if ratio <= target else "MISSED"))
-        if "RSS" in key and ratio is not None:
-            verdict = "<= 1.0 " + ("ok" if ratio <= 1.0 else "MISSED")
-        print(f"{label:<22}{w:>10.3f}{unit:2}{(f'{p:10.3f}' + unit) if p else '         -  ':>12}"
-              f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
+        rss = "RSS" in key
+        _row(label, wb[key], pm[key] if pm else None, 1.0 if rss else TARGETS.get(key), "" if rss else " s")
     print(f"\nlong-lived Runtime: RSS {long_lived['rss_growth_mib']:+.1f} MiB, fds {long_lived['fd_growth']:+d}, "
           f"threads {long_lived['thread_growth']:+d}  (target: RSS < 20 MiB, no fd or thread growth)")
+
+
+def _row(label: str, w: float, p: float | None, target: float | None, unit: str = " s") -> None:
+    """One line of a report: both figures, their ratio, and the target's verdict."""
+    ratio = w / p if p else None
+    verdict = "" if target is None or ratio is None else (f"<= {target} " + ("ok" if ratio <= target else "MISSED"))
+    print(f"{label:<22}{w:>10.3f}{unit:2}{(f'{p:10.3f}' + unit) if p else '         -  ':>12}"
+          f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
 
 
 # -- rootless: both engines as an ordinary user ---------------------------------------------------
@@ -280,10 +280,7 @@ def rootless_run(runs: int) -> int:
     home = os.environ["HOME"]
     tar = write_busybox_rootfs(os.path.join(home, "busybox.tar"))
     wb = Engine("workbench", [sys.executable, "-m", "workbench"])
-    pm = Engine("podman", ["podman", "--root", os.path.join(home, "pm"), "--runroot", os.path.join(home, "pm-run"),
-                           "--tmpdir", os.path.join(home, "pm-tmp"), "--cgroup-manager", "cgroupfs",
-                           "--events-backend", "none"],
-                {"CONTAINERS_CONF": os.path.join(HERE, "podman-containers.conf")})
+    pm = podman_engine(home)
     image = "localhost/bench/busybox"
     wb("import", tar, "bench/busybox")
     engines = {"workbench": wb}
@@ -308,12 +305,7 @@ def rootless_run(runs: int) -> int:
     wb_res, pm_res = results["workbench"], results.get("podman")
     print(f"\nrootless (uid {os.getuid()}){'':<6}{'workbench':>12}{'podman':>12}{'ratio':>8}  target")
     for key in ("in-process run", "CLI run --rm"):
-        w, p = wb_res[key], (pm_res or {}).get(key)
-        ratio = w / p if p else None
-        target = ROOTLESS_TARGETS.get(key)
-        verdict = "" if target is None or ratio is None else f"<= {target} " + ("ok" if ratio <= target else "MISSED")
-        print(f"{key:<22}{w:>10.3f} s{(f'{p:10.3f} s') if p else '         -  ':>12}"
-              f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
+        _row(key, wb_res[key], (pm_res or {}).get(key), ROOTLESS_TARGETS.get(key))
     return 0
 
 

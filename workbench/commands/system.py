@@ -115,9 +115,10 @@ def _mode_capabilities(rt: Any) -> dict[str, Any]:
 
     from ..engine import cgroups
     from ..engine.rootless import gid_mapped
+    from .containers import default_network
 
     rootless = rt.rootless
-    return {"DefaultNetwork": "slirp4netns" if rootless else "bridge", "BridgeNetworks": not rootless,
+    return {"DefaultNetwork": default_network(), "BridgeNetworks": not rootless,
             "CgroupLimits": cgroups.containers_have_cgroups(), "Pause": cgroups.containers_have_cgroups(),
             "KeepID": rootless and bool(shutil.which("fuse-overlayfs")) and gid_mapped(1),
             "Slirp4netns": shutil.which("slirp4netns") or ""}

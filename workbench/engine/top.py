@@ -160,8 +160,6 @@ def _in_cgroup(text: str, cgroup: str) -> bool:
 _IDENTITY = [(0, 0, 1 << 32)]
 
 
-
-
 def _inside(host_id: int, ranges: list[tuple[int, int, int]]) -> int:
     """The id a process sees for host id `host_id` in its user namespace (overflow id if unmapped)."""
     for inside, outside, count in ranges:

@@ -128,12 +128,13 @@ def free_index(c: Container) -> int:
     return next(n for n in range(len(used) + 1) if n not in used)
 
 
-def rewrite_hosts(c: Container, members: list[Member] | None = None) -> None:
-    """Rewrite c's own /etc/hosts in place (it is bind-mounted into the running container)."""
+def rewrite_hosts(c: Container, members: list[Member] | None = None, base: str | None = None) -> None:
+    """Rewrite c's own /etc/hosts in place (it is bind-mounted into the running container), from
+    `members` and the host's `base` file when the caller has read them already."""
     from ..lifecycle import base_hosts
 
     with open(os.path.join(c.run_dir, "hosts"), "r+") as f:
-        f.write(hosts(c, base_hosts(), members))
+        f.write(hosts(c, base_hosts() if base is None else base, members))
         f.truncate()
 
 
@@ -302,11 +303,13 @@ def _peers(c: Container, networks: list[str] | None = None,
 
 def refresh_peers(c: Container, networks: list[str]) -> None:
     """Rewrite the /etc/hosts of every running member of `networks` but c; the members of every
-    network are read once for all of them (a peer's file lists its other networks too)."""
-    members = _members(c.rt)
+    network (a peer's file lists its other networks too) and the host's file are read once."""
+    from ..lifecycle import base_hosts
+
+    members, base = _members(c.rt), base_hosts()
     for _address, _name, ctr_id in _peers(c, networks, members):
         try:
-            rewrite_hosts(c.rt.container(ctr_id), members)
+            rewrite_hosts(c.rt.container(ctr_id), members, base)
         except (OSError, WorkbenchError):
             continue  # a peer going away meanwhile
 

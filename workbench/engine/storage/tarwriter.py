@@ -167,7 +167,7 @@ def add_whiteout(tar: TarStream, arcname: str, st: os.stat_result, clamp_mtime: 
 
 
 def add_entry(tar: TarStream, arcname: str, leaf: str, parent_fd: int, st: os.stat_result,
-         overlay_whiteouts: bool, clamp_mtime: int | None) -> None:
+              overlay_whiteouts: bool, clamp_mtime: int | None) -> None:
     mode = st.st_mode
     if overlay_whiteouts and stat.S_ISCHR(mode) and st.st_rdev == 0:
         add_whiteout(tar, arcname, st, clamp_mtime)
