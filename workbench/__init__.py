@@ -5,7 +5,7 @@ The public face; names load lazily so `import workbench` stays light.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the exit command's fast path
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from .engine.attach import Session
     from .engine.container import Container
     from .engine.exec import ExecResult

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -219,6 +220,51 @@ def test_auto_remove_container_is_removed_by_the_exit_command(rt, busybox):
     assert c.wait() == 0
 
 
+def _exit_command(rt, ctr_id, **popen):
+    """conmon's exit command for `ctr_id`, started by hand, reporting its imports on stderr."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    return subprocess.Popen(rt.exit_command(ctr_id), env=env, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_the_exit_command_waits_for_a_waiting_run_then_skips_the_engine(rt, busybox):
+    c = rt.create_container(busybox, ["true"], remove=True)
+    with c.claim_cleanup():
+        c.start()
+        assert c.wait() == 0
+        command = _exit_command(rt, c.id)
+        time.sleep(0.5)
+        assert command.poll() is None, "the exit command went ahead while a waiter held the claim"
+        c.remove(force=True)
+        assert os.path.exists(os.path.join(rt.runroot, "claims", c.id)) is False  # rm forgets it
+    _, imports = command.communicate(timeout=5)
+    assert command.returncode == 0
+    assert "workbench.engine.runtime" not in imports, "the engine was loaded for a removed container"
+
+
+def test_the_exit_command_cleans_up_once_a_claimant_dies(rt, busybox):
+    c = rt.create_container(busybox, ["true"], remove=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom workbench.engine.exit_command import Claim\n"
+         "Claim(sys.argv[1], sys.argv[2]).__enter__(); print('held', flush=True); time.sleep(60)",
+         rt.runroot, c.id], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        c.start()  # conmon's own exit command now waits for the holder
+        time.sleep(0.5)
+        assert rt.db.lookup_container(c.id), "removed while the claim was held"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _until(lambda: not rt.db.lookup_container(c.id), timeout=10)
+    assert _host_traces(rt, c.id) == []
+
+
+def test_run_reads_its_logs_before_the_exit_command_can_remove_them(rt, busybox):
+    results = [rt.run(busybox, ["sh", "-c", f"echo {i}"], remove=True) for i in range(5)]
+    assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(5)]
+    assert os.listdir(os.path.join(rt.runroot, "claims")) == []
+
+
 def _host_traces(rt, ctr_id):
     traces = []
     with open("/proc/self/mountinfo") as f:
@@ -231,7 +277,7 @@ def _host_traces(rt, ctr_id):
         traces.append("runc state")
     for path in (os.path.join(rt.root, "containers", ctr_id), os.path.join(rt.runroot, "containers", ctr_id),
                  os.path.join(rt.exit_dir, ctr_id), rt.layers.dir(ctr_id),
-                 os.path.join(rt.runroot, "locks", ctr_id + ".lock")):
+                 os.path.join(rt.runroot, "locks", ctr_id + ".lock"), os.path.join(rt.runroot, "claims", ctr_id)):
         if os.path.exists(path):
             traces.append(path)
     if rt.db.query("SELECT id FROM containers WHERE id = ?", (ctr_id,)):

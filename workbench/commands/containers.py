@@ -55,20 +55,18 @@ def create(ctx: Context) -> None:
 def run(ctx: Context) -> None:
     a = ctx.args
     c = ctx.rt.create_container(a.image, a.command or None, **_create_options(ctx))
-    try:
-        if a.detach:
+    if a.detach:
+        with c.removing_on_failure(a.rm):
             c.start()
-            ctx.out.line(c.id)
-            return
-        from .sessions import attach_and_wait
+        ctx.out.line(c.id)
+        return
+    from .sessions import attach_and_wait
 
-        attach_and_wait(ctx, c, stdin=a.interactive, start=True)
-    except WorkbenchError:
+    with c.claim_cleanup():  # this process cleans up after the exit: the exit command need not
+        with c.removing_on_failure(a.rm):
+            attach_and_wait(ctx, c, stdin=a.interactive, start=True)
         if a.rm:
             _quietly(lambda: c.remove(force=True))
-        raise
-    if a.rm:
-        _quietly(lambda: c.remove(force=True))
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

@@ -20,6 +20,7 @@ from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 if TYPE_CHECKING:
     from .attach import Session
     from .exec import ExecResult
+    from .exit_command import Claim
     from .images.store import Image
     from .progress import ByteProgress
     from .resources import Limits
@@ -139,6 +140,27 @@ class Container:
         with self._lock:
             self.sync()
             yield
+
+    def claim_cleanup(self) -> Claim:
+        """Promise to clean up (and remove, for --rm) after the exit, as a waiting `run` does:
+        conmon's exit command then waits for this and skips the engine (see exit_command)."""
+        from .exit_command import Claim
+
+        return Claim(self.rt.runroot, self.id)
+
+    @contextlib.contextmanager
+    def removing_on_failure(self, remove: bool = True) -> Iterator[None]:
+        """When the block fails and `remove` is set, remove the container (forced) before the
+        error goes on, as `run --rm` does after a failed start; a failed removal is logged."""
+        try:
+            yield
+        except BaseException:
+            if remove:
+                try:
+                    self.remove(force=True)
+                except WorkbenchError as exc:
+                    log.warning("removing %s after a failure: %s", self.id, exc)
+            raise
 
     @contextlib.contextmanager
     def unlocked(self) -> Iterator[None]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import events
+from . import exit_command
 from . import logger
 from . import cgroups
 from . import resources
@@ -459,6 +460,7 @@ def remove(c: "Container", timeout: int | None, *, volumes: bool = False) -> Non
     c.rt.layers.remove(c.config.layer_id)
     remove_tree(c.static_dir)
     remove_tree(c.run_dir)
+    exit_command.forget(c.rt.runroot, c.id)  # a crashed waiter's claim
     try:
         os.unlink(c.exit_file)
     except FileNotFoundError:

@@ -169,12 +169,11 @@ class Runtime:
 
     def exit_command(self, ctr_id: str) -> list[str]:
         """What conmon runs when the container exits: `workbench container cleanup ID`."""
+        from .exit_command import argv
+
         script = os.path.join(os.path.dirname(sys.executable), "workbench")
-        argv = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "workbench"]
-        argv += ["--root", self.root, "--runroot", self.runroot]
-        if self._oci_preference:
-            argv += ["--runtime", self._oci_preference]
-        return argv + ["container", "cleanup", ctr_id]
+        program = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "workbench"]
+        return argv(program, self.root, self.runroot, self._oci_preference, ctr_id)
 
     # -- reboot ---------------------------------------------------------------------------
     def _refresh_after_reboot(self) -> None:
@@ -490,26 +489,22 @@ class Runtime:
             remove: bool = False, **options: Any) -> RunResult | Container:
         """Create and start; detached returns the Container, else waits and returns its output."""
         c = self.create_container(image, command, remove=remove, **options)
-        try:
-            c.start()
-        except BaseException:
+        if detach:
+            with c.removing_on_failure(remove):
+                c.start()
+            return c
+        with c.claim_cleanup():
+            with c.removing_on_failure(remove):
+                c.start()
+            code = c.wait()
+            from .logs import split_streams
+
+            stdout, stderr = split_streams(c.log_path) if os.path.exists(c.log_path) else (b"", b"")
             if remove:
                 try:
                     c.remove(force=True)
-                except WorkbenchError as exc:
-                    log.warning("removing %s after a failed start: %s", c.id, exc)
-            raise
-        if detach:
-            return c
-        code = c.wait()
-        from .logs import split_streams
-
-        stdout, stderr = split_streams(c.log_path) if os.path.exists(c.log_path) else (b"", b"")
-        if remove:
-            try:
-                c.remove(force=True)
-            except ContainerRemoved:
-                pass
+                except ContainerRemoved:
+                    pass
         return RunResult(code, stdout, stderr)
 
 
