@@ -60,6 +60,31 @@ def test_commit_with_a_timestamp_is_reproducible_across_roots(tmp_path, busybox_
     assert ids[0] == ids[1]
 
 
+def _inode_flags(path: str) -> int | None:
+    """FS_IOC_GETFLAGS of a directory, None where the file system has no inode flags."""
+    import fcntl
+    import struct
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, 0x80086601, bytes(4)))[0]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def test_layers_are_spread_over_the_file_system(rt, busybox_tar):
+    """The layers directory is a `chattr +T` top directory once a layer is unpacked into it, so
+    ext4 gives each layer a block group of its own (see LayerStore.spread)."""
+    flags = _inode_flags(rt.layers.root)
+    if flags is None:
+        pytest.skip(f"{rt.layers.root} is on a file system without inode flags (not ext2/3/4 here)")
+    assert not flags & 0x00020000  # a store that never unpacked a layer is left alone
+    rt.image_store.put_layer(open(busybox_tar, "rb"))
+    assert _inode_flags(rt.layers.root) & 0x00020000
+
+
 def test_commit_pauses_a_running_container_and_resumes_it(rt, busybox):
     c = rt.run(busybox, ["sh", "-c", "echo x > /f; sleep 100"], detach=True)
     image = c.commit("live")

@@ -351,6 +351,7 @@ class ImageStore:
 
         if not self._swept:  # once per process: layers a killed pull or load left half-unpacked
             sweep_scratch(self.layers.root, INCOMING)
+            self.layers.spread()
             self._swept = True
         work_id = scratch_name(INCOMING)
         path = self.layers.create(work_id, writable=False)
