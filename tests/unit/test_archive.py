@@ -920,7 +920,16 @@ def test_duplicate_file_through_a_symlinked_dir_last_wins(root: Path):
     assert stat.S_IMODE(os.lstat(root / "d/f").st_mode) == 0o600
 
 
-def test_pending_files_are_whited_out_linked_and_replaced_in_archive_order(root: Path):
+def test_a_removed_parent_directory_is_resolved_again(root: Path):
+    """The applier keeps the last parent directory open; a removal drops it, so a file that
+    follows the whiteout of its own directory lands in the new directory, not the removed one."""
+    apply(root, dir_("a/b"), reg("a/b/x", b"1"), reg("a/.wh.b"), reg("a/b/y", b"2"), reg("a/c", b"3"),
+          whiteouts=WhiteoutMode.APPLY)
+    assert os.listdir(root / "a/b") == ["y"]
+    assert (root / "a/b/y").read_bytes() == b"2" and (root / "a/c").read_bytes() == b"3"
+
+
+def test_entries_are_whited_out_linked_and_replaced_in_archive_order(root: Path):
     apply(root, reg("gone", b"x"), reg(".wh.gone"), reg("target", b"t"), sym("l", "."), hard("link", "l/target"),
           reg("p", b"file"), dir_("p"), reg("p/child", b"c"), whiteouts=WhiteoutMode.APPLY)
     assert not os.path.lexists(root / "gone")

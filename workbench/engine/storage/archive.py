@@ -26,7 +26,7 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from workbench.engine.errors import WorkbenchError
 
@@ -461,6 +461,13 @@ class _Applier:
         self.bytes = 0
         self.dirs: dict[tuple[str, ...], tarfile.TarInfo] = {}
         self.created: set[str] | None = set() if whiteouts is WhiteoutMode.APPLY else None
+        self._parent_path: str | None = None  # the last parent directory resolved, and its fd
+        self._parent_fd = -1
+
+    def close(self) -> None:
+        if self._parent_fd >= 0:
+            os.close(self._parent_fd)
+        self._parent_fd, self._parent_path = -1, None
 
     # -- driving
 
@@ -569,8 +576,17 @@ class _Applier:
 
     # -- entry kinds
 
-    def _parent(self, parts: tuple[str, ...]) -> _Fd:
-        return _Fd(mkdirs_in_root(self.root_fd, "/".join(parts[:-1])))
+    def _parent(self, parts: tuple[str, ...]) -> _Borrowed:
+        """The directory `parts` goes into, made where missing. Consecutive entries mostly share
+        one, so its fd is kept until another is needed or anything is removed (which could be it
+        or above it; a tar cannot move a directory otherwise): one resolution per directory
+        rather than per entry."""
+        path = "/".join(parts[:-1])
+        if path != self._parent_path:
+            fd = mkdirs_in_root(self.root_fd, path)
+            self.close()
+            self._parent_fd, self._parent_path = fd, path
+        return _Borrowed(self._parent_fd)
 
     def _file(self, tf: _TarReader, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         """Create, write, then set metadata (owner before mode: chown clears setuid; xattrs after
@@ -580,10 +596,14 @@ class _Applier:
         assert src is not None
         with self._parent(parts) as parent:
             name = parts[-1]
-            self._clear(parent.fd, parts, keep_dir=False)
+            try:
+                fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent.fd)
+            except FileExistsError:  # an entry replaces an earlier one (or a lower layer's, with APPLY)
+                self._clear(parent.fd, parts, keep_dir=False)
+                fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent.fd)
             if self.record is not None:
                 self.record.file(m.offset_data, m.size, "/".join(parts))
-            with _Fd(os.open(name, _NEW_FILE, 0o600, dir_fd=parent.fd)) as out:
+            with _Fd(fd) as out:
                 written = 0
                 while chunk := src.read(_CHUNK):
                     _write_all(out.fd, chunk)
@@ -599,6 +619,7 @@ class _Applier:
         return _clear(dir_fd, parts[-1], keep_dir=keep_dir, before_removal=lambda: self._before_removal(parts))
 
     def _before_removal(self, parts: tuple[str, ...]) -> None:
+        self._parent_path = None  # the kept parent may be what goes: resolve it again next time
         if self.record is not None:
             self.record.removing("/".join(parts), self._keep)
 
@@ -612,8 +633,11 @@ class _Applier:
     def _dir(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         with self._parent(parts) as parent:
             name = parts[-1]
-            if not self._clear(parent.fd, parts, keep_dir=True):
+            try:
                 os.mkdir(name, 0o700, dir_fd=parent.fd)
+            except FileExistsError:  # a directory stays (its metadata is this entry's), anything else goes
+                if not self._clear(parent.fd, parts, keep_dir=True):
+                    os.mkdir(name, 0o700, dir_fd=parent.fd)
             with _Fd(os.open(name, _DIR_NOFOLLOW, dir_fd=parent.fd)) as fd:
                 self._xattrs(m, fd=fd.fd)
         self._defer_dir(m, parts)
@@ -628,8 +652,11 @@ class _Applier:
             raise ArchiveError(f"{m.name!r}: invalid symlink target {target[:64]!r}")
         with self._parent(parts) as parent:
             name = parts[-1]
-            self._clear(parent.fd, parts, keep_dir=False)
-            os.symlink(target, name, dir_fd=parent.fd)
+            try:
+                os.symlink(target, name, dir_fd=parent.fd)
+            except FileExistsError:
+                self._clear(parent.fd, parts, keep_dir=False)
+                os.symlink(target, name, dir_fd=parent.fd)
             self._own_times_nofollow(parent.fd, name, m)
 
     def _hardlink(self, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
@@ -819,16 +846,25 @@ def _clear(dir_fd: int, name: str, *, keep_dir: bool, before_removal: Callable[[
     return False
 
 
-class _Fd:
-    """Owns a file descriptor for a `with` block."""
+class _Borrowed:
+    """A file descriptor for a `with` block; whoever lent it closes it."""
 
     __slots__ = ("fd",)
 
     def __init__(self, fd: int):
         self.fd = fd
 
-    def __enter__(self) -> _Fd:
+    def __enter__(self) -> Self:
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Fd(_Borrowed):
+    """Owns a file descriptor for a `with` block."""
+
+    __slots__ = ()
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
@@ -863,6 +899,7 @@ def apply_tar(
     except OSError as exc:
         raise ArchiveError(f"cannot open destination {os.fspath(dest)!r}: {exc.strerror}") from None
     source: _Source | None = None
+    applier: _Applier | None = None
     try:
         source = _Source(stream, limits.max_bytes, record)
         applier = _Applier(root_fd, whiteouts, limits, same_owner, record)
@@ -881,6 +918,8 @@ def apply_tar(
         return ApplyResult(entries=applier.entries, bytes=applier.bytes, diff_id=source.diff_id,
                            compression=source.compression, size=source.count)
     finally:
+        if applier is not None:
+            applier.close()
         if source is not None:
             source.close()
         os.close(root_fd)
