@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -75,3 +76,41 @@ def test_v1_move_fills_a_new_cpuset_from_its_parents(v1, kernel_mkdir):
 
 def test_layout_of_this_machine_is_known():
     assert cgroups.layout() in ("v1", "v2", "hybrid")
+
+
+def _own_cgroups() -> dict[str, str]:
+    with open("/proc/thread-self/cgroup") as f:
+        return {names: path for _, names, path in (line.rstrip("\n").split(":", 2) for line in f)}
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_priming_writes_a_thread_into_its_own_cgroup(layout, request, monkeypatch):
+    """prime_attach_lock's write moves nothing: the thread's (v2: the process's) own cgroup."""
+    root = request.getfixturevalue(layout)
+    written: list[tuple[str, str, int]] = []
+    monkeypatch.setattr(cgroups, "containers_have_cgroups", lambda: True)
+    monkeypatch.setattr(cgroups, "_write", lambda path, text: written.append((path, text, threading.get_native_id())))
+    own = _own_cgroups()
+    cgroups.prime_attach_lock()
+    for thread in threading.enumerate():
+        if thread.name == "cgroup-prime":
+            thread.join(5)
+    assert len(written) == 1
+    path, text, writer = written[0]
+    if layout == "v2":
+        assert (path, text) == (os.path.join(str(root), own[""].lstrip("/"), "cgroup.procs"), str(os.getpid()))
+    else:
+        mounts = cgroups._v1_mounts()
+        names = next(n for n in own if n in mounts)
+        assert (path, text) == (os.path.join(mounts[names], own[names].lstrip("/"), "tasks"), str(writer))
+        assert writer != threading.get_native_id()  # the priming thread, not the caller
+
+
+def test_priming_is_skipped_without_cgroups_and_quiet_when_refused(monkeypatch):
+    monkeypatch.setattr(cgroups, "containers_have_cgroups", lambda: False)
+    monkeypatch.setattr(threading, "Thread", lambda *a, **k: pytest.fail("primed without cgroups"))
+    cgroups.prime_attach_lock()
+    monkeypatch.undo()
+    monkeypatch.setattr(cgroups, "is_v2", lambda: False)
+    monkeypatch.setattr(cgroups, "_v1_mounts", lambda: {"pids": "/nonexistent", "name=systemd": "/nonexistent"})
+    cgroups._rewrite_own_cgroup()  # /nonexistent/<path>/tasks is refused: no error

@@ -143,6 +143,41 @@ def cgroupless_systems() -> str:
     return "rootless systems without cgroup v2 delegation (not used yet)" if is_v2() else "cgroups V1 rootless systems"
 
 
+def prime_attach_lock() -> None:
+    """Start the kernel's cgroup attach lock on its slow path now, on a background thread.
+
+    After a quiet spell, the first write to any cgroup.procs waits for an RCU grace period (the
+    threadgroup rwsem turning to writer mode: ~25 ms here), and `runc create` writes one on its
+    critical path. A thread that writes itself into the cgroup it is already in moves nothing but
+    starts that wait at once, while the caller mounts, writes the spec and starts conmon; conmon's
+    move and runc's own writes then find the lock ready (in-process `run` ~7 ms faster here).
+    """
+    if containers_have_cgroups():
+        import threading
+
+        threading.Thread(target=_rewrite_own_cgroup, name="cgroup-prime", daemon=True).start()
+
+
+def _rewrite_own_cgroup() -> None:
+    """Write this thread into its own cgroup (v1: the `tasks` of one hierarchy; v2: this process
+    into `cgroup.procs`); any refusal is fine, the write only saves time."""
+    import threading
+
+    try:
+        with open("/proc/thread-self/cgroup") as f:
+            entries = [line.rstrip("\n").split(":", 2) for line in f]
+        if is_v2():
+            target, ident = next(os.path.join(ROOT, path.lstrip("/"), "cgroup.procs")
+                                 for _, names, path in entries if names == ""), os.getpid()
+        else:
+            mounts = _v1_mounts()
+            target, ident = next(os.path.join(mounts[names], path.lstrip("/"), "tasks")
+                                 for _, names, path in entries if names in mounts), threading.get_native_id()
+        _write(target, str(ident))
+    except (OSError, StopIteration, ValueError):
+        pass
+
+
 def place_conmon(pid: int) -> None:
     """Move a conmon into the conmon cgroup (as root; rootless conmon stays where it was started)."""
     if containers_have_cgroups():
