@@ -5,7 +5,7 @@ The public face; names load lazily so `import workbench` stays light.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the exit command's fast path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (15-20 ms here): `import workbench` stays light
 
 __version__ = "0.1.0"
 

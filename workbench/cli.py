@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-TYPE_CHECKING = False  # annotations only: the exit command's fast path must not import typing
+TYPE_CHECKING = False  # annotations only: typing costs 15-20 ms to import here
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
@@ -123,12 +123,9 @@ def run() -> None:
 
     Finalization (freeing every module and object) costs a short command like `exec` 5-15 ms
     here; the only state to keep is what is buffered in stdout/stderr, flushed first. Logging's
-    handlers write through at once, and SQLite has committed every transaction already. conmon's
-    exit command for a container its waiter already removed returns before the engine loads.
+    handlers write through at once, and SQLite has committed every transaction already.
     """
-    from .engine.exit_command import done_already
-
-    code = 0 if done_already(sys.argv[1:]) else main()
+    code = main()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -221,12 +221,12 @@ def test_auto_remove_container_is_removed_by_the_exit_command(rt, busybox):
 
 
 def _exit_command(rt, ctr_id, **popen):
-    """conmon's exit command for `ctr_id`, started by hand, reporting its imports on stderr."""
+    """conmon's exit command for `ctr_id`, started by hand; a Python it starts reports its imports."""
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
     return subprocess.Popen(rt.exit_command(ctr_id), env=env, stderr=subprocess.PIPE, text=True, **popen)
 
 
-def test_the_exit_command_waits_for_a_waiting_run_then_skips_the_engine(rt, busybox):
+def test_the_exit_command_waits_for_a_waiting_run_then_skips_the_cli(rt, busybox):
     c = rt.create_container(busybox, ["true"], remove=True)
     with c.claim_cleanup():
         c.start()
@@ -238,7 +238,13 @@ def test_the_exit_command_waits_for_a_waiting_run_then_skips_the_engine(rt, busy
         assert os.path.exists(os.path.join(rt.runroot, "claims", c.id)) is False  # rm forgets it
     _, imports = command.communicate(timeout=5)
     assert command.returncode == 0
-    assert "workbench.engine.runtime" not in imports, "the engine was loaded for a removed container"
+    assert "import time" not in imports, "a Python was started for a removed container"
+
+
+def test_the_exit_command_cleans_up_a_detached_container(rt, busybox):
+    c = rt.run(busybox, ["true"], detach=True)
+    assert _until(lambda: c.state == S.EXITED and not os.path.ismount(rt.layers.merged(c.config.layer_id)))
+    assert rt.oci.state(c.id) is None
 
 
 def test_the_exit_command_cleans_up_once_a_claimant_dies(rt, busybox):

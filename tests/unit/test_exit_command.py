@@ -1,13 +1,18 @@
-"""conmon's exit command: the argv it is given, and the clean-up claims that let it return at once."""
+"""conmon's exit command: the shell in front of the CLI, and the clean-up claims it waits for.
+
+The CLI is stood in for by `echo` here, so each test sees whether the exit command would have
+started it; tests/engine/test_lifecycle.py runs the real one for real containers.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
 from workbench.engine import exit_command
-from workbench.engine.exit_command import Claim, argv, done_already, settled
+from workbench.engine.exit_command import Claim, argv
 
 ID = "0123456789abcdef" * 4
 
@@ -19,64 +24,73 @@ def store(tmp_path, *, container: bool) -> tuple[str, str]:
     return root, runroot
 
 
-def test_argv_names_the_store_runtime_and_container():
-    assert argv(["wb"], "/r", "/rr", None, ID) == ["wb", "--root", "/r", "--runroot", "/rr", "container", "cleanup", ID]
-    assert argv(["py", "-m", "workbench"], "/r", "/rr", "runc", ID) == [
-        "py", "-m", "workbench", "--root", "/r", "--runroot", "/rr", "--runtime", "runc", "container", "cleanup", ID]
+def run(root: str, runroot: str, wait: int = 5) -> tuple[str, float]:
+    """The exit command with `echo CLI` as the CLI: (what it printed, seconds it took)."""
+    start = time.monotonic()
+    done = subprocess.run(argv(["echo", "CLI"], root, runroot, "runc", ID, wait=wait), capture_output=True,
+                          text=True, check=True, timeout=30)
+    return done.stdout, time.monotonic() - start
 
 
-def test_done_already_only_for_the_exact_shape_of_a_gone_container(tmp_path):
-    root, runroot = store(tmp_path, container=False)
-    assert done_already(argv([], root, runroot, None, ID))
-    assert done_already(argv([], root, runroot, "runc", ID))
-    for args in (["--root", root, "--runroot", runroot, "container", "cleanup", "name"],  # a name: look it up
-                 ["--root", root, "--runroot", runroot, "container", "cleanup", ID[:12]],
-                 ["--root", root, "--runroot", runroot, "container", "cleanup", "--rm", ID],
-                 ["--root", root, "--runroot", runroot, "--log-level", "debug", "container", "cleanup", ID],
-                 ["--root", root, "container", "cleanup", ID],  # the default run root: not known here
-                 ["--root", root, "--root", root, "--runroot", runroot, "container", "cleanup", ID],
-                 ["--root", root, "--runroot", runroot, "rm", "-f", ID],
-                 ["container", "cleanup"]):
-        assert not done_already(args), args
-
-
-def test_an_existing_container_is_left_to_the_full_command(tmp_path):
+def test_the_cli_gets_the_store_runtime_and_container(tmp_path):
     root, runroot = store(tmp_path, container=True)
-    assert not done_already(argv([], root, runroot, None, ID))
+    out, _ = run(root, runroot)
+    assert out.split() == ["CLI", "--root", root, "--runroot", runroot, "--runtime", "runc", "container", "cleanup",
+                           ID]
+    assert argv(["wb"], root, runroot, None, ID)[-8:] == ["wb", "--root", root, "--runroot", runroot, "container",
+                                                          "cleanup", ID]
 
 
-def test_settled_waits_for_the_claimant_to_finish(tmp_path):
+def test_a_gone_container_needs_no_cli(tmp_path):
+    out, took = run(*store(tmp_path, container=False))
+    assert out == ""
+    assert took < 1
+
+
+def test_the_exit_command_waits_for_the_claimant_to_finish(tmp_path):
     root, runroot = store(tmp_path, container=True)
     claim = Claim(runroot, ID).__enter__()
     assert os.path.exists(os.path.join(runroot, "claims", ID))
 
     def finish() -> None:
-        time.sleep(0.3)
-        os.rmdir(os.path.join(root, "containers", ID))
+        time.sleep(0.5)
+        os.rmdir(os.path.join(root, "containers", ID))  # the claimant removed the container
         claim.__exit__(None, None, None)
     threading.Thread(target=finish).start()
-    start = time.monotonic()
-    assert settled(root, runroot, ID)  # a separate open file description: the flock conflicts
-    assert time.monotonic() - start >= 0.25
+    out, took = run(root, runroot)
+    assert out == "" and took >= 0.4
     assert not os.path.exists(os.path.join(runroot, "claims", ID))
+
+
+def test_a_claimant_that_only_cleaned_up_leaves_the_rest_to_the_cli(tmp_path):
+    root, runroot = store(tmp_path, container=True)
+    with Claim(runroot, ID):
+        pass  # an attached `run` without --rm: cleaned up, not removed
+    out, _ = run(root, runroot)
+    assert out.startswith("CLI ")
 
 
 def test_a_stuck_claimant_delays_the_exit_command_only_so_long(tmp_path):
     root, runroot = store(tmp_path, container=True)
     with Claim(runroot, ID):
-        start = time.monotonic()
-        assert not settled(root, runroot, ID, wait=0.2)
-        assert 0.2 <= time.monotonic() - start < 2
+        out, took = run(root, runroot, wait=1)
+    assert out.startswith("CLI ")  # it went ahead: the CLI cleans up under the container lock
+    assert 0.9 <= took < 5
 
 
 def test_a_crashed_claimants_file_does_not_delay(tmp_path):
     root, runroot = store(tmp_path, container=False)
-    Claim(runroot, ID).__enter__().__exit__(None, None, None)
-    os.makedirs(os.path.join(runroot, "claims"), exist_ok=True)
+    os.makedirs(os.path.join(runroot, "claims"))
     open(os.path.join(runroot, "claims", ID), "w").close()  # left by a killed claimant
-    start = time.monotonic()
-    assert settled(root, runroot, ID)
-    assert time.monotonic() - start < 0.1
+    out, took = run(root, runroot)
+    assert out == "" and took < 1
     exit_command.forget(runroot, ID)
     exit_command.forget(runroot, ID)  # twice: gone is fine
+    assert os.listdir(os.path.join(runroot, "claims")) == []
+
+
+def test_the_exit_command_never_creates_a_claim(tmp_path):
+    root, runroot = store(tmp_path, container=False)
+    os.makedirs(os.path.join(runroot, "claims"))
+    run(root, runroot)
     assert os.listdir(os.path.join(runroot, "claims")) == []
