@@ -143,7 +143,7 @@ class Container:
 
     def claim_cleanup(self) -> Claim:
         """Promise to clean up (and remove, for --rm) after the exit, as a waiting `run` does:
-        conmon's exit command then waits for this and skips the engine (see exit_command)."""
+        conmon's exit command then waits for this and skips the CLI (see exit_command)."""
         from .exit_command import Claim
 
         return Claim(self.rt.runroot, self.id)

@@ -168,7 +168,8 @@ class Runtime:
         return self._conmon
 
     def exit_command(self, ctr_id: str) -> list[str]:
-        """What conmon runs when the container exits: `workbench container cleanup ID`."""
+        """What conmon runs when the container exits: `workbench container cleanup ID`, behind a
+        shell that first waits for a claimant and skips it when the container is gone."""
         from .exit_command import argv
 
         script = os.path.join(os.path.dirname(sys.executable), "workbench")

@@ -614,8 +614,8 @@ class _Applier:
                 self._own_mode_times(out.fd, m, xattrs=True)
 
     def _clear(self, dir_fd: int, parts: tuple[str, ...], *, keep_dir: bool) -> bool:
-        """`_clear` of `parts` (its leaf, in `dir_fd`), first waiting for pending files when something
-        is to be removed (it may hold them), and keeping the files the tar-split record needs."""
+        """`_clear` of `parts` (its leaf, in `dir_fd`); before anything is removed, the kept parent
+        directory is dropped and the files the tar-split record needs are kept aside."""
         return _clear(dir_fd, parts[-1], keep_dir=keep_dir, before_removal=lambda: self._before_removal(parts))
 
     def _before_removal(self, parts: tuple[str, ...]) -> None:
