@@ -151,7 +151,16 @@ def test_completion_of_words_flags_and_names(ip):
     assert "localhost/bb:latest" in complete(ip, Event("%ctr run --rm localhost/"))
 
 
-def test_interrupt_escalates_and_returns_quickly(ip):
+@pytest.fixture
+def kernel_sigint():
+    """SIGINT raises KeyboardInterrupt, as in a kernel, however the suite was started (a
+    shell's background job starts with SIGINT ignored, and the stop button would do nothing)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_escalates_and_returns_quickly(ip, kernel_sigint):
     """The stop button: SIGINT to a PID 1 that ignores it, then SIGTERM (ignored), then SIGKILL."""
     def interrupt_soon():
         time.sleep(1.5)

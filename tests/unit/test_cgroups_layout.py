@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import pytest
@@ -85,17 +86,22 @@ def _own_cgroups() -> dict[str, str]:
 
 @pytest.mark.parametrize("layout", ["v1", "v2"])
 def test_priming_writes_a_thread_into_its_own_cgroup(layout, request, monkeypatch):
-    """prime_attach_lock's write moves nothing: the thread's (v2: the process's) own cgroup."""
+    """prime_attach_lock's write moves nothing: the thread's (v2: the process's) own cgroup; the
+    thread blocks every signal, so an interrupt always reaches the main thread."""
     root = request.getfixturevalue(layout)
     written: list[tuple[str, str, int]] = []
+    masks: list[set[int]] = []
     monkeypatch.setattr(cgroups, "containers_have_cgroups", lambda: True)
-    monkeypatch.setattr(cgroups, "_write", lambda path, text: written.append((path, text, threading.get_native_id())))
+    monkeypatch.setattr(cgroups, "_write", lambda path, text: written.append((path, text, threading.get_native_id()))
+                        or masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
     own = _own_cgroups()
     cgroups.prime_attach_lock()
     for thread in threading.enumerate():
         if thread.name == "cgroup-prime":
             thread.join(5)
     assert len(written) == 1
+    assert {signal.SIGINT, signal.SIGTERM} <= masks[0]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the caller's mask is back
     path, text, writer = written[0]
     if layout == "v2":
         assert (path, text) == (os.path.join(str(root), own[""].lstrip("/"), "cgroup.procs"), str(os.getpid()))
