@@ -95,7 +95,7 @@ def main() -> int:
 
 def in_process_snapshots(store: tuple[str, str], podman: Engine | None, count: int, runs: int) -> dict[str, float]:
     """A long-lived Runtime's snapshot of every container against Podman's CLI one, interleaved."""
-    rt = Runtime(root=store[0], runroot=store[1])
+    rt = Runtime(*store)
 
     def once() -> float:
         start = time.perf_counter()

@@ -265,7 +265,9 @@ def test_the_exit_command_cleans_up_once_a_claimant_dies(rt, busybox):
     assert _host_traces(rt, c.id) == []
 
 
-def test_run_reads_its_logs_before_the_exit_command_can_remove_them(rt, busybox):
+def test_runs_keep_their_output_and_leave_no_claim(rt, busybox):
+    """rt.run holds the claim until its container is removed, so the exit command can no longer
+    remove the container (and its logs) first; the claim files go with the containers."""
     results = [rt.run(busybox, ["sh", "-c", f"echo {i}"], remove=True) for i in range(5)]
     assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(5)]
     assert os.listdir(os.path.join(rt.runroot, "claims")) == []

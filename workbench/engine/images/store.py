@@ -349,8 +349,8 @@ class ImageStore:
         # unpack into a directory of this call's own, moved in once the digest is checked
         from ..files import scratch_name, sweep_scratch
 
-        if not self._swept:  # once per process: layers a killed pull or load left half-unpacked
-            sweep_scratch(self.layers.root, INCOMING)
+        if not self._swept:  # once per process: sweep what a killed pull or load left half-unpacked,
+            sweep_scratch(self.layers.root, INCOMING)  # and spread new layers over the file system
             self.layers.spread()
             self._swept = True
         work_id = scratch_name(INCOMING)
