@@ -153,17 +153,9 @@ def prime_attach_lock() -> None:
     move and runc's own writes then find the lock ready (in-process `run` ~7 ms faster here).
     """
     if containers_have_cgroups():
-        import signal
-        import threading
+        from .signals import start_deaf_thread
 
-        # The thread starts with every signal blocked (it inherits this thread's mask, restored
-        # at once): a Ctrl-C or a notebook's interrupt must reach the main thread, not this one,
-        # whose write can sleep uninterruptibly and whose handling would not wake the main thread.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            threading.Thread(target=_rewrite_own_cgroup, name="cgroup-prime", daemon=True).start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        start_deaf_thread(_rewrite_own_cgroup, "cgroup-prime")
 
 
 def _rewrite_own_cgroup() -> None:

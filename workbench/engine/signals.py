@@ -1,8 +1,14 @@
-"""Signal names and numbers as Podman accepts them (`TERM`, `SIGTERM`, `sigterm`, `15`)."""
+"""Signal names and numbers as Podman accepts them (`TERM`, `SIGTERM`, `sigterm`, `15`), and
+helper threads that never take a signal."""
 
 from __future__ import annotations
 
 import signal as _signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
 
 from .errors import InvalidArgument
 
@@ -38,3 +44,18 @@ def signal_name(number: int) -> str:
         return _signal.Signals(number).name
     except ValueError:
         return str(number)
+
+
+def start_deaf_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread with every signal blocked (it inherits this thread's mask, restored
+    at once): a Ctrl-C or a notebook's interrupt must reach the main thread, not a helper whose
+    system call may sleep uninterruptibly and whose handling would not wake the main thread."""
+    import threading
+
+    previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+    try:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
+    return thread
