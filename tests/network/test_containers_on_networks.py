@@ -275,13 +275,13 @@ def test_what_a_crashed_setup_left_is_removed_with_the_container(nrt, busybox):
     before = host_traces(nrt)
     c = nrt.create_container(busybox, ["sleep", "60"], network="bridge")
     # what a process killed in the middle of setup leaves: a namespace and a veth, unrecorded
-    netns.create(netns_path(c))
+    netns.create(netns_path(c)).close()
     bridge.attach(netns_path(c), nrt.networks.default().bridge, bridge.host_ifname_for(c.id), "10.77.0.250", 24, None)
     c.start()  # setup clears them and plugs in again
     assert in_container(c, "ip", "-4", "addr", "show", "eth0").returncode == 0
     c.kill(9)
     c.wait()
-    netns.create(netns_path(c) + "-x")  # not ours: stays
+    netns.create(netns_path(c) + "-x").close()  # not ours: stays
     bridge.attach(netns_path(c) + "-x", nrt.networks.default().bridge, bridge.host_ifname_for(c.id), "10.77.0.250",
                   24, None)
     try:

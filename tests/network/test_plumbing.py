@@ -146,7 +146,7 @@ class Lan:
     def namespace(self, n: int, *, gateway: bool = True, mac: str | None = None, mtu: int = 1500) -> tuple[str, str]:
         """A namespace plugged in as .<10+n> through veth `<name>v<n>`; (path, MAC of its eth0)."""
         path = os.path.join(self.directory, f"ns{n}")
-        netns.create(path)
+        netns.create(path).close()
         mac = bridge.attach(path, self.name, f"{self.name}v{n}", self.address(10 + n), 24,
                             self.gateway if gateway else None, mac=mac, mtu=mtu)
         return path, mac
@@ -211,10 +211,17 @@ def nsdir(tmp_path):
 
 
 # -- namespaces ---------------------------------------------------------------------------
+def links_seen_through(route: socket.socket) -> list[str]:
+    """Names of the links a netlink socket sees (those of the namespace it was opened in)."""
+    with bridge._iproute(fileno=os.dup(route.fileno())) as ipr:
+        return sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
+
+
 def test_a_namespace_is_a_mounted_file_and_remove_leaves_neither(nsdir):
     path = str(nsdir / "a")
     mine = os.readlink("/proc/thread-self/ns/net")
-    netns.create(path)
+    with netns.create(path) as route:
+        assert links_seen_through(route) == ["lo"], "the socket is not inside the new namespace"
     assert netns.exists(path) and mounted(path)
     assert os.stat(nsdir).st_mode & 0o777 == 0o700
     assert os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino, "not a new namespace"
@@ -225,9 +232,19 @@ def test_a_namespace_is_a_mounted_file_and_remove_leaves_neither(nsdir):
     netns.remove(path)  # idempotent
 
 
+def test_a_route_socket_sees_the_namespace_it_was_opened_in_and_the_caller_stays_put(lan):
+    path, _mac = lan.namespace(1)
+    mine = os.readlink("/proc/thread-self/ns/net")
+    with netns.route_socket(path) as route:
+        assert links_seen_through(route) == ["eth0", "lo"]
+    assert os.readlink("/proc/thread-self/ns/net") == mine
+    with pytest.raises(WorkbenchError, match=f"entering network namespace {path}-gone: No such file"):
+        netns.route_socket(path + "-gone")
+
+
 def test_creating_a_namespace_on_an_existing_path_fails_clearly_and_keeps_the_first(nsdir):
     path = str(nsdir / "a")
-    netns.create(path)
+    netns.create(path).close()
     inode = os.stat(path).st_ino
     with pytest.raises(WorkbenchError, match=f"network namespace {path} already exists"):
         netns.create(path)
@@ -327,7 +344,7 @@ def test_detach_and_remove_bridge_leave_no_links(lan):
 
 def test_attach_to_a_missing_bridge_fails_clearly_and_leaves_no_veth(lan):
     path = os.path.join(lan.directory, "ns1")
-    netns.create(path)
+    netns.create(path).close()
     with pytest.raises(WorkbenchError, match=f"cannot attach to bridge {lan.name}x: no such bridge"):
         bridge.attach(path, lan.name + "x", f"{lan.name}v1", lan.address(11), 24, lan.gateway)
     assert bridge.list_links(lan.name) == [lan.name]
@@ -344,7 +361,7 @@ def test_attach_to_a_missing_namespace_fails_clearly_and_leaves_no_veth(lan):
 def test_a_host_name_already_taken_fails_clearly_and_leaves_the_first_veth(lan):
     one, _ = lan.namespace(1)
     two = os.path.join(lan.directory, "ns2")
-    netns.create(two)
+    netns.create(two).close()
     with pytest.raises(WorkbenchError, match=f"creating veth {lan.name}v1: .*the name is taken"):
         bridge.attach(two, lan.name, f"{lan.name}v1", lan.address(12), 24, lan.gateway)
     assert bridge.list_links(lan.name) == sorted([lan.name, f"{lan.name}v1"])

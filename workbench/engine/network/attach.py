@@ -18,6 +18,8 @@ from ..errors import InvalidArgument, WorkbenchError
 from .ports import PortMapping
 
 if TYPE_CHECKING:
+    import socket
+
     from ..container import Container
 
 
@@ -49,17 +51,19 @@ def setup(c: Container) -> None:
         firewall.check_host_port_free(p.host_ip, p.host_port, p.protocol)
     path = netns_path(c)
     netns.remove(path)  # a crash may have left it
-    netns.create(path)
+    inside = netns.create(path)
     c.st.netns, c.st.network_status = path, {}
     try:
         for index, name in enumerate(cfg.networks):
-            plug(c, name, index)
+            plug(c, name, index, inside)
         if ports:
             first = next(iter(c.st.network_status.values()))
             firewall.add_ports(c.id, first["ip"], ports)
     except BaseException:
         teardown(c)
         raise
+    finally:
+        inside.close()
 
 
 def _made_by_runtime(c: Container) -> bool:
@@ -83,7 +87,7 @@ def _setup_slirp(c: Container) -> None:
 
     path = netns_path(c)
     netns.remove(path)
-    netns.create(path)
+    netns.create(path).close()  # slirp4netns configures the inside itself
     c.st.netns = path
     try:
         c.st.slirp_pid = slirp.start(c, path)
@@ -92,9 +96,10 @@ def _setup_slirp(c: Container) -> None:
         raise
 
 
-def plug(c: Container, name: str, index: int) -> None:
+def plug(c: Container, name: str, index: int, inside: socket.socket | None = None) -> None:
     """Give the set-up namespace interface eth<index> on network `name` (the first one, index 0,
-    gets the default route, --ip and --mac-address)."""
+    gets the default route, --ip and --mac-address); `inside` is a netlink socket in it, if the
+    caller has one."""
     from . import bridge
     from .networks import bring_up, host_lock
 
@@ -105,10 +110,11 @@ def plug(c: Container, name: str, index: int) -> None:
             bring_up(network)
     address = c.rt.networks.lease(network, c.id, cfg.ip if index == 0 else None)
     host_ifname = bridge.host_ifname_for(c.id, index)
-    bridge.detach(host_ifname)  # left by a process that crashed here
+    if os.path.lexists(f"/sys/class/net/{host_ifname}"):  # left by a process that crashed here
+        bridge.detach(host_ifname)
     gateway = network.gateway if index == 0 and not network.internal else None
     mac = bridge.attach(c.st.netns, network.bridge, host_ifname, address, network.prefix, gateway,
-                        mac=cfg.mac_address or None if index == 0 else None, ifname=f"eth{index}")
+                        mac=cfg.mac_address or None if index == 0 else None, ifname=f"eth{index}", inside=inside)
     c.st.network_status[name] = {"ip": address, "prefix": network.prefix, "gateway": network.gateway,
                                  "mac": mac, "ifname": f"eth{index}", "host_ifname": host_ifname}
 

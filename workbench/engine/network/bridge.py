@@ -12,6 +12,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import socket
 import sys
 import types
 from typing import Any, Callable, TypeVar
@@ -49,9 +50,9 @@ def _off_the_event_loop(fn: F) -> F:
     return call  # type: ignore[return-value]
 
 
-def _iproute(netns: str | None = None):
-    IPRoute = _iproute_class()
-    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+def _iproute(**kwargs: Any) -> Any:
+    """An IPRoute: the host's, or `fileno=` a netlink socket's (in another namespace)."""
+    return _iproute_class()(**kwargs)
 
 
 def _iproute_class() -> Any:
@@ -132,54 +133,59 @@ def _delete_link(name: str, what: str) -> None:
 
 @_off_the_event_loop
 def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefix: int, gateway: str | None,
-           mac: str | None = None, mtu: int = 1500, ifname: str = "eth0") -> str:
+           mac: str | None = None, mtu: int = 1500, ifname: str = "eth0",
+           inside: socket.socket | None = None) -> str:
     """Plug the namespace at `netns_path` into `bridge` as `ifname` with `address/prefix`, lo up, and
-    a default route via `gateway` (None: an internal network, no way out). Returns the MAC."""
-    peer = f"wbp{os.urandom(5).hex()}"
+    a default route via `gateway` (None: an internal network, no way out). Returns the MAC.
+
+    The veth's inner end is made inside the namespace at once: moving a link between namespaces
+    waits for an RCU grace period (~15 ms here). `inside` is a netlink socket in the namespace
+    (netns.create's); without one, one is opened."""
     with _iproute() as ipr:
         found = ipr.link_lookup(ifname=bridge)
         if not found:
             raise WorkbenchError(f"cannot attach to bridge {bridge}: no such bridge on the host")
         try:
-            ipr.link("add", ifname=host_ifname, kind="veth", peer={"ifname": peer}, mtu=mtu)
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise WorkbenchError(f"opening network namespace {netns_path}: {exc.strerror}") from None
+        peer = {"ifname": ifname, "net_ns_fd": fd, "mtu": mtu, **({"address": mac} if mac else {})}
+        try:
+            ipr.link("add", ifname=host_ifname, kind="veth", mtu=mtu, master=found[0], state="up", peer=peer)
         except Exception as exc:
             taken = " (the name is taken: another container's ID starts alike?)" if \
                 _netlink_error(exc) == errno.EEXIST else ""
             raise WorkbenchError(f"creating veth {host_ifname}: {exc}{taken}") from None
-        try:
-            (host_index,) = ipr.link_lookup(ifname=host_ifname)
-            (peer_index,) = ipr.link_lookup(ifname=peer)
-            ipr.link("set", index=host_index, master=found[0], state="up")
-            try:
-                fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise WorkbenchError(f"opening network namespace {netns_path}: {exc.strerror}") from None
-            try:
-                ipr.link("set", index=peer_index, net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            return _configure_inside(netns_path, peer, ifname, address, prefix, gateway, mac, mtu)
-        except BaseException as exc:
-            detach(host_ifname)
-            if isinstance(exc, WorkbenchError) or not isinstance(exc, Exception):
-                raise
-            raise WorkbenchError(f"plugging {netns_path} into bridge {bridge}: {exc}") from None
+        finally:
+            os.close(fd)
+    try:
+        if inside is not None:
+            return _configure_inside(inside, ifname, address, prefix, gateway)
+        from . import netns
+
+        with netns.route_socket(netns_path) as opened:
+            return _configure_inside(opened, ifname, address, prefix, gateway)
+    except BaseException as exc:
+        detach(host_ifname)
+        if isinstance(exc, WorkbenchError) or not isinstance(exc, Exception):
+            raise
+        raise WorkbenchError(f"plugging {netns_path} into bridge {bridge}: {exc}") from None
 
 
-def _configure_inside(netns_path: str, peer: str, ifname: str, address: str, prefix: int, gateway: str | None,
-                      mac: str | None, mtu: int) -> str:
-    with _iproute(netns_path) as ns:
-        (index,) = ns.link_lookup(ifname=peer)
-        settings = {"ifname": ifname, "mtu": mtu, **({"address": mac} if mac else {})}  # the peer got 1500
-        ns.link("set", index=index, **settings)
+_LOOPBACK_INDEX = 1  # every network namespace registers lo first
+
+
+def _configure_inside(inside: socket.socket, ifname: str, address: str, prefix: int, gateway: str | None) -> str:
+    """Address, up, lo up and the default route, through a netlink socket in the namespace; the MAC."""
+    with _iproute(fileno=os.dup(inside.fileno())) as ns:  # pyroute2 takes over (and closes) the fd given
+        (link,) = ns.link("get", ifname=ifname)
+        index = link["index"]
         ns.addr("add", index=index, address=address, prefixlen=prefix)
         ns.link("set", index=index, state="up")
-        lo = ns.link_lookup(ifname="lo")
-        if lo:
-            ns.link("set", index=lo[0], state="up")
+        ns.link("set", index=_LOOPBACK_INDEX, state="up")
         if gateway:
             ns.route("add", dst="0.0.0.0/0", gateway=gateway)
-        return ns.get_links(index)[0].get_attr("IFLA_ADDRESS")
+        return link.get_attr("IFLA_ADDRESS")
 
 
 @_off_the_event_loop
