@@ -235,11 +235,11 @@ def init(c: "Container") -> None:
         cleanup_runtime(c, meanwhile=lambda: network.teardown(c))
     conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
     _command(c)  # fail before touching anything when there is nothing to run
-    cgroups.prime_attach_lock()  # conmon's move and runc's writes follow in a few ms
     try:
         rootfs = mount_storage(c)
         _copy_up_volumes(c, rootfs)
         network.setup(c)
+        cgroups.prime_attach_lock()  # conmon's move and runc's writes follow in a few ms
         bind_files = write_runtime_files(c)
         spec = generate_spec(c, rootfs, bind_files)
         with open(os.path.join(c.bundle, "config.json"), "w") as f:
