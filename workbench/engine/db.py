@@ -9,7 +9,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from .errors import ContainerExists
 
@@ -168,8 +168,10 @@ class Database:
         """(id, name) of every container, oldest first."""
         return self.query("SELECT id, name FROM containers ORDER BY created")
 
-    def all_containers(self) -> list[tuple[dict, dict]]:
-        rows = self.query("SELECT config, state FROM containers ORDER BY created")
+    def all_containers(self, ids: Sequence[str] | None = None) -> list[tuple[dict, dict]]:
+        """(config, state) of every container, or of those with these full `ids`, oldest first."""
+        where = f" WHERE id IN ({','.join('?' * len(ids))})" if ids is not None else ""
+        rows = self.query(f"SELECT config, state FROM containers{where} ORDER BY created", tuple(ids or ()))
         return [(json.loads(c), json.loads(s)) for c, s in rows]
 
     def lookup_container(self, name_or_id: str) -> list[str]:

@@ -309,10 +309,11 @@ class Runtime:
             raise NoSuchContainer(name_or_id)
         return self._handle(ContainerConfig.from_json(row[0]), ContainerRuntimeState.from_json(row[1]))
 
-    def containers(self, all: bool = True, sync: bool = True) -> list[Container]:
-        """Every container (or only running ones), oldest first, each synced with its exit file."""
+    def containers(self, all: bool = True, sync: bool = True, ids: Sequence[str] | None = None) -> list[Container]:
+        """Every container (or only running ones; only those of these full `ids`), oldest first,
+        each synced with its exit file."""
         out = []
-        for config_json, state_json in self.db.all_containers():
+        for config_json, state_json in self.db.all_containers(ids):
             c = self._handle(ContainerConfig.from_json(config_json), ContainerRuntimeState.from_json(state_json))
             if sync and c.st.state in (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.STOPPING):
                 try:

@@ -24,13 +24,15 @@ if TYPE_CHECKING:
 
 
 class Member(NamedTuple):
-    """A running container's address on one network."""
+    """A running container's address on one network, and the line naming it in its peers'
+    /etc/hosts."""
 
     network: str
     address: str
     name: str
     id: str
     aliases: list[str]
+    line: str
 
 
 def netns_path(c: Container) -> str:
@@ -266,8 +268,7 @@ def hosts(c: Container, base: str, members: list[Member] | None = None) -> str:
     first = next(iter(status.values()))
     lines = [f"{first['ip']}\t{' '.join([cfg.hostname, cfg.name, *cfg.aliases])}",
              f"{first['gateway']}\thost.containers.internal"]
-    for address, names, ctr_id in _peers(c, members=members):
-        lines.append(f"{address}\t{' '.join(names)} {ctr_id[:12]}")
+    lines += [m.line for m in _peers(c, members=members)]
     return base + _extra_hosts(cfg.add_hosts) + "\n".join(lines) + "\n"
 
 
@@ -286,24 +287,26 @@ def _members(rt: Any, networks: Sequence[str] | None = None) -> list[Member]:
         f"SELECT l.network, l.address, c.name, c.id, json_extract(c.config, '$.aliases') "
         f"FROM ip_leases l JOIN containers c ON c.id = l.container_id "
         f"WHERE {where}json_extract(c.state, '$.netns') != '' ORDER BY c.name", args)
-    return [Member(network, address, name, ctr_id, json.loads(aliases or "[]"))
-            for network, address, name, ctr_id, aliases in rows]
+    out = []
+    for network, address, name, ctr_id, aliases_json in rows:
+        aliases = json.loads(aliases_json or "[]")
+        out.append(Member(network, address, name, ctr_id, aliases, f"{address}\t{' '.join([name, *aliases])} {ctr_id[:12]}"))
+    return out
 
 
-def _peers(c: Container, networks: list[str] | None = None,
-           members: list[Member] | None = None) -> list[tuple[str, list[str], str]]:
-    """(address, [name, aliases...], id) of the other running members of c's networks (or of
-    `networks`), from `members` or read now."""
-    networks = list(c.st.network_status) if networks is None else networks
-    if not networks:
+def _peers(c: Container, networks: list[str] | None = None, members: list[Member] | None = None) -> list[Member]:
+    """The other running members of c's networks (or of `networks`), from `members` or read now;
+    a container on several of them once, by the first."""
+    wanted = set(c.st.network_status if networks is None else networks)
+    if not wanted:
         return []
     if members is None:
-        members = _members(c.rt, networks)
-    seen, out = set(), []
+        members = _members(c.rt, list(wanted))
+    seen, out = {c.id}, []
     for m in members:
-        if m.network in networks and m.id != c.id and m.id not in seen:  # several shared networks: the first
+        if m.network in wanted and m.id not in seen:
             seen.add(m.id)
-            out.append((m.address, [m.name, *m.aliases], m.id))
+            out.append(m)
     return out
 
 
@@ -313,9 +316,10 @@ def refresh_peers(c: Container, networks: list[str]) -> None:
     from ..lifecycle import base_hosts
 
     members, base = _members(c.rt), base_hosts()
-    for _address, _name, ctr_id in _peers(c, networks, members):
+    peers = [m.id for m in _peers(c, networks, members)]
+    for peer in c.rt.containers(sync=False, ids=peers) if peers else []:
         try:
-            rewrite_hosts(c.rt.container(ctr_id), members, base)
+            rewrite_hosts(peer, members, base)
         except (OSError, WorkbenchError):
             continue  # a peer going away meanwhile
 
