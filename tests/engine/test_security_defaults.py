@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def _run(rt, image, script: str) -> str:
     result = rt.run(image, ["sh", "-c", script], remove=True)
@@ -79,3 +81,43 @@ def test_workdir_through_a_symlink_is_created_inside_the_rootfs(rt, busybox_tar,
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"{host_dir}/new\n".encode()
     assert list(host_dir.iterdir()) == []  # created inside the rootfs, never on the host
+
+
+def _static_elf(code: bytes) -> bytes:
+    """A minimal static x86-64 ELF executable that runs `code` (no libc, no sections)."""
+    import struct
+
+    base, headers = 0x400000, 64 + 56
+    size = headers + len(code)
+    elf = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 2, 0x3E, 1, base + headers, 64, 0, 0,
+                      64, 56, 1, 0, 0, 0)
+    program = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000)
+    return elf + program + code
+
+
+# mov eax, NR; <call>; mov edi, eax; mov eax, 60 (exit); syscall: exits with the call's result
+_EXIT_WITH_RESULT = bytes.fromhex("89c7b83c0000000f05")
+I386_GETPID = bytes.fromhex("b814000000cd80") + _EXIT_WITH_RESULT  # int 0x80, i386 getpid (20)
+X32_GETPID = bytes.fromhex("b8270000400f05") + _EXIT_WITH_RESULT  # syscall, 0x40000000 | getpid (39)
+
+
+def test_the_filter_lets_32_bit_programs_run_and_leaves_x32_out_where_the_kernel_has_none(rt, busybox, tmp_path):
+    import os
+    import platform
+
+    from workbench.engine.oci.seccomp import _x32_syscalls_run, default_seccomp
+
+    if platform.machine() != "x86_64":
+        pytest.skip(f"i386 and x32 system calls are x86-64 ABIs; this machine is {platform.machine()}")
+    for name, code in (("i386", I386_GETPID), ("x32", X32_GETPID)):
+        (tmp_path / name).write_bytes(_static_elf(code))
+        os.chmod(tmp_path / name, 0o755)
+    i386 = rt.run(busybox, ["/t/i386"], remove=True, volumes=[f"{tmp_path}:/t:ro"])
+    assert i386.exit_code == 1, "an i386 getpid in the container should return its pid, 1"
+    x32 = rt.run(busybox, ["/t/x32"], remove=True, volumes=[f"{tmp_path}:/t:ro"])
+    arches = default_seccomp(["CAP_CHOWN"])["architectures"]
+    if _x32_syscalls_run():
+        assert "SCMP_ARCH_X32" in arches and x32.exit_code == 1
+    else:  # no x32 on this kernel: the filter leaves it out, and a process that tries is killed
+        assert arches == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
+        assert x32.exit_code == 128 + 31, "an x32 call should be killed with SIGSYS by the filter"
