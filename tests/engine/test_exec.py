@@ -180,6 +180,19 @@ def test_session_stdin_round_trips_1_5_mb(ctr):
     assert stdout == data and stderr == b""
 
 
+def test_try_write_sends_what_needs_no_wait_and_never_waits(ctr):
+    from workbench.engine.attach import STDIN_CHUNK
+
+    with ctr.exec_session(["sh", "-c", "sleep 30"], tty=False) as s:  # a process that reads nothing
+        assert s.try_write(b"a small write\n")
+        assert not s.try_write(b"x" * (STDIN_CHUNK + 1)), "larger than one message: refused, not split"
+        started, results = time.monotonic(), []
+        while time.monotonic() - started < 10 and (not results or results[-1]):
+            results.append(s.try_write(b"y" * STDIN_CHUNK))  # fills conmon's buffers, then says no
+        assert results[-1] is False and time.monotonic() - started < 10
+        s.signal(9)
+
+
 def test_tty_session_has_a_terminal_and_follows_resizes(ctr):
     with ctr.exec_session(["sh"], tty=True, size=(30, 100)) as s:
         s.write(b"tty; stty size\n")

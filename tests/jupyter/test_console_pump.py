@@ -111,6 +111,24 @@ def test_typed_input_reaches_the_shell_and_its_output_comes_back(box, consoles):
     view.wait_for(b"hello-42\r\n")
 
 
+def test_input_to_a_process_not_reading_yet_never_blocks_the_handler_and_keeps_its_order(box, consoles):
+    import hashlib
+
+    # raw mode: bytes pass unchanged. The shell reads nothing for a second while 300 KB arrive
+    # (more than conmon buffers, so input queues); then it reads while more keeps coming.
+    view = View(consoles(box, ["sh", "-c", "stty raw -echo; sleep 1; head -c 600000 | md5sum"])).ready()
+    data = b"".join(b"%09d\n" % i for i in range(60000))
+    slowest = 0.0
+    for start in range(0, len(data), 1000):
+        began = time.monotonic()
+        view.msg({"type": "in"}, [memoryview(data[start:start + 1000])])
+        slowest = max(slowest, time.monotonic() - began)
+        if start >= len(data) // 2:
+            time.sleep(0.005)
+    assert slowest < 0.5, f"a message handler waited {slowest:.2f} s for the process"
+    view.wait_for(hashlib.md5(data).hexdigest().encode(), timeout=20)
+
+
 def test_the_cell_gets_the_console_at_once_and_it_runs(box, consoles):
     started = time.monotonic()
     widget = consoles(box, "sh")

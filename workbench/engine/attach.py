@@ -223,16 +223,33 @@ class Session:
     # -- input and control ---------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         """Send bytes to the process's stdin (in chunks conmon reads whole)."""
-        if not self.stdin:
-            raise InvalidArgument(f"session {self.id[:12]} has no stdin: open it with stdin=True")
-        if not self._stdin_open or self._closed:
-            raise InvalidArgument(f"session {self.id[:12]}: stdin is closed")
+        self._check_stdin()
         view = memoryview(bytes(data))
         try:
             for start in range(0, len(view), STDIN_CHUNK):
                 self._sock.sendall(view[start:start + STDIN_CHUNK])
         except OSError as exc:
             raise WorkbenchError(f"session {self.id[:12]}: cannot write to stdin: {exc.strerror or exc}") from exc
+
+    def try_write(self, data: bytes) -> bool:
+        """Send `data` to stdin only if that needs no wait (a message conmon has room for); False,
+        with nothing sent, when it would wait or is larger than one message."""
+        if len(data) > STDIN_CHUNK:
+            return False
+        self._check_stdin()
+        try:
+            self._sock.send(data, socket.MSG_DONTWAIT)  # a SEQPACKET message: all of it or none
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise WorkbenchError(f"session {self.id[:12]}: cannot write to stdin: {exc.strerror or exc}") from exc
+        return True
+
+    def _check_stdin(self) -> None:
+        if not self.stdin:
+            raise InvalidArgument(f"session {self.id[:12]} has no stdin: open it with stdin=True")
+        if not self._stdin_open or self._closed:
+            raise InvalidArgument(f"session {self.id[:12]}: stdin is closed")
 
     def close_stdin(self) -> None:
         """End of input: the process reads EOF (the session keeps receiving output)."""

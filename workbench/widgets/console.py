@@ -5,8 +5,9 @@ The widget runs an exec session (`Console(c, "sh")`) or attaches to the main pro
 
 - output: a pump thread coalesces the session's output (at most one message per 8 ms, 64 KiB
   each) and sends it to every view; a bounded replay ring serves views that render later;
-- input: keystrokes and pastes arrive as bytes and go to the session's stdin on a writer thread,
-  so a comm handler never blocks on a process that does not read;
+- input: keystrokes and pastes arrive as bytes and go to the session's stdin at once when it
+  takes them without waiting, else on a writer thread, so a comm handler never blocks on a
+  process that does not read;
 - flow control: the first view acknowledges the bytes xterm has parsed; above 1 MiB
   unacknowledged the session's reader waits, so conmon and the producer block (real
   back-pressure). With no view (headless runs, a hidden tab) nothing waits: output only feeds the
@@ -115,6 +116,7 @@ class Console(anywidget.AnyWidget):
         self._last_send = 0.0
         self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
         self._inbox_size = 0
+        self._writing = False                # the writer thread is handing the session input
         self._size = (rows, cols)
         self._session: "Session | None" = None
         self._generation = 0
@@ -308,6 +310,18 @@ class Console(anywidget.AnyWidget):
                 log.warning("console %s: the process reads no input; dropped %d bytes", self.container.name,
                             len(data))
                 return
+            session = self._session
+            if not self._inbox and not self._writing and session is not None:
+                # the usual keystroke: straight to the session when it takes it without waiting,
+                # which spares a thread switch (~1 ms of the echo); input waiting goes first
+                from ..engine.errors import WorkbenchError
+
+                try:
+                    if session.try_write(data):
+                        return
+                except WorkbenchError as exc:  # the session ended meanwhile: the pump reports it
+                    log.debug("console %s: in: %s", self.container.name, exc)
+                    return
             self._inbox.append(("in", data))
             self._inbox_size += len(data)
             self._cond.notify_all()
@@ -332,9 +346,10 @@ class Console(anywidget.AnyWidget):
                 if kind == "in":
                     self._inbox_size -= len(value)
                 session, size = self._session, self._size
-            if session is None:
-                continue
+                self._writing = True  # input arriving meanwhile queues behind this
             try:
+                if session is None:
+                    continue
                 if kind == "in":
                     session.write(value)
                 elif session.tty and applied != (session, size):
@@ -344,6 +359,9 @@ class Console(anywidget.AnyWidget):
                     time.sleep(RESIZE_SPACING)
             except Exception as exc:  # the session ended meanwhile: the pump reports it
                 log.debug("console %s: %s: %s", self.container.name, kind, exc)
+            finally:
+                with self._cond:
+                    self._writing = False
 
     # -- messages from the views ---------------------------------------------------------------
     def _on_view_msg(self, content: dict, buffers: list) -> None:
