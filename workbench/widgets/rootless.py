@@ -190,6 +190,11 @@ class PtySession:
     def _running(self) -> bool:
         return self._wait_exit(block=False) is None
 
+    def try_write(self, data: bytes) -> bool:
+        """Always False: a terminal promises no all-or-nothing write that cannot wait (the reader
+        shares the blocking master), so the console's writer thread delivers all input."""
+        return False
+
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
