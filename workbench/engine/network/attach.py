@@ -175,7 +175,6 @@ def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publi
             image_cfg: dict[str, Any], ip: str, mac: str, add_hosts: Sequence[str]) -> dict[str, Any]:
     """A new container's config fields `network` (the mode), `networks` and `ports`, from what
     `create` was given; every value is checked here, for clear errors before anything is made."""
-    from .networks import DEFAULT_NETWORK
     from .ports import assign, exposed, parse_publish
 
     if isinstance(network, str):  # a list of networks, or one mode whose options have commas
@@ -196,6 +195,8 @@ def options(rt: Any, network: str | Sequence[str], publish: Sequence[str], publi
              for n in names) and len(names) > 1:
         raise InvalidArgument(f'network mode "{",".join(names)}": a mode cannot be combined with other networks')
     elif names == ["bridge"]:
+        from .networks import DEFAULT_NETWORK  # only here: the module brings ipaddress
+
         networks = [DEFAULT_NETWORK]
     if mode == "bridge":
         from .networks import require_root
