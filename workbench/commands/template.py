@@ -720,10 +720,14 @@ class _Pipe(_Node):
 
 
 class _Action(_Node):
-    __slots__ = ("pipe",)
+    __slots__ = ("pipe", "field")
 
     def __init__(self, pipe: _Pipe):
         self.pipe = pipe
+        # `{{.Name}}`, the usual action: its field name, looked up directly in a mapping dot
+        cmds = pipe.cmds
+        only = cmds[0].args[0] if len(cmds) == 1 and len(cmds[0].args) == 1 and not pipe.decl else None
+        self.field = only.names[0] if type(only) is _Field and len(only.names) == 1 else None
 
 
 class _Branch(_Node):
@@ -1114,6 +1118,9 @@ class _Exec:
             if t is _Text:
                 self.out.append(node.text)
             elif t is _Action:
+                if node.field is not None and type(dot) is dict and node.field in dot:  # what pipe() gives
+                    self.out.append(_go_str(dot[node.field]))
+                    continue
                 val = self.pipe(dot, node.pipe)
                 if not node.pipe.decl:
                     self.out.append(_go_str(val))
