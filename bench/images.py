@@ -118,12 +118,36 @@ def main() -> int:
         seed("rmi", ref)
         results = bench(engines, ref, work, 2 if opts.quick else opts.runs, metrics)
         _report(results, metrics)
+        if journal_less_ext4(work):
+            print("\nnote: the stores are on ext4 without a journal. A pull or load timed right after rmi can land "
+                  "where the removed layer was, and then waits on the kernel's scan of recently freed inodes "
+                  "(both engines; seconds per sample). Such runs are bimodal: read the ratios with that in mind.")
     finally:
         if registry is not None:
             registry.kill()
             registry.wait()
         cleanup(work)
     return 0
+
+
+def journal_less_ext4(path: str) -> bool:
+    """Whether `path` is on ext4 without a journal. There ext4 does not reuse an inode freed in
+    the last 60-360 s, and each new file first checks every such inode of its block group
+    (recently_deleted() in fs/ext4/ialloc.c): a pull or load right after `rmi` slows down a lot,
+    for either engine, when its layer lands where a removed one was."""
+    st = os.stat(path)
+    device = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            if fields.split()[2] == device and rest.split()[0] == "ext4":
+                name = os.path.basename(rest.split()[1])
+                try:
+                    with open(f"/sys/fs/ext4/{name}/journal_task") as task:
+                        return task.read().strip() == "<none>"
+                except OSError:
+                    return False
+    return False
 
 
 def _report(results: dict[str, dict[str, float]], metrics: list[str]) -> None:
