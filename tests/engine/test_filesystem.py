@@ -85,6 +85,42 @@ def test_layers_are_spread_over_the_file_system(rt, busybox_tar):
     assert _inode_flags(rt.layers.root) & 0x00020000
 
 
+def test_a_new_layer_lands_away_from_the_layers_removed_in_the_last_minutes(rt, busybox_tar):
+    """On ext4 a top-level directory goes to a group with the fewest directories, often the one a
+    removal just emptied, whose freed inodes slow every new file (see LayerStore.create_apart)."""
+    from workbench.engine.storage.layers import _FLEX_INODES, lands_where_freed
+
+    layers = rt.layers
+    layers.spread()
+    if _inode_flags(layers.root) is None:
+        pytest.skip(f"{layers.root} is on a file system without inode flags (not ext2/3/4 here)")
+    made = iter(range(100))
+    before = set(os.listdir(layers.root))
+    for _ in range(6):  # each new layer is removed in turn, as `rmi` then `load` does
+        layer_id = layers.create_apart(lambda: f"incoming-{os.getpid()}-{next(made)}")
+        ino = os.lstat(layers.dir(layer_id)).st_ino
+        assert not lands_where_freed(ino, layers._recently_freed()), "landed where a layer was just removed"
+        assert set(os.listdir(layers.root)) - before == {layer_id}, "a placeholder was left behind"
+        layers.remove(layer_id)
+    assert len(layers._recently_freed()) == 6
+    writable = next(made)
+    layers.create(f"c{writable}", writable=True)  # a container's layer: a few inodes, not noted
+    layers.remove(f"c{writable}")
+    assert len(layers._recently_freed()) == 6
+    assert lands_where_freed(_FLEX_INODES, [1]) and not lands_where_freed(_FLEX_INODES + 1, [1])
+
+
+def test_the_note_of_removed_layers_forgets_old_ones(rt):
+    note = rt.layers.root + ".freed"
+    now = time.time()
+    with open(note, "w") as f:
+        f.writelines(f"{1000 + i} {now - 400:.0f}\n" for i in range(100))  # older than 360 s
+        f.write(f"7 {now:.0f}\nnot a line\n")
+    assert rt.layers._recently_freed() == [7]
+    with open(note) as f:
+        assert f.read() == f"7 {now:.0f}\n", "the old lines outnumbered the rest: rewritten without them"
+
+
 def test_commit_pauses_a_running_container_and_resumes_it(rt, busybox):
     c = rt.run(busybox, ["sh", "-c", "echo x > /f; sleep 100"], detach=True)
     image = c.commit("live")

@@ -353,8 +353,8 @@ class ImageStore:
             sweep_scratch(self.layers.root, INCOMING)  # and spread new layers over the file system
             self.layers.spread()
             self._swept = True
-        work_id = scratch_name(INCOMING)
-        path = self.layers.create(work_id, writable=False)
+        work_id = self.layers.create_apart(lambda: scratch_name(INCOMING))
+        path = self.layers.diff(work_id)
         base = self.layers.dir(work_id)
         try:
             os.mkdir(os.path.join(base, ATTIC), 0o700)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import time
+from typing import TYPE_CHECKING
 
 from .. import logger
 from ..errors import WorkbenchError
 from ..files import remove_tree
 from ..locks import FileLock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logger.get(__name__)
 
@@ -18,6 +23,13 @@ VFS_MARKER = "vfs"  # a file in a container's layer directory: its root is a cop
 _MNT_DETACH = 2
 _FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000  # linux/fs.h
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+#: ext4's unit of placement with its defaults (flex_bg: 16 groups of 8192 inodes): the files of a
+#: new layer fill the flex group its directory lands in.
+_FLEX_INODES = 16 * 8192
+#: How long ext4 without a journal keeps a freed inode from reuse (RECENTCY_MIN + RECENTCY_DIRTY).
+_RECENT = 360.0
+#: Directories made for a layer before one lands away from recently removed layers.
+_PLACEMENT_TRIES = 4
 libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc; find_library would spawn ldconfig
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -52,6 +64,7 @@ class LayerStore:
         self.root = os.path.join(root, "layers")
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         self._lock: FileLock | None = None
+        self._spread = False  # the layers directory is marked a top of unrelated trees (ext2/3/4)
 
     @property
     def lock(self) -> FileLock:
@@ -68,7 +81,7 @@ class LayerStore:
         journal (this machine's), a freed inode is not reused for 60 to 360 s and every new file
         first checks each such inode of its group in turn (recently_deleted() in
         fs/ext4/ialloc.c), which took a 10,000-file load from 4 s to 9. Other file systems
-        ignore the flag or refuse it; either is fine.
+        ignore the flag or refuse it; either is fine. See also `create_apart`.
         """
         import fcntl
         import struct
@@ -81,6 +94,7 @@ class LayerStore:
             flags = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, bytes(4)))[0]
             if not flags & _FS_TOPDIR_FL:
                 fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags | _FS_TOPDIR_FL))
+            self._spread = True
         except OSError as exc:
             log.debug("layers directory keeps its inode flags: %s", exc)
         finally:
@@ -106,6 +120,66 @@ class LayerStore:
             os.mkdir(os.path.join(base, "work"), 0o700)
             os.mkdir(os.path.join(base, "merged"), 0o700)
         return os.path.join(base, "diff")
+
+    def create_apart(self, make_id: Callable[[], str]) -> str:
+        """Make a read-only layer under a fresh `make_id()`, away from the layers removed in the
+        last minutes; returns its id.
+
+        ext4 puts a top-level directory (see `spread`) in a group with the fewest directories,
+        often the one a removal just emptied, whose freed inodes then slow every new file down.
+        A layer directory that lands in the flex group of a recently removed layer stays, empty,
+        while the next is made: the group is no longer the emptiest, so the next lands
+        elsewhere. The empty ones go at the end. Without `spread` (not ext2/3/4) the first is
+        taken.
+        """
+        freed = self._recently_freed() if self._spread else []
+        placeholders: list[str] = []
+        try:
+            while True:
+                layer_id = make_id()
+                self.create(layer_id, writable=False)
+                if len(placeholders) + 1 >= _PLACEMENT_TRIES or not lands_where_freed(
+                        os.lstat(self.dir(layer_id)).st_ino, freed):
+                    return layer_id
+                placeholders.append(layer_id)
+        finally:
+            for placeholder in placeholders:
+                remove_tree(self.dir(placeholder))
+
+    def _recently_freed(self) -> list[int]:
+        """Inode numbers of the layers removed in the last _RECENT seconds (`remove` notes them);
+        the note is rewritten without the old ones when they outnumber the rest."""
+        try:
+            with open(self.root + ".freed") as f:
+                lines = f.read().split("\n")
+        except OSError:
+            return []
+        now, recent, kept = time.time(), [], []
+        for line in lines:
+            ino, _, when = line.partition(" ")
+            if ino.isdigit() and when.replace(".", "", 1).isdigit() and now - float(when) < _RECENT:
+                recent.append(int(ino))
+                kept.append(line)
+        if len(lines) > 2 * len(kept) + 64:  # an append racing with this rewrite may be lost: harmless
+            from ..files import write_output
+
+            text = "".join(line + "\n" for line in kept).encode()
+            try:
+                write_output(self.root + ".freed", lambda out: out.write(text), mode=0o600)
+            except WorkbenchError as exc:
+                log.debug("the note of removed layers keeps its old lines: %s", exc)
+        return recent
+
+    def _note_freed(self, ino: int) -> None:
+        """Remember a removed layer's inode for `create_apart` (one O_APPEND write)."""
+        try:
+            fd = os.open(self.root + ".freed", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        try:
+            os.write(fd, f"{ino} {time.time():.0f}\n".encode())
+        finally:
+            os.close(fd)
 
     def mount(self, layer_id: str, lowers: list[str], *, volatile: bool = False,
               id_maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> str:
@@ -175,12 +249,24 @@ class LayerStore:
     def remove(self, layer_id: str) -> None:
         """Unmount (if needed) and delete a layer's directories."""
         base = self.dir(layer_id)
-        if os.path.isdir(os.path.join(base, "merged")):
+        writable = os.path.isdir(os.path.join(base, "merged"))
+        if writable:
             self.unmount(layer_id)
+        try:
+            ino = os.lstat(base).st_ino
+        except FileNotFoundError:
+            return
         try:
             remove_tree(base)
         except OSError as exc:
             raise WorkbenchError(f"could not remove layer directory {base}: {exc.strerror or exc}") from exc
+        if not writable:  # an image layer: many inodes freed at once (a container's are few)
+            self._note_freed(ino)
+
+
+def lands_where_freed(ino: int, freed: list[int]) -> bool:
+    """Whether inode `ino` is in the ext4 flex group of any of the `freed` inodes."""
+    return any((ino - 1) // _FLEX_INODES == (other - 1) // _FLEX_INODES for other in freed)
 
 
 def _driver() -> str:
