@@ -119,9 +119,10 @@ def main() -> int:
         results = bench(engines, ref, work, 2 if opts.quick else opts.runs, metrics)
         _report(results, metrics)
         if journal_less_ext4(work):
-            print("\nnote: the stores are on ext4 without a journal. A pull or load timed right after rmi can land "
-                  "where the removed layer was, and then waits on the kernel's scan of recently freed inodes "
-                  "(both engines; seconds per sample). Such runs are bimodal: read the ratios with that in mind.")
+            print("\nnote: the stores are on ext4 without a journal. A pull or load timed right after rmi that "
+                  "lands where the removed layer was waits on the kernel's scan of recently freed inodes, seconds "
+                  "per sample. Workbench places new layers away from the ones it removed in the last minutes "
+                  "(LayerStore.create_apart); Podman's figures may include such waits.")
     finally:
         if registry is not None:
             registry.kill()
@@ -133,8 +134,8 @@ def main() -> int:
 def journal_less_ext4(path: str) -> bool:
     """Whether `path` is on ext4 without a journal. There ext4 does not reuse an inode freed in
     the last 60-360 s, and each new file first checks every such inode of its block group
-    (recently_deleted() in fs/ext4/ialloc.c): a pull or load right after `rmi` slows down a lot,
-    for either engine, when its layer lands where a removed one was."""
+    (recently_deleted() in fs/ext4/ialloc.c): a pull or load right after `rmi` slows down a lot
+    when its layer lands where a removed one was."""
     st = os.stat(path)
     device = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
     with open("/proc/self/mountinfo") as f:
