@@ -371,3 +371,10 @@ def test_inspect_is_podman_shaped(rt, busybox):
     assert data["ImageName"] == busybox
     assert data["OCIRuntime"] == "runc"
     assert "CAP_CHOWN" in data["EffectiveCaps"] and len(data["BoundingCaps"]) == 11
+
+
+def test_containers_can_be_listed_by_id(rt, busybox):
+    a, b = (rt.create_container(busybox, ["true"]) for _ in range(2))
+    assert [c.id for c in rt.containers(ids=[b.id])] == [b.id]
+    assert [c.id for c in rt.containers(ids=[a.id, b.id, "0" * 64])] == [a.id, b.id]
+    assert rt.containers(ids=[]) == []

@@ -149,7 +149,7 @@ def prime_attach_lock() -> None:
     After a quiet spell, the first write to any cgroup.procs waits for an RCU grace period (the
     threadgroup rwsem turning to writer mode: ~25 ms here), and `runc create` writes one on its
     critical path. A thread that writes itself into the cgroup it is already in moves nothing but
-    starts that wait at once, while the caller mounts, writes the spec and starts conmon; conmon's
+    starts that wait at once, while the caller writes the spec and starts conmon; conmon's
     move and runc's own writes then find the lock ready (in-process `run` ~7 ms faster here).
     """
     if containers_have_cgroups():

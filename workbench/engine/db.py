@@ -170,6 +170,8 @@ class Database:
 
     def all_containers(self, ids: Sequence[str] | None = None) -> list[tuple[dict, dict]]:
         """(config, state) of every container, or of those with these full `ids`, oldest first."""
+        if ids is not None and not ids:
+            return []
         where = f" WHERE id IN ({','.join('?' * len(ids))})" if ids is not None else ""
         rows = self.query(f"SELECT config, state FROM containers{where} ORDER BY created", tuple(ids or ()))
         return [(json.loads(c), json.loads(s)) for c, s in rows]

@@ -291,9 +291,8 @@ def runnable_arches(arches: list[str]) -> list[str]:
 def _x32_syscalls_run() -> bool:
     """Whether an x32 getpid succeeds, tried in a forked child: were this process under a seccomp
     filter without x32 (nested in a container), the call could kill it."""
-    import ctypes
+    from ..storage.layers import libc
 
-    libc = ctypes.CDLL(None, use_errno=True)
     pid = os.fork()
     if pid == 0:
         code = 1

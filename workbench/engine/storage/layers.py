@@ -157,7 +157,7 @@ class LayerStore:
         now, recent, kept = time.time(), [], []
         for line in lines:
             ino, _, when = line.partition(" ")
-            if ino.isdigit() and when.replace(".", "", 1).isdigit() and now - float(when) < _RECENT:
+            if ino.isdigit() and when.isdigit() and now - int(when) < _RECENT:
                 recent.append(int(ino))
                 kept.append(line)
         if len(lines) > 2 * len(kept) + 64:  # an append racing with this rewrite may be lost: harmless
