@@ -129,9 +129,15 @@ version_ok() {  # the interpreter "$1" is at least MIN_PYTHON
     "$1" -c "import sys; sys.exit(sys.version_info < (${MIN_PYTHON[0]}, ${MIN_PYTHON[1]}))" 2>/dev/null
 }
 
-find_python() {  # prints the first suitable interpreter: $PYTHON, else python3 on PATH, else python3.N
+# Without $PYTHON, Debian's own python3 comes first: it is built with profile-guided and link-time
+# optimisation, and starts and imports ~25% faster here than a plain source build (pyenv's default)
+# found earlier on PATH. Every CLI command, the exit command and the kernel pay that start.
+find_python() {  # prints the first suitable interpreter: $PYTHON, else Debian's, else python3 on PATH, else python3.N
     local candidates=("${PYTHON:-}")
     [[ -n "${PYTHON:-}" ]] || candidates=(python3 python3.14 python3.13 python3.12 python3.11)
+    if [[ -z "${PYTHON:-}" ]] && is_debian; then
+        candidates=(/usr/bin/python3 "${candidates[@]}")
+    fi
     local py
     for py in "${candidates[@]}"; do
         if command -v "$py" >/dev/null && version_ok "$py"; then
