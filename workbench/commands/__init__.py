@@ -6,7 +6,10 @@ Implementations are imported when their command runs, so start-up pays for one m
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 _IMPLEMENTATIONS = {
     "containers": ("create", "run", "init", "start", "stop", "kill", "wait", "pause", "unpause", "restart",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
 
 from ..engine.errors import ContainerRemoved, NoSuchContainer, NoSuchImage, WorkbenchError
 from . import humanize
 from .context import Context
 from .output import emit_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
 
-from .output import Output, show_traceback
+from .output import show_traceback
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .output import Output
     from ..engine.progress import ByteProgress
     from ..engine.runtime import Runtime
 

@@ -4,9 +4,12 @@ different keys all-of."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ..engine.errors import WorkbenchError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def predicate(specs: list[str], one: Callable[[str, str], Callable[[Any], bool]]) -> Callable[[Any], bool]:

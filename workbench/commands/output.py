@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # an interface for type checkers (cli.TextOutput, notebook.NotebookOutput, relay.RelayOutput)
+    from typing import Any, Protocol
 
-class Output(Protocol):
-    """What a command may emit: lines of text, raw stream bytes, JSON documents, tables.
+    class Output(Protocol):
+        """What a command may emit: lines of text, raw stream bytes, JSON documents, tables.
 
-    `terminal` is True when our own stdin/stdout/stderr are the user's (the CLI): a command may
-    then let a process write to them directly and proxy signals; a notebook gets everything
-    through `stream` and stops a process by interrupting the cell.
-    """
+        `terminal` is True when our own stdin/stdout/stderr are the user's (the CLI): a command may
+        then let a process write to them directly and proxy signals; a notebook gets everything
+        through `stream` and stops a process by interrupting the cell.
+        """
 
-    terminal: bool
+        terminal: bool
 
-    def line(self, text: str) -> None: ...
-    def stream(self, stream: str, data: bytes) -> None: ...
-    def document(self, data: Any) -> None: ...
-    def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None,
-              *, noheading: bool = False) -> None: ...
-    def error(self, message: str) -> None: ...
-    def progress(self, done: int, total: int, label: str) -> None:
-        """Bytes moved so far of long work, out of `total` (< 0 while unknown); the last call has
-        done == total. A notebook draws a bar ending in a summary; a terminal shows nothing."""
+        def line(self, text: str) -> None: ...
+        def stream(self, stream: str, data: bytes) -> None: ...
+        def document(self, data: Any) -> None: ...
+        def table(self, rows: list[dict[str, Any]], fmt: str, headers: dict[str, str] | None = None,
+                  *, noheading: bool = False) -> None: ...
+        def error(self, message: str) -> None: ...
+        def progress(self, done: int, total: int, label: str) -> None:
+            """Bytes moved so far of long work, out of `total` (< 0 while unknown); the last call has
+            done == total. A notebook draws a bar ending in a summary; a terminal shows nothing."""
 
 
 def show_traceback(out: Output, log_level: str) -> None:

@@ -7,9 +7,12 @@ first, so start-up does not pay for the whole tree.
 from __future__ import annotations
 
 import argparse
-from typing import Callable, NoReturn
 
 from ..engine.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, NoReturn
 
 
 class UsageError(InvalidArgument):

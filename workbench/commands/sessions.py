@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from typing import Any
 
 from ..engine import logger
 from ..engine.errors import ContainerStateError, InvalidArgument, WorkbenchError
@@ -17,6 +16,10 @@ from .terminal import (
     parse_detach_keys,
     terminal_size,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _detach_keys(ctx: Context) -> bytes:

@@ -11,7 +11,10 @@ import math
 import re
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Callable, Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = [
     "TabWriter", "Template", "TemplateError", "compile_template", "field_header", "is_table",

@@ -7,11 +7,13 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Iterator
 
 from ..engine.errors import InvalidArgument
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Iterator
+
     from ..engine.attach import Session
     from .output import Output
 

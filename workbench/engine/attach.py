@@ -14,13 +14,14 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from . import logger
 from .errors import InvalidArgument, WorkbenchError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from typing import Callable, Iterator, Protocol
 
 log = logger.get(__name__)
 
@@ -69,20 +70,22 @@ def write_resize(ctl_path: str, rows: int, cols: int) -> None:
             time.sleep(0.005)
 
 
-class SessionProcess(Protocol):
-    """What a Session needs from the process behind it (an exec session or a container)."""
+if TYPE_CHECKING:  # an interface for type checkers
 
-    def poll(self) -> int | None:
-        """The exit code once known, without blocking."""
+    class SessionProcess(Protocol):
+        """What a Session needs from the process behind it (an exec session or a container)."""
 
-    def wait(self, timeout: float | None) -> int:
-        """Block until the exit code is known."""
+        def poll(self) -> int | None:
+            """The exit code once known, without blocking."""
 
-    def signal(self, sig: int) -> None:
-        """Send a signal to the process."""
+        def wait(self, timeout: float | None) -> int:
+            """Block until the exit code is known."""
 
-    def release(self) -> None:
-        """Forget what the session held once it is over (exec bundles, records)."""
+        def signal(self, sig: int) -> None:
+            """Send a signal to the process."""
+
+        def release(self) -> None:
+            """Forget what the session held once it is over (exec bundles, records)."""
 
 
 class Session:

@@ -19,9 +19,10 @@ import posixpath
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument, WorkbenchError
+from .records import NamedTuple
 
 if TYPE_CHECKING:
     from .images.store import Image

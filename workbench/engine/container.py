@@ -6,7 +6,6 @@ import contextlib
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Sequence, TypeVar, Unpack
 
 from . import events
 from . import logger
@@ -17,7 +16,10 @@ from .errors import (ContainerRemoved, ContainerStateError, InvalidArgument, NoS
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable, Iterator, Sequence, TypeVar, Unpack
+
     from .attach import Session
     from .exec import ExecResult
     from .exit_command import Claim
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from .runtime import Runtime
     from .top import ProcessTable
 
-T = TypeVar("T")
+    T = TypeVar("T")
+
 log = logger.get(__name__)
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 

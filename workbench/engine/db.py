@@ -9,9 +9,12 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Any, Iterator, Sequence
 
 from .errors import ContainerExists
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator, Sequence
 
 SCHEMA_VERSION = 4  # 2: exec_sessions; 3: networks, ip_leases; 4: volumes
 

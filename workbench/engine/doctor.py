@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Callable, NamedTuple
+from typing import Callable
+from .records import NamedTuple
 
 OK, WARN, MISSING = "ok", "warn", "missing"
 

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, NamedTuple
+from collections.abc import Mapping
 
 from . import logger
 from .errors import InvalidArgument
+from .records import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any, Callable, Iterable, Iterator
 
     from .container import Container
 

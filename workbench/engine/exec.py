@@ -13,7 +13,6 @@ import os
 import signal as signals
 import subprocess
 import time
-from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from . import cgroups
 from . import events
@@ -21,10 +20,13 @@ from .errors import InvalidArgument, OCIRuntimeError, OCIRuntimeNotFound, classi
 from .exits import pid_alive, read_exit_file
 from .files import remove_tree
 from .oci.spec import CAPABILITY_BITS
+from .records import NamedTuple
 from .state import REQUIRED, Record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from typing import Callable, Sequence
 
     from .attach import Session
     from .container import Container

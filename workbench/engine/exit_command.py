@@ -22,7 +22,10 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Sequence
-from typing import Self
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Self
 
 #: How long the exit command waits for a claimant before cleaning up itself (seconds).
 CLAIM_WAIT = 5

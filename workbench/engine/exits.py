@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from . import events
 from .state import ContainerState as S
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Container
 

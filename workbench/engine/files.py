@@ -6,9 +6,12 @@ import errno
 import os
 import sys
 from collections.abc import Callable
-from typing import BinaryIO
 
 from .errors import WorkbenchError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 

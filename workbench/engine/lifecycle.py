@@ -9,7 +9,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from . import events
 from . import exit_command
@@ -27,6 +26,7 @@ from .oci import spec as ocispec
 from .signals import signal_name
 from .state import ContainerState as S
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .container import Container
 

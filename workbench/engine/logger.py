@@ -3,7 +3,10 @@ configuring logging costs every CLI start several milliseconds."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 
 _setup: Callable[[], None] | None = None
 _threshold = 0  # records below this level are dropped without importing logging

@@ -14,9 +14,12 @@ import os
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from .errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Options of a tmpfs Podman adds after the user's (`--tmpfs`, `--read-only`'s /run, /tmp, /var/tmp).
 TMPFS_DEFAULTS = ("rw", "rprivate", "nosuid", "nodev", "tmpcopyup")

@@ -8,7 +8,10 @@ call of a piece of work has `done == total`; a notebook draws a bar and ends it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import BinaryIO, Self
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Self
 
 ByteProgress = Callable[[int, int], None]
 

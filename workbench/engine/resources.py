@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, TypedDict
 
 from . import logger
 from .errors import InvalidArgument
 from .oci.spec import PIDS_LIMIT as DEFAULT_PIDS_LIMIT
 from .oci.spec import SHM_SIZE as DEFAULT_SHM_SIZE
+from .records import TypedDict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logger.get(__name__)
 

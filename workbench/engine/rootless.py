@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple
 
 from . import logger
 from .errors import WorkbenchError
+from .records import NamedTuple
 
 log = logger.get(__name__)
 

@@ -6,7 +6,6 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple, Sequence, Unpack
 
 from . import events
 from . import logger
@@ -15,10 +14,14 @@ from .db import Database
 from .errors import (AmbiguousName, ContainerExists, ContainerRemoved, InvalidArgument, NoSuchContainer,
                      WorkbenchError)
 from .locks import FileLock, LockManager
+from .records import NamedTuple
 from .signals import parse_signal
 from .state import ContainerConfig, ContainerRuntimeState, ContainerState
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence, Unpack
+
     from .progress import ByteProgress
     from .resources import Limits
     from .images.store import Image, ImageStore

@@ -4,8 +4,8 @@ helper threads that never take a signal."""
 from __future__ import annotations
 
 import signal as _signal
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 from .errors import ContainerStateError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ContainerState(str, enum.Enum):

@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from . import cgroups
+from .records import NamedTuple
 from .state import ContainerState
 
 if TYPE_CHECKING:

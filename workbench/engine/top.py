@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from . import logger
 from .errors import InvalidArgument, WorkbenchError
+from .records import NamedTuple
 from .rootless import parse_id_map
 
 if TYPE_CHECKING:

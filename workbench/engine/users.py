@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple
 
 from .errors import InvalidArgument
+from .records import NamedTuple
 
 #: Files larger than this are refused (a hostile image could point /etc/passwd at /dev/zero).
 MAX_ACCOUNT_FILE = 4 << 20

@@ -14,12 +14,15 @@ import json
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import InvalidArgument, WorkbenchError
 from .files import remove_tree
+from .records import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .db import Database
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # Podman's volume names

@@ -7,7 +7,10 @@ import os
 import select
 import threading
 import time
-from typing import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 _IN_CREATE, _IN_MOVED_TO = 0x100, 0x80
 _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000

@@ -24,12 +24,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import events
 from ..errors import InvalidArgument, WorkbenchError
 from ..files import sweep_scratch, write_output
 from ..progress import ByteProgress, Meter
+from ..records import NamedTuple
 from ..storage.archive import (
     ArchiveError,
     _TarReader,  # the guarded header parser (negative sizes, pax bombs, truncation)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from ..errors import InvalidArgument
+from ..records import NamedTuple
 
 DEFAULT_DOMAIN = "docker.io"
 LOCAL_DOMAIN = "localhost"

@@ -9,11 +9,12 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from .. import logger
 from ..errors import InvalidArgument, WorkbenchError
+from ..records import NamedTuple
 from ..storage.content import validate_digest
 from .mediatypes import INDEX_TYPES, LAYER_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 

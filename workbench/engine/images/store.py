@@ -6,16 +6,20 @@ import datetime
 import json
 import os
 import time
-from typing import Any, BinaryIO, Callable, NamedTuple
 
 from .. import logger
 from ..db import Database
 from ..errors import ImageInUse, InvalidArgument, NoSuchImage
 from ..progress import ByteProgress, Meter
+from ..records import NamedTuple
 from ..storage.content import ContentStore, HashingReader, validate_digest
 from ..storage.layers import LayerStore
 from . import reference as refs
 from .mediatypes import OCI_MANIFEST
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Callable
 
 log = logger.get(__name__)
 

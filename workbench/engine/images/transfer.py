@@ -10,10 +10,11 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import events
 from ..errors import InvalidArgument, WorkbenchError
+from ..records import NamedTuple
 from ..storage.content import validate_digest
 from . import auth, registries_conf
 from . import reference as refs

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import InvalidArgument, WorkbenchError
+from ..records import NamedTuple
 from .ports import PortMapping
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
     from ..container import Container
 

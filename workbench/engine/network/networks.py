@@ -12,10 +12,11 @@ import ipaddress
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .. import events
 from ..errors import InvalidArgument, WorkbenchError
+from ..records import NamedTuple
 
 if TYPE_CHECKING:
     from ..db import Database

@@ -8,12 +8,15 @@ import select
 import socket
 import subprocess
 import time
-from typing import Callable
 
 from .. import logger
 from ..errors import OCIRuntimeError, WorkbenchError, classify_runtime_error
 from ..files import remove_tree
 from .runc import logged_error, which
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 log = logger.get(__name__)
 

@@ -6,9 +6,13 @@ import errno
 import os
 import re
 from enum import Enum
-from typing import Iterable, Mapping, NamedTuple
 
 from .. import logger
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Mapping
 
 log = logger.get(__name__)
 

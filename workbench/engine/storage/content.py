@@ -6,9 +6,12 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
 
 from ..errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHUNK = 1 << 20

@@ -6,13 +6,13 @@ import ctypes
 import errno
 import os
 import time
-from typing import TYPE_CHECKING
 
 from .. import logger
 from ..errors import WorkbenchError
 from ..files import remove_tree
 from ..locks import FileLock
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

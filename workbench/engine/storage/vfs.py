@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
+from ..records import NamedTuple
 from .tarwriter import (
     TarStream,
     add_entry,
