@@ -272,6 +272,10 @@ class _Source:
                 if isinstance(item, BaseException):
                     raise item
                 return b""
+            if len(item) <= size:  # a whole chunk, not copied
+                if self._record is not None:
+                    self._record.write(item)
+                return item
             self._chunk = memoryview(item)
         data = bytes(self._chunk[:size])
         self._chunk = self._chunk[size:]
@@ -352,6 +356,17 @@ def _parse_pax(buf: bytes) -> list[tuple[bytes, bytes]]:
     return records
 
 
+def _pax_headers(payload: bytes, offset: int) -> dict[str, str]:
+    """A pax header's records as a dict; GNU sparse records are refused."""
+    headers = {}
+    for raw_key, raw_value in _parse_pax(payload):
+        key = raw_key.decode("utf-8", "surrogateescape")
+        if key.startswith("GNU.sparse."):
+            raise ArchiveError(f"sparse files are not supported (pax header at offset {offset})")
+        headers[key] = raw_value.decode("utf-8", "surrogateescape")
+    return headers
+
+
 class _GuardedTarInfo(tarfile.TarInfo):
     """TarInfo that rejects negative sizes, sparse files, oversized or chained meta headers and
     truncated/corrupt headers (which tarfile would silently take for the end of the archive)."""
@@ -390,11 +405,7 @@ class _GuardedTarInfo(tarfile.TarInfo):
         if len(buf) != blocks:
             raise ArchiveError(f"truncated pax header at offset {self.offset}")
         pax_headers: dict[str, str] = tf.pax_headers if self.type == tarfile.XGLTYPE else dict(tf.pax_headers)  # type: ignore[assignment]
-        for raw_key, raw_value in _parse_pax(buf[: self.size]):
-            key = raw_key.decode("utf-8", "surrogateescape")
-            if key.startswith("GNU.sparse."):
-                raise ArchiveError(f"sparse files are not supported (pax header at offset {self.offset})")
-            pax_headers[key] = raw_value.decode("utf-8", "surrogateescape")
+        pax_headers.update(_pax_headers(buf[: self.size], self.offset))
         try:
             nxt = self.fromtarfile(tf)
         except tarfile.HeaderError as exc:
@@ -415,6 +426,130 @@ class _TarReader(tarfile.TarFile):
 
     tarinfo = _GuardedTarInfo
     meta_chain = 0
+
+
+class _TarStream:
+    """The members of a tar stream read straight from its _Source, with tarfile only parsing each
+    header block (`frombuf`) and every check of _GuardedTarInfo. File data is handed out as slices
+    of the decompressed chunks: tarfile's stream layer copied every read through 10 KiB buffers,
+    0.68 s of a 10,000-file, 216 MB layer's reading here against 0.05 s this way.
+
+    Follows tarfile's reading rules: pax (x, g) and GNU long name/link headers apply to the member
+    they precede (the first of them last, as tarfile's recursion does), global pax records to every
+    later member; data follows regular files and unknown types only; a zero block ends the archive.
+    """
+
+    def __init__(self, source: _Source):
+        self._source = source
+        self._chunk = memoryview(b"")
+        self._pos = 0
+        self.offset = 0  # of the next unread byte of the stream
+        self._data = 0  # data of the current member not read yet
+        self._left = 0  # ... with its padding
+        self._global: dict[str, str] = {}  # pax records of every later member (g headers)
+
+    def _take(self, size: int) -> memoryview:
+        """Up to `size` next bytes (fewer at a chunk's end; empty at the stream's end)."""
+        if self._pos == len(self._chunk):
+            data = self._source.read(_CHUNK)
+            if not data:
+                return memoryview(b"")
+            self._chunk, self._pos = memoryview(data), 0
+        piece = self._chunk[self._pos:self._pos + size]
+        self._pos += len(piece)
+        self.offset += len(piece)
+        return piece
+
+    def _read(self, size: int) -> bytes:
+        """`size` bytes, fewer only at the end of the stream."""
+        pieces = []
+        while size and (piece := self._take(size)):
+            pieces.append(piece)
+            size -= len(piece)
+        return b"".join(pieces)
+
+    def data(self) -> Iterator[memoryview]:
+        """The current member's data, in pieces (each valid until the next read)."""
+        while self._data:
+            piece = self._take(self._data)
+            if not piece:
+                raise ArchiveError(f"unexpected end of data at offset {self.offset}")
+            self._data -= len(piece)
+            self._left -= len(piece)
+            yield piece
+
+    def _skip(self, size: int) -> None:
+        while size:
+            piece = self._take(size)
+            if not piece:
+                raise ArchiveError(f"unexpected end of data at offset {self.offset}")
+            size -= len(piece)
+
+    def next(self) -> tarfile.TarInfo | None:
+        """The next member, or None after the end-of-archive block."""
+        self._skip(self._left)  # what the caller did not read of the previous member
+        self._left = self._data = 0
+        first: int | None = None  # offset of the member's first header (a global pax header is no one's)
+        extended: int | None = None  # offset of the first extended header read
+        metas: list[tuple[bytes, Any]] = []  # (type, value) of the member's extended headers, in order
+        chain = 0
+        while True:
+            offset = self.offset
+            block = self._read(tarfile.BLOCKSIZE)
+            try:
+                m = _GuardedTarInfo.frombuf(block, "utf-8", "surrogateescape")
+            except tarfile.EOFHeaderError:
+                if extended is not None:
+                    raise ArchiveError(f"missing header after the extended header at offset {extended}") from None
+                return None
+            except tarfile.HeaderError as exc:
+                raise ArchiveError(f"truncated or corrupt tar header at offset {offset}: {exc}") from None
+            m.offset = offset
+            if first is None and m.type != tarfile.XGLTYPE:
+                first = offset
+            if m.size < 0:  # CVE-2025-8194: a negative size makes tarfile seek backwards forever
+                raise ArchiveError(f"tar header at offset {offset} has a negative size")
+            if m.type == tarfile.GNUTYPE_SPARSE:
+                raise ArchiveError(f"{m.name!r}: sparse files are not supported")
+            if m.type not in _META_TYPES:
+                break
+            chain += 1
+            if chain > _MAX_META_CHAIN:
+                raise ArchiveError(f"more than {_MAX_META_CHAIN} chained extended headers at offset {offset}")
+            if extended is None:
+                extended = offset
+            limit = _MAX_PAX_HEADER if m.type in _PAX_TYPES else _MAX_LONGNAME
+            if m.size > limit:
+                raise ArchiveError(f"extended header of {m.size} bytes at offset {offset} exceeds {limit}")
+            blocks = -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            payload = self._read(blocks)
+            if len(payload) != blocks:
+                raise ArchiveError(f"truncated extended header at offset {offset}")
+            payload = payload[:m.size]
+            if m.type == tarfile.XGLTYPE:
+                self._global.update(_pax_headers(payload, offset))
+            elif m.type in _PAX_TYPES:
+                metas.append((m.type, {**self._global, **_pax_headers(payload, offset)}))
+            else:
+                metas.append((m.type, tarfile.nts(payload, "utf-8", "surrogateescape")))
+        m._apply_pax_info(self._global, "utf-8", "surrogateescape")  # type: ignore[attr-defined]
+        if m.isdir():
+            m.name = m.name.rstrip("/")
+        for kind, value in reversed(metas):
+            if kind == tarfile.GNUTYPE_LONGNAME:
+                m.name = value.removesuffix("/") if m.isdir() else value
+            elif kind == tarfile.GNUTYPE_LONGLINK:
+                m.linkname = value
+            else:
+                m._apply_pax_info(value, "utf-8", "surrogateescape")  # type: ignore[attr-defined]
+        if m.size < 0:
+            raise ArchiveError(f"pax header at offset {first} sets a negative size")
+        m.offset = first
+        m.offset_data = self.offset
+        if m.isreg() or m.type not in tarfile.SUPPORTED_TYPES:
+            self._data = m.size
+            self._left = m.size + (-m.size % tarfile.BLOCKSIZE)
+        return m
 
 
 # --------------------------------------------------------------------------- applying entries
@@ -440,7 +575,7 @@ def _xattr_allowed(name: str) -> bool:
     return name in _XATTR_ALLOWED
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -471,11 +606,9 @@ class _Applier:
 
     # -- driving
 
-    def run(self, tf: _TarReader) -> None:
+    def run(self, tf: _TarStream) -> None:
         while True:
-            tf.meta_chain = 0
             member = tf.next()
-            tf.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every member otherwise
             if member is None:
                 return
             self.entries += 1
@@ -535,7 +668,7 @@ class _Applier:
             raise ArchiveError(f"{m.name[:64]!r}...: {what} deeper than {self.limits.max_depth} directories")
         return tuple(parts)
 
-    def _apply(self, tf: _TarReader, m: tarfile.TarInfo) -> None:
+    def _apply(self, tf: _TarStream, m: tarfile.TarInfo) -> None:
         parts = self._clean(m, m.name, "path")
         if parts and parts[-1].startswith(WHITEOUT_PREFIX):
             self._whiteout(m, parts)
@@ -588,12 +721,10 @@ class _Applier:
             self._parent_fd, self._parent_path = fd, path
         return _Borrowed(self._parent_fd)
 
-    def _file(self, tf: _TarReader, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
+    def _file(self, tf: _TarStream, m: tarfile.TarInfo, parts: tuple[str, ...]) -> None:
         """Create, write, then set metadata (owner before mode: chown clears setuid; xattrs after
         both: chown clears file capabilities). One thread does it all: worker threads creating
         files made a 10,000-file layer 40% slower (GIL hand-offs around every system call)."""
-        src = tf.extractfile(m)
-        assert src is not None
         with self._parent(parts) as parent:
             name = parts[-1]
             try:
@@ -604,13 +735,9 @@ class _Applier:
             if self.record is not None:
                 self.record.file(m.offset_data, m.size, "/".join(parts))
             with _Fd(fd) as out:
-                written = 0
-                while chunk := src.read(_CHUNK):
-                    _write_all(out.fd, chunk)
-                    written += len(chunk)
-                    self.bytes += len(chunk)
-                if written != m.size:
-                    raise ArchiveError(f"{m.name!r}: unexpected end of data")
+                for piece in tf.data():
+                    _write_all(out.fd, piece)
+                    self.bytes += len(piece)
                 self._own_mode_times(out.fd, m, xattrs=True)
 
     def _clear(self, dir_fd: int, parts: tuple[str, ...], *, keep_dir: bool) -> bool:
@@ -904,11 +1031,7 @@ def apply_tar(
         source = _Source(stream, limits.max_bytes, record)
         applier = _Applier(root_fd, whiteouts, limits, same_owner, record)
         try:
-            reader = _TarReader.open(  # type: ignore[call-overload]
-                fileobj=source, mode="r|", encoding="utf-8", errors="surrogateescape"
-            )
-            with reader as tf:
-                applier.run(tf)
+            applier.run(_TarStream(source))
             applier.finish()
             source.drain()
             if record is not None:
