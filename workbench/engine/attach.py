@@ -31,6 +31,12 @@ _RECV_SIZE = 8193  # one pipe byte + conmon's STDIO_BUF_SIZE
 _STREAMS = {2: "stdout", 3: "stderr"}
 #: How long a resize may wait for conmon's ctl fifo to take it.
 RESIZE_TIMEOUT = 5.0
+#: Time between two resizes through one ctl fifo: conmon handles one message per read of it, and
+#: drops a second one that arrived before that read.
+RESIZE_SPACING = 0.02
+
+_last_resize: dict[str, float] = {}  # ctl fifo -> when this process last wrote a message to it
+_resize_lock = threading.Lock()
 
 Chunk = tuple[str, bytes]
 
@@ -51,23 +57,32 @@ def connect(path: str) -> socket.socket:
 
 
 def write_resize(ctl_path: str, rows: int, cols: int) -> None:
-    """Ask conmon to resize the terminal: one message per write (conmon 2.1.6 drops the rest)."""
+    """Ask conmon to resize the terminal: one message per write (conmon 2.1.6 drops the rest of a
+    write), RESIZE_SPACING after this process's previous one to the same fifo."""
     if not (isinstance(rows, int) and isinstance(cols, int) and 0 < rows <= 65535 and 0 < cols <= 65535):
         raise InvalidArgument(f"invalid terminal size {rows}x{cols}: rows and columns must be 1..65535")
     message = f"1 {rows} {cols}\n".encode()
-    deadline = time.monotonic() + RESIZE_TIMEOUT
-    while True:
-        try:
-            fd = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with _resize_lock:  # spaced from the previous message (a session's first size, a view's next)
+        now = time.monotonic()
+        for path, when in list(_last_resize.items()):
+            if now - when >= RESIZE_SPACING:
+                del _last_resize[path]
+        if ctl_path in _last_resize:
+            time.sleep(_last_resize[ctl_path] + RESIZE_SPACING - now)
+        deadline = time.monotonic() + RESIZE_TIMEOUT
+        while True:
             try:
-                os.write(fd, message)
-                return
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EINTR, errno.ENXIO) or time.monotonic() > deadline:
-                raise WorkbenchError(f"cannot resize the terminal through {ctl_path}: {exc.strerror}") from exc
-            time.sleep(0.005)
+                fd = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                try:
+                    os.write(fd, message)
+                    break
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EINTR, errno.ENXIO) or time.monotonic() > deadline:
+                    raise WorkbenchError(f"cannot resize the terminal through {ctl_path}: {exc.strerror}") from exc
+                time.sleep(0.005)
+        _last_resize[ctl_path] = time.monotonic()
 
 
 if TYPE_CHECKING:  # an interface for type checkers

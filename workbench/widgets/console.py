@@ -55,8 +55,6 @@ ACK_TIMEOUT = 5.0
 REPLAY = 256 * 1024
 #: Input waiting for a process that does not read it; beyond this, input is dropped.
 INPUT_LIMIT = 1 << 20
-#: Pause after handing conmon a terminal size, so that the next one is read on its own.
-RESIZE_SPACING = 0.02
 #: How long an exec session may take to end after SIGHUP before it gets SIGKILL.
 HANGUP_GRACE = 2.0
 
@@ -354,9 +352,7 @@ class Console(anywidget.AnyWidget):
                     session.write(value)
                 elif session.tty and applied != (session, size):
                     session.resize(*size)
-                    applied = (session, size)
-                    # conmon takes one message per read of its ctl fifo: two quick resizes would lose one
-                    time.sleep(RESIZE_SPACING)
+                    applied = (session, size)  # spaced from the session's previous size by write_resize
             except Exception as exc:  # the session ended meanwhile: the pump reports it
                 log.debug("console %s: %s: %s", self.container.name, kind, exc)
             finally:
