@@ -46,11 +46,11 @@ def test_named_tuple_matches_typings():
 
 
 def test_named_tuple_pickles_by_name():
-    p = Module_level(1, "a")
+    p = _Pair(1, "a")
     assert pickle.loads(pickle.dumps(p)) == p
 
 
-class Module_level(records.NamedTuple):
+class _Pair(records.NamedTuple):
     n: int
     s: str
 

@@ -367,6 +367,21 @@ def _pax_headers(payload: bytes, offset: int) -> dict[str, str]:
     return headers
 
 
+def _check_header(m: tarfile.TarInfo, chain: int) -> None:
+    """What every header block must pass: no negative size, no sparse file; an extended header
+    (the `chain`-th in front of one member) within its own size cap and the chain's."""
+    if m.size < 0:  # CVE-2025-8194: a negative size makes tarfile seek backwards forever
+        raise ArchiveError(f"tar header at offset {m.offset} has a negative size")
+    if m.type == tarfile.GNUTYPE_SPARSE:
+        raise ArchiveError(f"{m.name!r}: sparse files are not supported")
+    if m.type in _META_TYPES:
+        if chain > _MAX_META_CHAIN:
+            raise ArchiveError(f"more than {_MAX_META_CHAIN} chained extended headers at offset {m.offset}")
+        limit = _MAX_PAX_HEADER if m.type in _PAX_TYPES else _MAX_LONGNAME
+        if m.size > limit:
+            raise ArchiveError(f"extended header of {m.size} bytes at offset {m.offset} exceeds {limit}")
+
+
 class _GuardedTarInfo(tarfile.TarInfo):
     """TarInfo that rejects negative sizes, sparse files, oversized or chained meta headers and
     truncated/corrupt headers (which tarfile would silently take for the end of the archive)."""
@@ -382,19 +397,11 @@ class _GuardedTarInfo(tarfile.TarInfo):
             raise ArchiveError(f"truncated or corrupt tar header at offset {offset}: {exc}") from None
 
     def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
-        if self.size < 0:  # CVE-2025-8194: a negative size makes tarfile seek backwards forever
-            raise ArchiveError(f"tar header at offset {self.offset} has a negative size")
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise ArchiveError(f"{self.name!r}: sparse files are not supported")
         if self.type in _META_TYPES:
             tf.meta_chain += 1  # type: ignore[attr-defined]
-            if tf.meta_chain > _MAX_META_CHAIN:  # type: ignore[attr-defined]
-                raise ArchiveError(f"more than {_MAX_META_CHAIN} chained extended headers at offset {self.offset}")
-            limit = _MAX_PAX_HEADER if self.type in _PAX_TYPES else _MAX_LONGNAME
-            if self.size > limit:
-                raise ArchiveError(f"extended header of {self.size} bytes at offset {self.offset} exceeds {limit}")
-            if self.type in _PAX_TYPES:
-                return self._proc_pax_checked(tf)
+        _check_header(self, tf.meta_chain)  # type: ignore[attr-defined]
+        if self.type in _PAX_TYPES:
+            return self._proc_pax_checked(tf)
         return super()._proc_member(tf)  # type: ignore[misc]
 
     def _proc_pax_checked(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
@@ -507,20 +514,13 @@ class _TarStream:
             m.offset = offset
             if first is None and m.type != tarfile.XGLTYPE:
                 first = offset
-            if m.size < 0:  # CVE-2025-8194: a negative size makes tarfile seek backwards forever
-                raise ArchiveError(f"tar header at offset {offset} has a negative size")
-            if m.type == tarfile.GNUTYPE_SPARSE:
-                raise ArchiveError(f"{m.name!r}: sparse files are not supported")
+            if m.type in _META_TYPES:
+                chain += 1
+            _check_header(m, chain)
             if m.type not in _META_TYPES:
                 break
-            chain += 1
-            if chain > _MAX_META_CHAIN:
-                raise ArchiveError(f"more than {_MAX_META_CHAIN} chained extended headers at offset {offset}")
             if extended is None:
                 extended = offset
-            limit = _MAX_PAX_HEADER if m.type in _PAX_TYPES else _MAX_LONGNAME
-            if m.size > limit:
-                raise ArchiveError(f"extended header of {m.size} bytes at offset {offset} exceeds {limit}")
             blocks = -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
             payload = self._read(blocks)
             if len(payload) != blocks:
