@@ -7,9 +7,12 @@ time is taken inside the page (performance.now), not by this script.
 Targets (issue 8): echo p50 <= 30 ms on loopback; 10 MB rendered in <= 3 s; the kernel answers
 meanwhile.
 
-An echo reaches the page 12-18 ms after its key here and is drawn at the next 60 Hz frame (~3 ms
+An echo reaches the page 6-10 ms after its key here and is drawn at the next 60 Hz frame (~3 ms
 into it), so its latency depends on where in a frame the key fell. Keys are pressed at random
 points of the frame, as a person's are; pressed at one fixed point, the p50 moves by up to a frame.
+A key whose handling asks for a frame (a blinking cursor restarting its blink did) makes Chromium
+hold the page's other tasks, the echo's message among them, until that frame is drawn: the echo
+then takes a frame more (p50 ~29 ms instead of ~16 ms).
 """
 
 from __future__ import annotations
