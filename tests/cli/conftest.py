@@ -10,7 +10,8 @@ def image(cli, busybox_tar):
     """`busybox`, imported through the CLI."""
     proc = cli("import", busybox_tar, "busybox")
     assert proc.returncode == 0, proc.stderr
-    assert len(proc.stdout.strip()) == 64
+    digest = proc.stdout.strip()  # as podman import: the image ID as a digest
+    assert digest.startswith("sha256:") and len(digest) == 7 + 64, digest
     return "busybox"
 
 

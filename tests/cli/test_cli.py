@@ -43,6 +43,36 @@ def test_unknown_image_and_container_are_125_with_podman_messages(cli, image):
     assert proc.returncode == 1
 
 
+def test_every_name_is_looked_up_before_any_container_is_acted_on(cli, image):
+    """As Podman: one name that matches no container fails the command, and nothing is done."""
+    cli("run", "-d", "--name", "up", image, "sleep", "100")
+    cli("create", "--name", "made", image, "true")
+    for args in (["stop", "-t", "0", "up", "nosuch"], ["kill", "up", "nosuch"], ["pause", "up", "nosuch"],
+                 ["start", "made", "nosuch"], ["wait", "nosuch", "up"]):
+        proc = cli(*args)
+        assert (proc.returncode, proc.stdout) == (125, ""), args
+        assert proc.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n', args
+    proc = cli("rm", "made", "nosuch")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert cli("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout.split("\n") == ["made created", "up running", ""]
+    proc = cli("rm", "made", "up")  # one removed, one refused: podman rm's exit code for a running container
+    assert (proc.returncode, proc.stdout) == (2, "made\n")
+    assert "cannot be removed without force" in proc.stderr
+    proc = cli("rm", "-f", "-t", "0", "nosuch", "up")  # --force: a missing name is no error
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "up\n", "")
+    assert cli("ps", "-aq").stdout == ""
+
+
+def test_cp_says_which_side_lacks_the_path(cli, image, tmp_path):
+    cli("run", "-d", "--name", "box", image, "sleep", "100")
+    proc = cli("cp", "box:/no/such/file", str(tmp_path))
+    assert proc.returncode == 125
+    assert proc.stderr == 'Error: "/no/such/file" could not be found on container box: no such file or directory\n'
+    proc = cli("cp", str(tmp_path / "absent"), "box:/tmp")
+    assert proc.returncode == 125
+    assert proc.stderr == f'Error: "{tmp_path}/absent" could not be found on the host: no such file or directory\n'
+
+
 def test_debug_adds_the_traceback_to_the_error_line(cli):
     for flags in (["--debug"], ["--log-level", "debug"]):
         proc = cli(*flags, "stop", "nosuch")
@@ -79,7 +109,7 @@ def test_detached_lifecycle_through_the_cli(cli, image):
     assert cli("restart", "web").returncode == 0
     assert cli("ps", "--format", "{{.Names}}").stdout == "web\n"
     proc = cli("rm", "web")
-    assert proc.returncode == 125
+    assert proc.returncode == 2  # podman rm: a container running or paused
     assert "running or paused containers cannot be removed without force" in proc.stderr
     assert cli("rm", "-f", "-t", "0", "web").stdout == "web\n"
     assert cli("container", "exists", "web").returncode == 1

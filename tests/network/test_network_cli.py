@@ -29,8 +29,12 @@ def test_network_commands_and_published_ports(cli, nrt, busybox_tar):
     assert proc.returncode == 125 and "already connected to network workbench" in proc.stderr
     assert cli("network", "disconnect", "workbench", "web").returncode == 0
     assert "eth1" not in cli("exec", "web", "ip", "-o", "addr").stdout
+    cli("network", "create", "spare")
+    proc = cli("network", "rm", "nosuch", "spare")  # as podman network rm: each name on its own
+    assert (proc.returncode, proc.stdout) == (1, "spare\n")
+    assert proc.stderr == "Error: unable to find network with name or ID nosuch: network not found\n"
     proc = cli("network", "rm", "results")
-    assert proc.returncode == 125 and "network is being used" in proc.stderr
+    assert proc.returncode == 2 and "network is being used" in proc.stderr
     assert cli("network", "rm", "-f", "-t", "0", "results").stdout == "results\n"
     assert cli("ps", "-aq").stdout == ""
     proc = cli("run", "--rm", "--network", "nope", "busybox", "true")

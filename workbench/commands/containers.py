@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 
-from ..engine.errors import ContainerRemoved, NoSuchContainer, NoSuchImage, WorkbenchError
+from ..engine.errors import ContainerRemoved, ContainerStateError, NoSuchContainer, NoSuchImage, WorkbenchError
 from . import humanize
 from .context import Context
 from .output import emit_table
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from typing import Any, Callable
 
 PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 PS_HEADERS = {"ID": "CONTAINER ID", "CreatedHuman": "CREATED", "Names": "NAMES"}
@@ -80,30 +80,36 @@ def _quietly(fn: Callable[[], Any]) -> None:
 
 
 def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool = False,
-             missing_code: int = 125) -> Iterable[tuple[str, Any]]:
-    """(name as given, container) for each argument, or every container with --all."""
+             missing_code: int = 125) -> list[tuple[str, Any]]:
+    """(name as given, container) for each argument, or every container with --all. As in Podman,
+    every name is looked up before any container is acted on: a name that matches none fails the
+    command, and nothing is done, unless missing names are ignored."""
     if all_:
-        for c in ctx.rt.containers():
-            yield c.id, c
-        return
+        return [(c.id, c) for c in ctx.rt.containers()]
     if not names:
         raise WorkbenchError("you must provide at least one name or id")
+    found, missing = [], False
     for name in names:
         try:
-            yield name, ctx.rt.container(name)
+            found.append((name, ctx.rt.container(name)))
         except NoSuchContainer as exc:
+            missing = True
             if not ignore:
                 ctx.fail(str(exc), missing_code)
+    return [] if missing and not ignore else found
 
 
 def _each(ctx: Context, action: Callable[[Any], None], names: list[str], all_: bool = False, *,
-          ignore: bool = False, missing_code: int = 125) -> None:
+          ignore: bool = False, missing_code: int = 125, state_code: int = 125) -> None:
     for label, c in _targets(ctx, names, all_, ignore=ignore, missing_code=missing_code):
         try:
             action(c)
         except ContainerRemoved:
             if not ignore:
                 ctx.fail(f'no container with name or ID "{label}" found: no such container', missing_code)
+            continue
+        except ContainerStateError as exc:
+            ctx.fail(str(exc), state_code)
             continue
         except WorkbenchError as exc:
             ctx.fail(str(exc), exc.exit_code if exc.exit_code != 126 else 125)
@@ -138,7 +144,6 @@ def start(ctx: Context) -> None:
 def stop(ctx: Context) -> None:
     """Stop, then clean up (or remove an --rm container) at once, as Podman's stop does: the
     container is `exited` when the command returns, not when conmon's exit command gets to it."""
-    from ..engine.errors import ContainerStateError
 
     def stop_one(c) -> None:
         c.stop(ctx.args.time)
@@ -180,19 +185,18 @@ def restart(ctx: Context) -> None:
 
 def rm(ctx: Context) -> None:
     a = ctx.args
-    # podman rm exits 1 when a named container does not exist
+    # as podman rm: exit 1 when a named container does not exist (not an error with --force),
+    # 2 when one is running or paused
     _each(ctx, lambda c: c.remove(force=a.force, timeout=a.time, volumes=a.volumes), a.containers, a.all,
-          ignore=a.ignore, missing_code=1)
+          ignore=a.ignore or a.force, missing_code=1, state_code=2)
 
 
 def wait(ctx: Context) -> None:
-    for name in ctx.args.containers:
+    for _, c in _targets(ctx, ctx.args.containers):
         try:
-            c = ctx.rt.container(name)
-        except NoSuchContainer as exc:
-            ctx.fail(str(exc))
-            continue
-        ctx.out.line(str(c.wait()))
+            ctx.out.line(str(c.wait()))
+        except WorkbenchError as exc:  # removed meanwhile
+            ctx.fail(str(exc), exc.exit_code)
 
 
 def cleanup(ctx: Context) -> None:

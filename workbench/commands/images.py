@@ -23,7 +23,7 @@ def import_(ctx: Context) -> None:
         raise WorkbenchError("importing from standard input is not supported: pass a file path")
     image = ctx.rt.import_image(path, a.reference, changes=a.change, message=a.message,
                                 progress=ctx.progress(f"importing {path}", a.quiet))
-    ctx.out.line(image.id)
+    ctx.out.line("sha256:" + image.id)  # as podman import
 
 
 def image_rows(images, no_trunc: bool) -> list[dict]:

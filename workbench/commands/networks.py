@@ -42,13 +42,22 @@ def network_inspect(ctx: Context) -> None:
 
 
 def network_rm(ctx: Context) -> None:
+    """Remove networks; with --force, the containers using them first. As podman network rm, each
+    name on its own: the exit code is 1 for a network that does not exist, 2 for one in use."""
+    from ..engine.network.networks import NetworkInUse, NoSuchNetwork
+
     a = ctx.args
     for name in a.networks:
-        network = ctx.rt.networks.get(name)
-        if a.force:
-            for ctr_id in ctx.rt.networks.users(network.name):
-                ctx.rt.container(ctr_id).remove(force=True, timeout=a.time)
-        ctx.rt.networks.remove(network.name)
+        try:
+            network = ctx.rt.networks.get(name)
+            if a.force:
+                for ctr_id in ctx.rt.networks.users(network.name):
+                    ctx.rt.container(ctr_id).remove(force=True, timeout=a.time)
+            ctx.rt.networks.remove(network.name)
+        except WorkbenchError as exc:
+            code = 1 if isinstance(exc, NoSuchNetwork) else 2 if isinstance(exc, NetworkInUse) else exc.exit_code
+            ctx.fail(str(exc), code)
+            continue
         ctx.out.line(network.name)
 
 

@@ -22,13 +22,21 @@ if TYPE_CHECKING:
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-class _Endpoint:
-    """One side of a copy: a directory fd and a leaf name in it (both may be missing); `name` is
-    what the copy calls it (the leaf, unless a bind mount's source has another name)."""
+def _not_found(path: str, where: str) -> InvalidArgument:
+    return InvalidArgument(f'"{path}" could not be found {where}: no such file or directory')
 
-    def __init__(self, parent_fd: int, leaf: str, path: str, name: str | None = None):
-        self.parent_fd, self.leaf, self.path = parent_fd, leaf, path
+
+class _Endpoint:
+    """One side of a copy: a directory fd and a leaf name in it (both may be missing); `where` it
+    is, for messages ("on the host"); `name` is what the copy calls it (the leaf, unless a bind
+    mount's source has another name)."""
+
+    def __init__(self, parent_fd: int, leaf: str, path: str, where: str, name: str | None = None):
+        self.parent_fd, self.leaf, self.path, self.where = parent_fd, leaf, path, where
         self.name = leaf if name is None else name
+
+    def not_found(self) -> InvalidArgument:
+        return _not_found(self.path, self.where)
 
     def lstat(self) -> os.stat_result | None:
         try:
@@ -51,9 +59,9 @@ def _split(path: str) -> tuple[str, str]:
 def _host_endpoint(path: str) -> _Endpoint:
     head, leaf = _split(path)
     try:
-        return _Endpoint(os.open(head, _DIR), leaf, path)
-    except FileNotFoundError:
-        raise InvalidArgument(f'"{head}" could not be found on the host') from None
+        return _Endpoint(os.open(head, _DIR), leaf, path, "on the host")
+    except (FileNotFoundError, NotADirectoryError):
+        raise _not_found(path, "on the host") from None
 
 
 def _container_endpoint(c: "Container", root_fd: int, path: str) -> _Endpoint:
@@ -61,8 +69,8 @@ def _container_endpoint(c: "Container", root_fd: int, path: str) -> _Endpoint:
         path = "/" + path  # relative to the container's root (Podman uses the workdir; "/" here)
     bind = _bind_mount_under(c, path)
     if bind is not None:
-        return _bind_endpoint(bind, path)
-    return _rooted_endpoint(root_fd, path, "on container")
+        return _bind_endpoint(bind, path, f"on container {c.name} (in the bind mount of {bind['source']})")
+    return _rooted_endpoint(root_fd, path, f"on container {c.name}")
 
 
 def _rooted_endpoint(root_fd: int, path: str, where: str) -> _Endpoint:
@@ -71,9 +79,9 @@ def _rooted_endpoint(root_fd: int, path: str, where: str) -> _Endpoint:
 
     head, leaf = _split(path)
     try:
-        return _Endpoint(open_in_root(root_fd, head, _DIR, follow=True), leaf, path)
+        return _Endpoint(open_in_root(root_fd, head, _DIR, follow=True), leaf, path, where)
     except (FileNotFoundError, NotADirectoryError, UnsafePath):
-        raise InvalidArgument(f'"{head}" could not be found {where}') from None
+        raise _not_found(path, where) from None
 
 
 def _bind_mount_under(c: "Container", path: str) -> dict | None:
@@ -90,7 +98,7 @@ def _bind_mount_under(c: "Container", path: str) -> dict | None:
     return found
 
 
-def _bind_endpoint(bind: dict, path: str) -> _Endpoint:
+def _bind_endpoint(bind: dict, path: str, where: str) -> _Endpoint:
     """`path` in a bind mount: resolved inside the mount's host source as if it were the root."""
     import posixpath
 
@@ -101,15 +109,15 @@ def _bind_endpoint(bind: dict, path: str) -> _Endpoint:
     try:
         if not rest:  # the mount point itself: the source, under the container's name for it
             head, leaf = os.path.split(source)
-            return _Endpoint(os.open(head or "/", _DIR), leaf, path, name=_split(path)[1])
+            return _Endpoint(os.open(head or "/", _DIR), leaf, path, where, name=_split(path)[1])
         head, leaf = _split(rest)
         source_fd = os.open(source, _DIR)
         try:
-            return _Endpoint(open_in_root(source_fd, head, _DIR, follow=True), leaf, path)
+            return _Endpoint(open_in_root(source_fd, head, _DIR, follow=True), leaf, path, where)
         finally:
             os.close(source_fd)
     except (FileNotFoundError, NotADirectoryError, UnsafePath):
-        raise InvalidArgument(f'"{path}" could not be found on container (in the bind mount of {source})') from None
+        raise _not_found(path, where) from None
 
 
 @contextmanager
@@ -167,7 +175,7 @@ def copy_from_tree(c: "Container", tree_fd: int, source: str, destination: str, 
         src = _rooted_endpoint(tree_fd, "/" + source.lstrip("/"), "in the build context")
         if src.lstat() is None and not src.path.endswith("/."):
             src.close()
-            raise InvalidArgument(f'"{source}" could not be found in the build context')
+            raise _not_found(source, "in the build context")
         _copy_then_close(src, lambda: _container_endpoint(c, root_fd, destination), same_owner=False)
 
 
@@ -180,7 +188,7 @@ def copy_out_tar(c: "Container", source: str, out: BinaryIO, *, pause: bool) -> 
         try:
             st = src.lstat()
             if st is None:
-                raise InvalidArgument(f'"{src.path}" could not be found on container')
+                raise src.not_found()
             write_entry(src.parent_fd, src.leaf or ".", out, arcname=src.name or ".")
         finally:
             src.close()
@@ -212,7 +220,7 @@ def _copy(src: _Endpoint, dst: _Endpoint, *, same_owner: bool) -> None:
 
     src_st = src.lstat()
     if src_st is None or not src.leaf and not stat.S_ISDIR(src_st.st_mode):
-        raise InvalidArgument(f'"{src.path}" could not be found')
+        raise src.not_found()
     contents_only = src.path.endswith("/.")
     dst_st = dst.lstat()
     if dst_st is not None and stat.S_ISDIR(dst_st.st_mode):

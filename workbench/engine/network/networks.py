@@ -35,6 +35,14 @@ class NoSuchNetwork(WorkbenchError):
         super().__init__(f"unable to find network with name or ID {name}: network not found")
 
 
+class NetworkInUse(WorkbenchError):
+    """A network that containers still have addresses on."""
+
+    def __init__(self, name: str):
+        super().__init__(f'"{name}" has associated containers with it. Use -f to forcibly delete containers and '
+                         "pods: network is being used")
+
+
 class Network(NamedTuple):
     """One bridge network."""
 
@@ -138,8 +146,7 @@ class NetworkStore:
         network = self.get(name)
         users = self.users(network.name)
         if users:
-            raise WorkbenchError(f'"{network.name}" has associated containers with it. Use -f to forcibly delete '
-                                 f"containers and pods: network is being used")
+            raise NetworkInUse(network.name)
         with host_lock():
             tear_down(network)
             self.db.execute("DELETE FROM networks WHERE name = ?", (network.name,))
