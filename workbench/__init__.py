@@ -22,6 +22,7 @@ _EXPORTS = {
     "NoSuchContainer": "workbench.engine.errors",
     "NoSuchImage": "workbench.engine.errors",
     "NoSuchArtifact": "workbench.engine.errors",
+    "CannotRun": "workbench.engine.errors",
     "ContainerStateError": "workbench.engine.errors",
     "ContainerExists": "workbench.engine.errors",
     "ContainerRemoved": "workbench.engine.errors",

@@ -63,6 +63,29 @@ def test_every_name_is_looked_up_before_any_container_is_acted_on(cli, image):
     assert cli("ps", "-aq").stdout == ""
 
 
+def test_a_process_that_cannot_start_as_configured_exits_126(cli, image, tmp_path):
+    """As podman run: --workdir must exist (the image's WORKDIR is made), the user must be known."""
+    proc = cli("run", "--rm", "-w", "/no/such/dir", image, "pwd")
+    assert proc.returncode == 126 and proc.stdout == ""
+    assert proc.stderr.startswith('Error: workdir "/no/such/dir" does not exist on container ')
+    proc = cli("run", "--rm", "-u", "nosuchuser", image, "true")
+    assert (proc.returncode, proc.stderr) == (126, "Error: unable to find user nosuchuser: no matching entries in "
+                                                   "passwd file\n")
+    assert cli("ps", "-aq").stdout == ""
+    assert cli("run", "--rm", "-w", "/tmp", image, "pwd").stdout == "/tmp\n"
+    assert cli("run", "--rm", "-w", "/data/sub", "-v", f"{tmp_path}:/data/sub", image, "pwd").stdout == "/data/sub\n"
+    cli("commit", "--change", "WORKDIR /made/here", cli("create", image, "true").stdout.strip(), "withworkdir")
+    assert cli("run", "--rm", "withworkdir", "pwd").stdout == "/made/here\n"
+
+
+def test_volume_errors_exit_as_podman(cli, image):
+    proc = cli("volume", "inspect", "nosuch")
+    assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')
+    cli("volume", "create", "spare")
+    proc = cli("volume", "rm", "nosuch", "spare")
+    assert (proc.returncode, proc.stdout) == (1, "spare\n")
+
+
 def test_cp_says_which_side_lacks_the_path(cli, image, tmp_path):
     cli("run", "-d", "--name", "box", image, "sleep", "100")
     proc = cli("cp", "box:/no/such/file", str(tmp_path))

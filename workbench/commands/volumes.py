@@ -34,7 +34,10 @@ def volume_inspect(ctx: Context) -> None:
 
 
 def volume_rm(ctx: Context) -> None:
-    """Remove volumes; with --force, the containers using them first (as Podman)."""
+    """Remove volumes; with --force, the containers using them first. As podman volume rm, each
+    name on its own: the exit code is 1 for a volume that does not exist, 2 for one in use."""
+    from ..engine.volumes import NoSuchVolume, VolumeInUse
+
     a = ctx.args
     store = ctx.rt.volumes
     if bool(a.all) == bool(a.volumes):
@@ -49,7 +52,8 @@ def volume_rm(ctx: Context) -> None:
             store.remove(name)
             ctx.out.line(name)
         except WorkbenchError as exc:  # the others are still removed; the exit code is the last failure's
-            ctx.fail(str(exc), exc.exit_code)
+            code = 1 if isinstance(exc, NoSuchVolume) else 2 if isinstance(exc, VolumeInUse) else exc.exit_code
+            ctx.fail(str(exc), code)
 
 
 def volume_prune(ctx: Context) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 
 class WorkbenchError(Exception):
     """Base of every engine error; `exit_code` is what the CLI exits with."""
@@ -66,6 +64,13 @@ class ImageInUse(WorkbenchError):
 
 class InvalidArgument(WorkbenchError):
     """Bad user input: a signal name, a --change line, a reference, ..."""
+
+
+class CannotRun(InvalidArgument):
+    """The container's process cannot start as it is configured: a user or group the container
+    does not know, a working directory it does not have (Podman's run exits 126 for these)."""
+
+    exit_code = 126
 
 
 class OCIRuntimeError(WorkbenchError):

@@ -17,7 +17,7 @@ from . import cgroups
 from . import resources
 from . import rootless
 from . import state as states
-from .errors import ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
+from .errors import CannotRun, ConmonDied, InvalidArgument, OCIRuntimeError, WorkbenchError
 from .exits import handle_exit_file, mark_stopped, pid_alive
 from .files import remove_tree
 from .network import attach as network
@@ -108,8 +108,29 @@ def _command(c: "Container") -> list[str]:
     return args
 
 
+def _prepare_workdir(c: "Container", rootfs: str, workdir: str) -> None:
+    """As Podman: the image's workdir is made when missing; one given with --workdir must be a
+    directory of the container already, or a mount's destination (or below one)."""
+    from .storage.rootpath import UnsafePath, mkdirs_in_root, open_in_root
+
+    root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if c.config.create_workdir:
+            os.close(mkdirs_in_root(root_fd, workdir))
+            return
+        if any(workdir == m["destination"] or workdir.startswith(m["destination"].rstrip("/") + "/")
+               for m in c.config.mounts):
+            return
+        os.close(open_in_root(root_fd, workdir, os.O_PATH | os.O_DIRECTORY, follow=True))
+    except (FileNotFoundError, NotADirectoryError):
+        raise CannotRun(f'workdir "{workdir}" does not exist on container {c.id}') from None
+    except (OSError, UnsafePath) as exc:
+        raise WorkbenchError(f'cannot create workdir "{workdir}" in container {c.id}: {exc}') from exc
+    finally:
+        os.close(root_fd)
+
+
 def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> dict:
-    from .storage.rootpath import mkdirs_in_root
     from .users import resolve_user
 
     user = resolve_user(rootfs, c.config.user)
@@ -118,13 +139,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         env.append(f"HOME={user.home}")
     workdir = c.config.workdir or "/"
     if workdir != "/":
-        root_fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.close(mkdirs_in_root(root_fd, workdir))
-        except OSError as exc:
-            raise WorkbenchError(f'cannot create workdir "{workdir}" in container {c.id}: {exc}') from exc
-        finally:
-            os.close(root_fd)
+        _prepare_workdir(c, rootfs, workdir)
     caps = container_capabilities(c)
     seccomp = None if c.config.privileged else _default_seccomp(c.rt.runroot, caps)
     return ocispec.generate(ocispec.SpecInput(

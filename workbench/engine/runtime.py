@@ -444,7 +444,7 @@ class Runtime:
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
-            init_path=init_binary, privileged=bool(privileged), userns=userns, **net,
+            init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import InvalidArgument
+from .errors import CannotRun, InvalidArgument
 from .records import NamedTuple
 
 #: Files larger than this are refused (a hostile image could point /etc/passwd at /dev/zero).
@@ -60,7 +60,7 @@ def resolve_user(rootfs: str, spec: str) -> ExecUser:
     else:
         entry = next((e for e in passwd if len(e) >= 4 and e[0] == user_part), None)
         if entry is None:
-            raise InvalidArgument(f"unable to find user {user_part}: no matching entries in passwd file")
+            raise CannotRun(f"unable to find user {user_part}: no matching entries in passwd file")
         uid = _int(entry[2], "uid", user_part)
     gid = _int(entry[3], "gid", user_part) if entry else 0
     home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
@@ -71,7 +71,7 @@ def resolve_user(rootfs: str, spec: str) -> ExecUser:
         else:
             match = next((g for g in groups if len(g) >= 3 and g[0] == group_part), None)
             if match is None:
-                raise InvalidArgument(f"unable to find group {group_part}: no matching entries in group file")
+                raise CannotRun(f"unable to find group {group_part}: no matching entries in group file")
             gid = _int(match[2], "gid", group_part)
     extra: list[int] = []
     if entry and not group_part:

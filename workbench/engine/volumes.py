@@ -34,14 +34,14 @@ def check_name(name: str) -> None:
 
 
 class NoSuchVolume(WorkbenchError):
-    exit_code = 1  # podman volume rm
+    """A volume name that is not in the store."""
 
     def __init__(self, name: str):
         super().__init__(f'no volume with name "{name}" found: no such volume')
 
 
 class VolumeInUse(WorkbenchError):
-    exit_code = 2
+    """A volume that containers still use."""
 
     def __init__(self, name: str, users: list[str]):
         super().__init__(f"volume {name} is being used by the following container(s): {', '.join(users)}: "
