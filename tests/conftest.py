@@ -78,6 +78,19 @@ def busybox(rt, busybox_tar):
 
 
 @pytest.fixture
+def until():
+    """until(predicate, timeout=10.0): poll predicate() until it is true; whether it became so."""
+    def poll(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return bool(predicate())
+    return poll
+
+
+@pytest.fixture
 def cli(store):
     """Run the `workbench` CLI on the isolated store; returns CompletedProcess (text)."""
     exe = os.path.join(os.path.dirname(sys.executable), "workbench")

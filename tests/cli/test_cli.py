@@ -78,6 +78,23 @@ def test_a_process_that_cannot_start_as_configured_exits_126(cli, image, tmp_pat
     assert cli("run", "--rm", "withworkdir", "pwd").stdout == "/made/here\n"
 
 
+def test_restart_policy_flag(cli, image):
+    proc = cli("run", "-d", "--name", "flaky", "--restart", "on-failure:1", image, "sh", "-c", "echo run; exit 3")
+    assert proc.returncode == 0
+    deadline = time.monotonic() + 15
+    fmt = "{{.State.Status}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}"
+    while cli("inspect", "-f", fmt, "flaky").stdout != "exited 1 on-failure\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cli("inspect", "-f", fmt, "flaky").stdout == "exited 1 on-failure\n"
+    assert cli("logs", "flaky").stdout == "run\nrun\n"
+    proc = cli("run", "--rm", "--restart", "always", image, "true")
+    assert (proc.returncode, proc.stderr) == (
+        125, 'Error: the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"\n')
+    proc = cli("create", "--restart", "sometimes", image, "true")
+    assert proc.returncode == 125 and '"sometimes" is not a valid restart policy' in proc.stderr
+    assert cli("ps", "-a", "--format", "{{.Names}}").stdout == "flaky\n"
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

@@ -83,6 +83,8 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--restart", help="no, on-failure[:N], always or unless-stopped: start the container again "
+                                     "when its process exits (not after stop or kill)")
     _resource_flags(p)
     p.add_argument("--oom-score-adj", type=int)
     p.add_argument("--ulimit", action="append", default=[], help="TYPE=SOFT[:HARD], e.g. nofile=1024:2048")

@@ -301,7 +301,6 @@ class Container:
                 _steps().stop(self, self.config.stop_timeout if timeout is None else int(timeout))
             if self.st.state == ContainerState.STOPPED:
                 _steps().cleanup(self)
-            self.st.restart_count += 1
             events.container(self, "restart")
             _steps().start(self)
 
@@ -313,11 +312,13 @@ class Container:
                 with self._locked():
                     if self.st.state not in (ContainerState.RUNNING, ContainerState.PAUSED,
                                              ContainerState.STOPPING, ContainerState.CREATED):
+                        code = self.st.exit_code
                         if self.st.state == ContainerState.STOPPED:
                             # Do the exit command's work now rather than wait for its process:
-                            # callers see `exited` as soon as wait() returns, as with podman.
-                            _steps().cleanup(self)
-                        return self.st.exit_code
+                            # callers see `exited` as soon as wait() returns, as with podman
+                            # (or the container running again, by its restart policy).
+                            self._clean_up_exited()
+                        return code
             except ContainerRemoved:
                 code = self.rt.db.exit_code(self.id)
                 if code is None:
@@ -332,9 +333,16 @@ class Container:
                 _steps().wait_for_exit(self, remaining)
 
     def cleanup(self) -> None:
-        """Release what a stopped container holds (runtime state, mounts); refused while running."""
+        """Release what a stopped container holds (runtime state, mounts), or start it again if its
+        restart policy says so (as Podman's Cleanup); refused while running."""
         with self._locked():
             self._check("cleanup")
+            self._clean_up_exited()
+
+    def _clean_up_exited(self) -> None:
+        from . import restart_policy
+
+        if not restart_policy.restart_if_due(self):
             _steps().cleanup(self)
 
     def batch(self, fn: Callable[["Container"], T]) -> T:
@@ -756,7 +764,7 @@ class Container:
                 "AutoRemove": cfg.auto_remove,
                 "NetworkMode": cfg.network,
                 "PortBindings": _port_bindings(cfg.ports),
-                "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+                "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": cfg.restart_retries},
                 "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
                 "CapAdd": sorted(set(caps) - set(DEFAULT_CAPABILITIES)),
                 "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),

@@ -244,8 +244,9 @@ def _copy_up_volumes(c: "Container", rootfs: str) -> None:
                 store.copied_up(volume.name)
 
 
-def init(c: "Container") -> None:
-    """Mount, write config.json, conmon + `runc create`: Configured/Exited -> Created."""
+def init(c: "Container", retain_retries: bool = False) -> None:
+    """Mount, write config.json, conmon + `runc create`: Configured/Exited -> Created. The count
+    of restarts by the restart policy starts again, unless this is one (`retain_retries`)."""
     if c.st.state == S.STOPPED:  # not cleaned up yet: the runtime's state and the old network go first
         cleanup_runtime(c, meanwhile=lambda: network.teardown(c))
     conmon.remove_conmon_files(c.bundle, c.run_dir, c.exit_file)
@@ -284,6 +285,8 @@ def init(c: "Container") -> None:
     st = c.st
     st.pid, st.conmon_pid = pid, conmon_pid
     st.exit_code, st.exited, st.error, st.stopped_by_user, st.oom_killed = 0, False, "", False, False
+    if not retain_retries:
+        st.restart_count = 0
     st.state = S.CREATED
     c.save()
     events.container(c, "init")
@@ -291,10 +294,10 @@ def init(c: "Container") -> None:
         network.refresh_peers(c, list(st.network_status))  # the others learn its name
 
 
-def start(c: "Container") -> None:
+def start(c: "Container", retain_retries: bool = False) -> None:
     """`runc start`: Created -> Running (init first from Configured/Stopped/Exited)."""
     if c.st.state != S.CREATED:
-        init(c)
+        init(c, retain_retries)
     try:
         c.rt.oci.start(c.id)
     except OCIRuntimeError as exc:

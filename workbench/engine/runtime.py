@@ -359,7 +359,7 @@ class Runtime:
                          mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
                          cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
                          init_path: str | None = None, privileged: bool = False, userns: str = "",
-                         **limits: Unpack[Limits]) -> Container:
+                         restart: str | None = None, **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -372,11 +372,16 @@ class Runtime:
         capabilities ("NET_ADMIN", "CAP_CHOWN", "ALL") added to or dropped from Podman's defaults.
         `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies.
         `privileged`: every capability, the host's devices, no seccomp filter, nothing masked (as
-        Podman; the container is then as strong as root on the host)."""
+        Podman; the container is then as strong as root on the host). `restart`: the restart
+        policy, "no", "on-failure[:N]", "always" or "unless-stopped" (see restart_policy.py)."""
         from . import cgroups, resources
         from . import mounts as mount_options
+        from . import restart_policy as restart_policies
         from .oci.spec import DEFAULT_CAPABILITIES, capabilities
 
+        restart_policy, restart_retries = restart_policies.parse(restart)
+        if remove and restart_policy not in ("", "no"):
+            raise InvalidArgument('the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"')
         limit_set = resources.resources(limits)
         if limits and not cgroups.containers_have_cgroups():
             log.warning("Resource limits are not supported and ignored on %s", cgroups.cgroupless_systems())
@@ -444,7 +449,8 @@ class Runtime:
             namespaces=namespaces, aliases=list(aliases), resources=limit_set, ulimits=rlimits,
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
-            init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir, **net,
+            init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir,
+            restart_policy=restart_policy, restart_retries=restart_retries, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -123,7 +123,7 @@ class ContainerConfig(Record):
         "add_hosts": [], "mac_address": "", "ip": "", "namespaces": {}, "aliases": [],
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
-        "userns": "", "network_options": {}, "create_workdir": True,
+        "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -169,6 +169,8 @@ class ContainerConfig(Record):
     userns: str  # "": the engine's own user namespace; "keep-id": a nested one, the user as itself (rootless)
     network_options: dict[str, Any]  # slirp4netns:OPTS (allow_host_loopback, mtu, cidr, enable_ipv6)
     create_workdir: bool  # the workdir is the image's, made at init when missing; one given by -w must exist
+    restart_policy: str  # "", "no", "on-failure", "always", "unless-stopped" (restart_policy.py)
+    restart_retries: int  # on-failure's most restarts; 0: no limit
 
 
 class ContainerRuntimeState(Record):
