@@ -304,7 +304,7 @@ def _container_filters(ctx: Context, specs: list[str]):
     """`ps --filter` as one predicate (filters.py: values of one key any-of, keys all-of)."""
     import re
 
-    from .filters import predicate
+    from .filters import labels_match, predicate
 
     def one(key: str, value: str):
         if key == "id":
@@ -316,8 +316,8 @@ def _container_filters(ctx: Context, specs: list[str]):
                 raise WorkbenchError(f'invalid name filter "{value}": {exc}') from None
             return lambda c: bool(pattern.search(c.name))
         if key == "label":
-            name, has_value, wanted = value.partition("=")
-            return lambda c: name in c.config.labels and (not has_value or c.config.labels[name] == wanted)
+            matches = labels_match(value)
+            return lambda c: matches(c.config.labels)
         if key == "status":
             if value not in _STATUSES:
                 raise WorkbenchError(f"{value} is not a valid status: use one of {', '.join(_STATUSES)}")

@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def labels_match(value: str) -> Callable[[dict[str, str]], bool]:
+    """`label=KEY` or `label=KEY=VALUE` as a test of a labels dict."""
+    name, has_value, wanted = value.partition("=")
+    return lambda labels: name in labels and (not has_value or labels[name] == wanted)
+
+
 def predicate(specs: list[str], one: Callable[[str, str], Callable[[Any], bool]]) -> Callable[[Any], bool]:
     """`one(key, value)` makes the test of one filter (and raises on a bad key or value)."""
     by_key: dict[str, list[str]] = {}

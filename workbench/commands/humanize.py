@@ -37,8 +37,9 @@ def ago(ts: float, now: float | None = None) -> str:
     return duration((now or time.time()) - ts) + " ago"
 
 
-def size(n: float, precision: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units, e.g. '1.23 MB'."""
+def size(n: float, precision: int = 3, sep: str = " ") -> str:
+    """go-units HumanSizeWithPrecision: decimal units, e.g. '1.23 MB' ('6.424MB': HumanSize, as
+    `system df` and the prunes print it, is precision 4 and no space)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     i = 0
     while n >= 1000 and i < len(units) - 1:
@@ -47,4 +48,4 @@ def size(n: float, precision: int = 3) -> str:
     text = f"{n:.{precision}g}"
     if "e" in text:
         text = f"{n:.0f}"
-    return f"{text} {units[i]}"
+    return f"{text}{sep}{units[i]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from ..engine.errors import ImageInUse, NoSuchImage, WorkbenchError
@@ -58,9 +57,10 @@ def _image_filter(ctx: Context, key: str, value: str):
         want = value.lower() in ("true", "1")
         return lambda img: (not img.names) == want
     if key == "label":
-        name, has_value, wanted = value.partition("=")
-        return lambda img: name in (img.container_config.get("Labels") or {}) and (
-            not has_value or (img.container_config.get("Labels") or {}).get(name) == wanted)
+        from .filters import labels_match
+
+        matches = labels_match(value)
+        return lambda img: matches(img.container_config.get("Labels") or {})
     if key in ("before", "since"):
         pivot = ctx.rt.image(value).created
         return (lambda img: img.created < pivot) if key == "before" else (lambda img: img.created > pivot)
@@ -160,22 +160,6 @@ def bootstrap(ctx: Context) -> None:
         image = ctx.rt.import_image(tar, name, changes=changes, message=f"workbench image bootstrap {a.kind}",
                                     progress=ctx.progress(f"bootstrapped {name}"))
     ctx.out.line(image.id)
-
-
-def image_prune(ctx: Context) -> None:
-    """Remove dangling images (with --all, every image no container uses)."""
-    a = ctx.args
-    if not a.force and sys.stdin.isatty():
-        ctx.out.line("WARNING! This will remove all dangling images." if not a.all else
-                     "WARNING! This will remove all images without at least one container associated to them.")
-        if input("Are you sure you want to continue? [y/N] ").strip().lower() not in ("y", "yes"):
-            return
-    used = {cfg["image_id"] for cfg, _ in ctx.rt.db.all_containers()}
-    for img in ctx.rt.images():
-        if img.id in used or (img.names and not a.all):
-            continue
-        ctx.rt.remove_image(img.id)
-        ctx.out.line(img.id)
 
 
 def image_exists(ctx: Context) -> None:

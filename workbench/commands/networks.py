@@ -61,17 +61,6 @@ def network_rm(ctx: Context) -> None:
         ctx.out.line(network.name)
 
 
-def network_prune(ctx: Context) -> None:
-    from ..engine.network.networks import DEFAULT_NETWORK
-
-    if not ctx.args.force:
-        raise WorkbenchError("network prune removes every unused network: confirm with -f/--force")
-    for network in ctx.rt.networks.list():
-        if network.name != DEFAULT_NETWORK and not ctx.rt.networks.users(network.name):
-            ctx.rt.networks.remove(network.name)
-            ctx.out.line(network.name)
-
-
 def network_connect(ctx: Context) -> None:
     a = ctx.args
     ctx.rt.container(a.container).connect(a.network, ip=a.ip or None)

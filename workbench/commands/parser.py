@@ -453,6 +453,17 @@ def _force_only(p):
     p.add_argument("-f", "--force", action="store_true")
 
 
+def _container_prune(p):
+    _force_only(p)
+    p.add_argument("--filter", action="append", default=[], help="label=KEY[=VALUE], label!=..., until=10m")
+
+
+def _system_prune(p):
+    _container_prune(p)
+    p.add_argument("-a", "--all", action="store_true", help="every image no container uses, not only dangling ones")
+    p.add_argument("--volumes", action="store_true", help="also every volume no container uses")
+
+
 def _port(p):
     p.add_argument("container")
     p.add_argument("port", nargs="?")
@@ -565,6 +576,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("version",): ("version", _format_only),
     ("unshare",): ("unshare", _unshare),
     ("system", "migrate"): ("migrate", _no_options),
+    ("container", "prune"): ("container_prune", _container_prune),
+    ("system", "prune"): ("system_prune", _system_prune),
+    ("system", "df"): ("system_df", _format_only),
 }
 
 _GLOBAL_VALUES = {"--root": "root", "--runroot": "runroot", "--runtime": "runtime", "--log-level": "log_level"}

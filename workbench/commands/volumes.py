@@ -56,17 +56,6 @@ def volume_rm(ctx: Context) -> None:
             ctx.fail(str(exc), code)
 
 
-def volume_prune(ctx: Context) -> None:
-    """Remove every volume no container uses."""
-    if not ctx.args.force:
-        raise WorkbenchError("volume prune removes every unused volume and its data: confirm with -f/--force")
-    store = ctx.rt.volumes
-    for volume in store.list():
-        if not store.users(volume.name):
-            store.remove(volume.name)
-            ctx.out.line(volume.name)
-
-
 def volume_exists(ctx: Context) -> None:
     if not ctx.rt.volumes.exists(ctx.args.volume):
         ctx.exit_code = 1

@@ -784,7 +784,9 @@ class Container:
             "LogTag": "",
         }
         if size:
-            data["SizeRw"] = _dir_size(self.rt.layers.diff(cfg.layer_id))
+            from .files import tree_size
+
+            data["SizeRw"] = tree_size(self.rt.layers.diff(cfg.layer_id))
             data["SizeRootFs"] = data["SizeRw"] + self.rt.image_store.get(cfg.image_id).size
         return data
 
@@ -812,17 +814,6 @@ def _process_args(cfg: ContainerConfig) -> list[str]:
 def _is_root(user: str) -> bool:
     """Whether a `--user` value names uid 0 (an empty user is the image default, root here)."""
     return user.partition(":")[0] in ("", "0", "root")
-
-
-def _dir_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _limits_inspect(cfg: ContainerConfig) -> dict[str, Any]:

@@ -65,6 +65,18 @@ def _gone_or(remove: Callable[..., None], *args: object, **kwargs: object) -> No
         pass
 
 
+def tree_size(path: str) -> int:
+    """The bytes of the files under `path` (symlinks not followed; what vanishes meanwhile not counted)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 def scratch_name(prefix: str) -> str:
     """A name for a temporary entry that says which process made it: `prefix<pid>-<random>`."""
     return f"{prefix}{os.getpid()}-{os.urandom(8).hex()}"
