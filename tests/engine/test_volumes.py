@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from workbench import InvalidArgument
+from workbench import InvalidArgument, NoSuchContainer
 from workbench.engine.volumes import NoSuchVolume, VolumeInUse
 
 
@@ -78,3 +78,31 @@ def test_a_create_that_fails_after_making_volumes_takes_them_back(rt, busybox, m
     with pytest.raises(OSError):
         rt.create_container(busybox, ["true"], volumes=["fresh:/x", "/anonymous"])
     assert rt.volumes.list() == [] and not os.listdir(os.path.join(rt.root, "volumes"))
+
+
+def test_volumes_from_shares_another_containers_volumes_and_bind_mounts(rt, busybox, tmp_path):
+    (tmp_path / "f").write_text("host\n")
+    source = rt.create_container(busybox, ["true"], network="none", tmpfs=["/scratch"],
+                                 volumes=["shared:/data", "/anon", f"{tmp_path}:/host:ro", "own:/mine"])
+    anonymous = next(m["volume"] for m in source.config.mounts if m["destination"] == "/anon")
+    script = "echo 1 > /data/a && echo 2 > /anon/b && cat /host/f && grep -c ' /scratch ' /proc/mounts"
+    result = rt.run(busybox, ["sh", "-c", script], remove=True, network="none", volumes_from=[source.name])
+    assert (result.exit_code, result.stdout) == (1, b"host\n0\n")  # the tmpfs is not shared: grep counts 0
+    assert rt.volumes.exists(anonymous)  # the borrower's --rm leaves what it borrowed
+    # :ro makes every shared mount read-only; the container's own -v wins at its destination
+    assert _out(rt, busybox, "cat /data/a /anon/b; cat /mine/* 2>&1; touch /data/c 2>&1 || echo refused",
+                volumes_from=[f"{source.name}:ro"], volumes=["other:/mine"]) == (
+        "1\n2\ncat: can't open '/mine/*': No such file or directory\ntouch: /data/c: Read-only file system\nrefused\n")
+    source.remove(volumes=True)
+    assert not rt.volumes.exists(anonymous) and rt.volumes.exists("shared")
+
+
+def test_volumes_from_refuses_a_missing_container_and_bad_options(rt, busybox):
+    with pytest.raises(NoSuchContainer):
+        rt.create_container(busybox, ["true"], volumes_from=["nosuch"])
+    source = rt.create_container(busybox, ["true"], volumes=["v:/v"])
+    for spec, message in ((f"{source.name}:bogus", 'invalid option "bogus"'),
+                          (f"{source.name}:ro,rw", "cannot set ro or rw options more than once")):
+        with pytest.raises(InvalidArgument, match=message):
+            rt.create_container(busybox, ["true"], volumes_from=[spec])
+    assert [c.id for c in rt.containers()] == [source.id]

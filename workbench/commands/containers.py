@@ -39,7 +39,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 oom_score_adj=a.oom_score_adj, ulimits=a.ulimit, shm_size=a.shm_size, volumes=a.volume,
                 mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
                 cap_drop=[c for v in a.cap_drop for c in v.split(",")], init=a.init, init_path=a.init_path,
-                privileged=a.privileged, userns=a.userns, restart=a.restart,
+                privileged=a.privileged, userns=a.userns, restart=a.restart, volumes_from=a.volumes_from,
                 **limit_flags(ctx))
 
 

@@ -92,6 +92,8 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--volume", action="append", default=[], help="HOST-PATH:CONTAINER-PATH[:ro,...]")
     p.add_argument("--mount", action="append", default=[], help="type=bind|tmpfs,destination=...,...")
     p.add_argument("--tmpfs", action="append", default=[], help="CONTAINER-PATH[:size=64m,mode=1777,...]")
+    p.add_argument("--volumes-from", action="append", default=[],
+                   help="CONTAINER[:ro|rw]: the bind mounts and volumes of that container")
     p.add_argument("--read-only", action="store_true", help="a read-only root file system (/run, /tmp, "
                                                              "/var/tmp stay writable tmpfs)")
     p.add_argument("--env-file", action="append", default=[], help="KEY=VALUE lines")

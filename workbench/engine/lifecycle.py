@@ -445,7 +445,8 @@ def _remove_anonymous_volumes(c: "Container") -> None:
         if not m.get("volume"):
             continue
         try:
-            if store.get(m["volume"]).anonymous:
+            # one another container mounts too (it made it, or shares it by --volumes-from) stays
+            if store.get(m["volume"]).anonymous and not store.users(m["volume"]):
                 store.remove(m["volume"])
         except NoSuchVolume:
             continue

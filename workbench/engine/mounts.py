@@ -47,6 +47,25 @@ def parse(volumes: Sequence[str] = (), mounts: Sequence[str] = (), tmpfs: Sequen
     return out
 
 
+def shared(spec: str, options: str, mounts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--volumes-from NAME[:OPTIONS]`: another container's bind mounts and volumes (not its
+    tmpfs mounts) at the same destinations, in their own mode or the `ro`/`rw` of `options`."""
+    mode = ""
+    for option in filter(None, options.split(",")):
+        if option in ("ro", "rw"):
+            if mode:
+                raise InvalidArgument(f'"{spec}": cannot set ro or rw options more than once')
+            mode = option
+        elif option not in ("z", "Z"):  # SELinux relabelling: nothing to do where SELinux is off
+            raise InvalidArgument(f'"{spec}": invalid option "{option}": --volumes-from takes ro, rw and z')
+    out = []
+    for m in mounts:
+        if m["type"] == "bind":
+            options_list = [mode if mode and o in ("ro", "rw") else o for o in m["options"]]
+            out.append({**m, "options": options_list})
+    return out
+
+
 def merged(defaults: Iterable[dict[str, Any]], own: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The spec's mounts: the defaults a user mount does not replace, then the user's, parents
     before what is mounted inside them (a stable sort on the destination's depth, as Podman)."""

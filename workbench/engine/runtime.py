@@ -359,7 +359,8 @@ class Runtime:
                          mounts: Sequence[str] = (), tmpfs: Sequence[str] = (), read_only: bool = False,
                          cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
                          init_path: str | None = None, privileged: bool = False, userns: str = "",
-                         restart: str | None = None, **limits: Unpack[Limits]) -> Container:
+                         restart: str | None = None, volumes_from: Sequence[str] = (),
+                         **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -373,7 +374,9 @@ class Runtime:
         `init`: catatonit (or `init_path`) runs as PID 1, forwarding signals and reaping zombies.
         `privileged`: every capability, the host's devices, no seccomp filter, nothing masked (as
         Podman; the container is then as strong as root on the host). `restart`: the restart
-        policy, "no", "on-failure[:N]", "always" or "unless-stopped" (see restart_policy.py)."""
+        policy, "no", "on-failure[:N]", "always" or "unless-stopped" (see restart_policy.py).
+        `volumes_from`: "NAME[:ro|rw]" values: the bind mounts and volumes of those containers, at
+        the same destinations (the container's own mounts first)."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -390,6 +393,7 @@ class Runtime:
         oom_adj = resources.oom_score_adj(oom_score_adj) if oom_score_adj is not None else None
         shm = resources.shm_size(shm_size) if shm_size is not None else 0
         own_mounts = mount_options.parse(volumes, mounts, tmpfs, read_only)
+        own_mounts += self._mounts_from(volumes_from, {m["destination"] for m in own_mounts})
         caps = capabilities(cap_add, cap_drop)
         if privileged:
             from .oci.spec import privileged_capabilities
@@ -473,6 +477,19 @@ class Runtime:
         c = self._handle(config, ContainerRuntimeState())
         events.container(c, "create")
         return c
+
+    def _mounts_from(self, specs: Sequence[str], taken: set[str]) -> list[dict[str, Any]]:
+        """The mounts `--volumes-from` shares, at destinations not `taken` yet (the first wins)."""
+        from . import mounts as mount_options
+
+        out = []
+        for spec in specs:
+            name, _, options = spec.partition(":")
+            for m in mount_options.shared(spec, options, self.container(name).config.mounts):
+                if m["destination"] not in taken:
+                    taken.add(m["destination"])
+                    out.append(m)
+        return out
 
     def _volumes_for(self, mounts: list[dict[str, Any]]) -> list[str]:
         """Fill in the sources of volume mounts, making the volumes that do not exist yet (an
