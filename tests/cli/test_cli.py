@@ -177,6 +177,27 @@ def test_logs_flags(cli, image):
     assert cli("logs", "--until", "2000-01-01", cid).stdout == ""
 
 
+def test_log_driver_and_max_size(cli, image):
+    proc = cli("run", "--name", "quiet", "--log-driver", "none", image, "echo", "hi")
+    assert (proc.returncode, proc.stdout) == (0, "hi\n")  # an attached run still shows the output
+    proc = cli("logs", "quiet")
+    assert proc.returncode == 125 and "using the 'none' log driver, cannot read logs" in proc.stderr
+    assert cli("inspect", "-f", "{{.HostConfig.LogConfig.Type}}|{{.HostConfig.LogConfig.Path}}", "quiet").stdout == \
+        "none|\n"
+    # above max-size (decimal units, as Podman: 1k = 1000 bytes) conmon starts the log afresh
+    script = "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done"
+    assert cli("run", "--name", "capped", "--log-opt", "max-size=1k", image, "sh", "-c", script).returncode == 0
+    kept = cli("logs", "capped").stdout.splitlines()
+    assert 0 < len(kept) < 30 and kept[-1] == "line-299", kept
+    assert cli("inspect", "-f", "{{.HostConfig.LogConfig.Size}}", "capped").stdout == "1kB\n"
+    for flags, message in ((["--log-driver", "journald"], 'the log driver "journald" is not supported here'),
+                           (["--log-driver", "syslog2"], 'invalid log driver "syslog2"'),
+                           (["--log-opt", "max_size=1k"], 'invalid log option "max_size=1k"'),
+                           (["--log-opt", "max-size=lots"], "invalid size: 'lots'")):
+        proc = cli("create", *flags, image, "true")
+        assert proc.returncode == 125 and message in proc.stderr, (flags, proc.stderr)
+
+
 def test_logs_follow_ends_when_the_container_exits(cli, image):
     cid = cli("run", "-d", image, "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done").stdout.strip()
     proc = cli("logs", "-f", cid, timeout=30)

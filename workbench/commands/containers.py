@@ -40,6 +40,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
                 cap_drop=[c for v in a.cap_drop for c in v.split(",")], init=a.init, init_path=a.init_path,
                 privileged=a.privileged, userns=a.userns, restart=a.restart, volumes_from=a.volumes_from,
+                log_driver=a.log_driver, log_opts=a.log_opt,
                 **limit_flags(ctx))
 
 

@@ -83,6 +83,8 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--log-driver", help="k8s-file (the default: `logs` reads it) or none")
+    p.add_argument("--log-opt", action="append", default=[], help="max-size=SIZE: the log starts again above it")
     p.add_argument("--restart", help="no, on-failure[:N], always or unless-stopped: start the container again "
                                      "when its process exits (not after stop or kill)")
     _resource_flags(p)

@@ -521,6 +521,9 @@ class Container:
         """(stream, bytes) chunks as `podman logs` writes them; `follow` ends when the container exits."""
         from . import logs
 
+        if self.config.log_driver == "none":
+            raise WorkbenchError("this container is using the 'none' log driver, cannot read logs: this container "
+                                 "is not logging output")
         since_dt = logs.parse_since(since) if isinstance(since, str) else since
         until_dt = logs.parse_until(until) if isinstance(until, str) else until
         if not os.path.exists(self.log_path) and not follow:
@@ -671,6 +674,7 @@ class Container:
             return self._inspect_data(size)
 
     def _inspect_data(self, size: bool) -> dict[str, Any]:
+        from ..commands import humanize
         from . import mounts
         from .oci.spec import DEFAULT_CAPABILITIES
 
@@ -765,7 +769,9 @@ class Container:
                 "NetworkMode": cfg.network,
                 "PortBindings": _port_bindings(cfg.ports),
                 "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": cfg.restart_retries},
-                "LogConfig": {"Type": "k8s-file", "Config": None, "Path": self.log_path, "Tag": "", "Size": "0B"},
+                "LogConfig": {"Type": cfg.log_driver, "Config": None,
+                              "Path": self.log_path if cfg.log_driver != "none" else "", "Tag": "",
+                              "Size": humanize.size(cfg.log_size_max, precision=4, sep="")},
                 "CapAdd": sorted(set(caps) - set(DEFAULT_CAPABILITIES)),
                 "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),
                 "Privileged": cfg.privileged,
@@ -780,7 +786,7 @@ class Container:
                 "Runtime": "oci",
                 **_limits_inspect(cfg),
             },
-            "LogPath": self.log_path,
+            "LogPath": self.log_path if cfg.log_driver != "none" else "",
             "LogTag": "",
         }
         if size:

@@ -263,7 +263,8 @@ def init(c: "Container", retain_retries: bool = False) -> None:
         launch = conmon.ConmonLaunch(
             conmon=c.rt.conmon_path, runtime=c.rt.oci.path, runtime_root=c.rt.oci.root, ctr_id=c.id,
             name=c.config.name, bundle=c.bundle, run_dir=c.run_dir, exit_dir=c.rt.exit_dir,
-            log_path=c.log_path, exit_command=c.rt.exit_command(c.id), terminal=c.config.tty,
+            log_path=c.log_path if c.config.log_driver != "none" else None, log_size_max=c.config.log_size_max,
+            exit_command=c.rt.exit_command(c.id), terminal=c.config.tty,
             place=cgroups.place_conmon,
             stdin=c.config.stdin,
         )

@@ -360,6 +360,7 @@ class Runtime:
                          cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (), init: bool = False,
                          init_path: str | None = None, privileged: bool = False, userns: str = "",
                          restart: str | None = None, volumes_from: Sequence[str] = (),
+                         log_driver: str | None = None, log_opts: Sequence[str] = (),
                          **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
@@ -376,7 +377,8 @@ class Runtime:
         Podman; the container is then as strong as root on the host). `restart`: the restart
         policy, "no", "on-failure[:N]", "always" or "unless-stopped" (see restart_policy.py).
         `volumes_from`: "NAME[:ro|rw]" values: the bind mounts and volumes of those containers, at
-        the same destinations (the container's own mounts first)."""
+        the same destinations (the container's own mounts first). `log_driver`: "k8s-file" (the
+        default) or "none" (no log: `logs` has nothing to show); `log_opts`: "max-size=10m"."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -385,6 +387,7 @@ class Runtime:
         restart_policy, restart_retries = restart_policies.parse(restart)
         if remove and restart_policy not in ("", "no"):
             raise InvalidArgument('the --rm option conflicts with --restart, when the restartPolicy is not "" and "no"')
+        log_driver, log_size_max = _log_options(log_driver, log_opts)
         limit_set = resources.resources(limits)
         if limits and not cgroups.containers_have_cgroups():
             log.warning("Resource limits are not supported and ignored on %s", cgroups.cgroupless_systems())
@@ -454,7 +457,8 @@ class Runtime:
             oom_score_adj=oom_adj, shm_size=shm, mounts=own_mounts, read_only=bool(read_only),
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
             init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir,
-            restart_policy=restart_policy, restart_retries=restart_retries, **net,
+            restart_policy=restart_policy, restart_retries=restart_retries, log_driver=log_driver,
+            log_size_max=log_size_max, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')
@@ -534,6 +538,27 @@ class Runtime:
                 except ContainerRemoved:
                     pass
         return RunResult(code, stdout, stderr)
+
+
+def _log_options(driver: str | None, options: Sequence[str]) -> tuple[str, int]:
+    """`--log-driver` and `--log-opt` values as (driver, most bytes of the log; 0: no limit)."""
+    import re
+
+    driver = driver or "k8s-file"
+    if driver in ("journald", "passthrough", "passthrough-tty"):
+        raise InvalidArgument(f'the log driver "{driver}" is not supported here: use k8s-file (the default) or none')
+    if driver not in ("k8s-file", "none"):
+        raise InvalidArgument(f'invalid log driver "{driver}": use k8s-file (the default) or none')
+    size_max = 0
+    for option in options:
+        key, sep, value = option.partition("=")
+        if key != "max-size" or not sep:
+            raise InvalidArgument(f'invalid log option "{option}": the log driver {driver} takes max-size=SIZE')
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", value.strip(), re.IGNORECASE)
+        if not match:  # decimal units, as Podman's max-size: 1k is 1000 bytes
+            raise InvalidArgument(f"invalid size: '{value}'")
+        size_max = int(float(match[1]) * 1000 ** ("kmgt".index(match[2].lower()) + 1 if match[2] else 0))
+    return driver, size_max
 
 
 def _pick(words: tuple[str, ...]) -> str:

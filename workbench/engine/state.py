@@ -124,6 +124,7 @@ class ContainerConfig(Record):
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
         "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
+        "log_driver": "k8s-file", "log_size_max": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -171,6 +172,8 @@ class ContainerConfig(Record):
     create_workdir: bool  # the workdir is the image's, made at init when missing; one given by -w must exist
     restart_policy: str  # "", "no", "on-failure", "always", "unless-stopped" (restart_policy.py)
     restart_retries: int  # on-failure's most restarts; 0: no limit
+    log_driver: str  # "k8s-file" (conmon writes <bundle>/ctr.log) or "none"
+    log_size_max: int  # --log-opt max-size: conmon empties the log above it; 0: no limit
 
 
 class ContainerRuntimeState(Record):

@@ -39,16 +39,17 @@ class ConmonLaunch:
 
     For a container, `run_dir` holds the pid files, the runtime's log and the persist dir; for an
     exec session (`exec_spec` set) it is the session's own directory, which is also its bundle.
-    `log_path` None means no log ("-l none"), as for exec sessions.
+    `log_path` None means no log ("-l none"), as for exec sessions; above `log_size_max` bytes
+    (0: no limit) conmon empties the log and goes on writing.
     """
 
     def __init__(self, *, conmon: str, runtime: str, runtime_root: str, ctr_id: str, name: str, bundle: str,
                  run_dir: str, exit_dir: str, log_path: str | None, exit_command: list[str] | None = None,
                  terminal: bool = False, stdin: bool = False, log_level: str = "error", session_id: str = "",
-                 exec_spec: str = "", place: Callable[[int], None] | None = None):
+                 exec_spec: str = "", place: Callable[[int], None] | None = None, log_size_max: int = 0):
         self.conmon, self.runtime, self.runtime_root = conmon, runtime, runtime_root
         self.ctr_id, self.name, self.bundle, self.run_dir, self.exit_dir = ctr_id, name, bundle, run_dir, exit_dir
-        self.log_path, self.exit_command = log_path, list(exit_command or [])
+        self.log_path, self.log_size_max, self.exit_command = log_path, log_size_max, list(exit_command or [])
         self.terminal, self.stdin, self.log_level = terminal, stdin, log_level
         self.session_id, self.exec_spec = session_id, exec_spec
         self.place = place  # called with conmon's pid before it may start: put it into its cgroup
@@ -87,6 +88,8 @@ class ConmonLaunch:
             args.append("-t")  # never with -i: a detaching client would close the pty (libpod-notes 4)
         elif self.stdin:
             args.append("-i")
+        if self.log_path and self.log_size_max > 0:
+            args += ["--log-size-max", str(self.log_size_max)]
         args += ["--conmon-pidfile", self.conmon_pidfile]
         if self.exit_command:
             args += ["--exit-command", self.exit_command[0]]
