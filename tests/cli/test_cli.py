@@ -95,6 +95,13 @@ def test_restart_policy_flag(cli, image):
     assert cli("ps", "-a", "--format", "{{.Names}}").stdout == "flaky\n"
 
 
+def test_inspect_format_names_a_missing_field(cli, image):
+    cli("create", "--name", "c", "-l", "a=1", image, "true")
+    proc = cli("inspect", "-f", "{{.State.Stauts}}", "c")
+    assert proc.returncode == 125 and "can't evaluate field Stauts" in proc.stderr
+    assert cli("inspect", "-f", "{{.Config.Labels.a}} {{.Config.Labels.b}}", "c").stdout == "1 <no value>\n"
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

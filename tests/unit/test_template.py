@@ -338,6 +338,22 @@ def test_strict_render_rejects_missing_top_level_field_only():
     assert compile_template("{{.Labels.x}}").render({"Labels": {}}, strict=True) == "<no value>"
 
 
+def test_strict_with_map_names_makes_every_other_nested_dict_a_struct():
+    data = {"State": {"Status": "running"}, "Config": {"Labels": {"a": "1"}, "Annotations": None},
+            "Mounts": [{"Destination": "/d"}]}
+    maps = {"Labels", "Annotations"}
+
+    def render_strict(fmt: str) -> str:
+        return compile_template(fmt).render(data, strict=maps)
+    assert render_strict("{{.State.Status}} {{.Config.Labels.a}} {{.Config.Labels.b}}") == "running 1 <no value>"
+    assert render_strict("{{.Config.Annotations.x}}|{{json .Config.Annotations}}") == "<no value>|null"  # a nil map
+    for fmt, field in (("{{.State.Nope}}", "Nope"), ("{{.Config.Nope}}", "Nope"),
+                       ("{{range .Mounts}}{{.Dest}}{{end}}", "Dest")):
+        with pytest.raises(TemplateError, match=f"can't evaluate field {field}: no such field"):
+            render_strict(fmt)
+    assert compile_template("{{.State.Nope}}").render(data, strict=True) == "<no value>"  # the root only
+
+
 def test_template_error_is_a_value_error():
     assert issubclass(TemplateError, ValueError)
 

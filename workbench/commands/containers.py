@@ -360,12 +360,18 @@ def logs(ctx: Context) -> None:
 
 
 # -- inspect -----------------------------------------------------------------------
+#: The fields of container and image inspect data that are Go maps in Podman (any key may be
+#: missing: `<no value>`); everything else is a struct, where a missing field is an error.
+_INSPECT_MAPS = frozenset({"Labels", "Annotations", "Ports", "Networks", "PortBindings", "ExposedPorts", "Volumes",
+                           "Data", "Options", "Sysctls", "Tmpfs", "StorageOpt", "DriverOpts", "IPAMConfig"})
+
+
 def _emit_inspect(ctx: Context, items: list[dict], fmt: str | None) -> None:
     if fmt and fmt != "json":
         from .template import render
 
         for item in items:
-            ctx.out.line(render(fmt, item))
+            ctx.out.line(render(fmt, item, strict=_INSPECT_MAPS))
     else:
         ctx.out.document(items)
 

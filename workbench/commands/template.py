@@ -14,7 +14,7 @@ from functools import lru_cache
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from typing import Any, Callable, Collection, Iterator
 
 __all__ = [
     "TabWriter", "Template", "TemplateError", "compile_template", "field_header", "is_table",
@@ -1094,11 +1094,15 @@ _MAX_DEPTH = 200
 class _Exec:
     """One rendering: the variable stack, the output, and Go's evaluation rules."""
 
-    def __init__(self, tpl: "Template", root: Any, strict: bool):
+    def __init__(self, tpl: "Template", root: Any, strict: "bool | Collection[str]"):
         self.tpl = tpl
         self.vars: list[tuple[str, Any]] = [("$", root)]
         self.out: list[str] = []
-        self.strict_obj = root if strict and isinstance(root, dict) else _NO_VALUE
+        self.maps = frozenset(() if strict is True else strict or ())
+        if strict is True:
+            self.structs = {id(root)} if isinstance(root, dict) else set()
+        else:
+            self.structs = _struct_ids(root, self.maps)
         self.header = isinstance(root, _HeaderRow)
         self.depth = 0
 
@@ -1262,6 +1266,8 @@ class _Exec:
     def chain(self, dot: Any, recv: Any, node: _Node, names: list[str], args: Any, final: Any) -> Any:
         for name in names[:-1]:
             recv = self.field(dot, recv, name, node, (), _NO_FINAL)
+            if recv is None and name in self.maps:
+                recv = {}  # a nil Go map: any key of it is <no value>, not a nil pointer
         return self.field(dot, recv, names[-1], node, args, final)
 
     def field(self, dot: Any, recv: Any, name: str, node: _Node, args: Any, final: Any) -> Any:
@@ -1277,7 +1283,7 @@ class _Exec:
                 raise self.error(node, f"{name} is not a method but has arguments")
             if name in recv:
                 return recv[name]
-            if recv is self.strict_obj:
+            if id(recv) in self.structs:
                 raise self.error(node, f"can't evaluate field {name}: no such field")
             return _NO_VALUE
         if recv is None:
@@ -1332,6 +1338,23 @@ class _Exec:
             raise self.error(cmd, str(exc)) from None
 
 
+def _struct_ids(root: Any, maps: frozenset[str]) -> set[int]:
+    """The dicts of `root` that stand for Podman's structs: all but the values of the `maps` keys
+    (Go maps: a missing key there is `<no value>`, not an error) and what is inside those."""
+    if not maps:
+        return set()
+    ids: set[int] = set()
+    todo = [root]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            ids.add(id(value))
+            todo += [v for k, v in value.items() if k not in maps]
+        elif isinstance(value, list):
+            todo += value
+    return ids
+
+
 # -- public API ----------------------------------------------------------------------------------
 class Template:
     """A parsed format; `render(data)` runs it with `.` and `$` set to data."""
@@ -1341,9 +1364,10 @@ class Template:
     def __init__(self, source: str, name: str, root: list[_Node], defs: dict[str, list[_Node]]):
         self.source, self.name, self._root, self._defs = source, name, root, defs
 
-    def render(self, data: Any, *, strict: bool = False) -> str:
+    def render(self, data: Any, *, strict: "bool | Collection[str]" = False) -> str:
         """Execute against data. With strict, a key missing from data itself (a Podman struct
-        field) is an error instead of `<no value>`; nested dicts stay lenient Go maps."""
+        field) is an error instead of `<no value>`; nested dicts stay lenient Go maps. With a
+        collection of names, every nested dict is a struct too, but for the values of those keys."""
         ex = _Exec(self, data, strict)
         try:
             ex.walk(data, self._root)
@@ -1371,9 +1395,9 @@ def compile_template(text: str, name: str = "format", *, escapes: bool = True) -
     return Template(text, name, root, defs)
 
 
-def render(text: str, data: Any) -> str:
+def render(text: str, data: Any, *, strict: "bool | Collection[str]" = False) -> str:
     """Render one format against one item (`inspect --format`, `info --format`); no newline added."""
-    return compile_template(text).render(data)
+    return compile_template(text).render(data, strict=strict)
 
 
 def is_table(fmt: str) -> bool:
