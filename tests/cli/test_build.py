@@ -80,7 +80,7 @@ def test_copy_reads_only_inside_the_context(cli, image, tmp_path):
 
 
 def test_unsupported_instructions_and_stages_are_named(cli, image, tmp_path):
-    for text, message in [(f"FROM {image}\nHEALTHCHECK CMD true\n", "HEALTHCHECK is not supported"),
+    for text, message in [(f'FROM {image}\nSHELL ["/bin/sh", "-ec"]\n', "SHELL is not supported"),
                           (f"FROM {image} AS one\nFROM {image}\n", "multi-stage builds"),
                           ("RUN true\n", "the first instruction must be FROM"),
                           (f"FROM {image}\nADD https://example.com/x /x\n", "ADD from a URL is not supported"),
@@ -89,6 +89,18 @@ def test_unsupported_instructions_and_stages_are_named(cli, image, tmp_path):
         proc = cli("build", "--network", "none", str(tmp_path), timeout=180)
         assert proc.returncode == 125 and message in proc.stderr, (text, proc.stderr)
     assert cli("build", str(tmp_path / "missing")).returncode == 125
+
+
+def test_a_healthcheck_in_the_containerfile_checks_the_containers(cli, image, tmp_path):
+    (tmp_path / "Containerfile").write_text(f"FROM {image}\nHEALTHCHECK --interval=1h --retries=1 CMD test -e /ok\n")
+    assert cli("build", "--network", "none", "-t", "checked", str(tmp_path), timeout=180).returncode == 0
+    check = json.loads(cli("image", "inspect", "-f", "{{json .Config.Healthcheck}}", "checked").stdout)
+    assert check == {"Test": ["CMD-SHELL", "test -e /ok"], "Interval": 3600 * 10**9, "Timeout": 30 * 10**9,
+                     "StartPeriod": 0, "Retries": 1}
+    cli("run", "-d", "--name", "checked", "checked", "sleep", "100")
+    assert cli("healthcheck", "run", "checked").stdout == "unhealthy\n"
+    cli("run", "-d", "--name", "unchecked", "--no-healthcheck", "checked", "sleep", "100")
+    assert "has no defined healthcheck" in cli("healthcheck", "run", "unchecked").stderr
 
 
 def test_an_entrypoint_drops_the_base_cmd_unless_a_cmd_follows(cli, image, tmp_path):

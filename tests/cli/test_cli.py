@@ -102,6 +102,23 @@ def test_inspect_format_names_a_missing_field(cli, image):
     assert cli("inspect", "-f", "{{.Config.Labels.a}} {{.Config.Labels.b}}", "c").stdout == "1 <no value>\n"
 
 
+def test_healthcheck_run_and_the_status_in_ps(cli, image):
+    cli("run", "-d", "--name", "db", "--health-cmd", "test -e /tmp/ready", "--health-interval", "disable",
+        "--health-retries", "1", image, "sleep", "100")
+    assert cli("ps", "--format", "{{.Names}} {{.Status}}").stdout.endswith("(starting)\n")
+    proc = cli("healthcheck", "run", "db")
+    assert (proc.returncode, proc.stdout) == (1, "unhealthy\n")
+    cli("exec", "db", "touch", "/tmp/ready")
+    assert cli("healthcheck", "run", "db").returncode == 0 and cli("healthcheck", "run", "db").stdout == ""
+    assert cli("ps", "--format", "{{.Status}}").stdout.endswith("(healthy)\n")
+    assert cli("inspect", "-f", "{{.State.Health.Status}} {{len .State.Health.Log}}", "db").stdout == "healthy 3\n"
+    cli("run", "-d", "--name", "plain", image, "sleep", "100")
+    proc = cli("healthcheck", "run", "plain")
+    assert proc.returncode == 125 and "has no defined healthcheck" in proc.stderr
+    proc = cli("run", "--rm", "--health-interval", "5s", image, "true")
+    assert proc.returncode == 125 and "need a healthcheck command" in proc.stderr
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

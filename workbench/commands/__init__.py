@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 _IMPLEMENTATIONS = {
     "containers": ("create", "run", "init", "start", "stop", "kill", "wait", "pause", "unpause", "restart",
                    "rm", "ps", "logs", "inspect", "container_inspect", "image_inspect", "cleanup",
-                   "container_exists", "rename"),
+                   "container_exists", "rename", "healthcheck_run"),
     "images": ("import", "images", "rmi", "image_exists", "tag", "untag", "bootstrap", "history",
                "build"),
     "filesystem": ("commit", "diff", "export", "mount", "unmount", "cp"),

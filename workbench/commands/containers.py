@@ -40,7 +40,10 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 mounts=a.mount, tmpfs=a.tmpfs, read_only=a.read_only, cap_add=[c for v in a.cap_add for c in v.split(",")],
                 cap_drop=[c for v in a.cap_drop for c in v.split(",")], init=a.init, init_path=a.init_path,
                 privileged=a.privileged, userns=a.userns, restart=a.restart, volumes_from=a.volumes_from,
-                log_driver=a.log_driver, log_opts=a.log_opt,
+                log_driver=a.log_driver, log_opts=a.log_opt, health_cmd=a.health_cmd,
+                health_interval=a.health_interval, health_timeout=a.health_timeout,
+                health_start_period=a.health_start_period, health_retries=a.health_retries,
+                health_on_failure=a.health_on_failure, no_healthcheck=a.no_healthcheck,
                 **limit_flags(ctx))
 
 
@@ -220,6 +223,16 @@ def cleanup(ctx: Context) -> None:
             ctx.fail(f"cleaning up container {label}: {exc}")
 
 
+def healthcheck_run(ctx: Context) -> None:
+    """`healthcheck run NAME`, as Podman: nothing when healthy, else the status and exit code 1."""
+    from ..engine import health
+
+    outcome = health.run(ctx.rt.container(ctx.args.container))
+    if outcome != "healthy":
+        ctx.out.line(outcome)
+        ctx.exit_code = 1
+
+
 def container_exists(ctx: Context) -> None:
     try:
         ctx.rt.container(ctx.args.container)
@@ -233,7 +246,12 @@ def _status(c, now: float) -> str:
 
     st = c.st
     if st.state == S.RUNNING:
-        return "Up " + humanize.ago(st.started_at, now)
+        up = "Up " + humanize.ago(st.started_at, now)
+        if c.config.healthcheck:
+            from ..engine import health
+
+            return f"{up} ({health.status(c)['Status']})"
+        return up
     if st.state in (S.EXITED, S.STOPPED):
         return f"Exited ({st.exit_code}) " + humanize.ago(st.finished_at or c.config.created, now)
     return {S.CONFIGURED: "Created", S.CREATED: "Initialized", S.PAUSED: "Paused",

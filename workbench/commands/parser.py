@@ -85,6 +85,13 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true")
     p.add_argument("--log-driver", help="k8s-file (the default: `logs` reads it) or none")
     p.add_argument("--log-opt", action="append", default=[], help="max-size=SIZE: the log starts again above it")
+    p.add_argument("--health-cmd", help='a command (shell, or a JSON array) whose exit 0 means healthy; "none"')
+    p.add_argument("--health-interval", help='time between checks (default 30s; "disable": only healthcheck run)')
+    p.add_argument("--health-timeout", help="time a check may take (default 30s)")
+    p.add_argument("--health-start-period", help="time after the start when failures do not count (default 0s)")
+    p.add_argument("--health-retries", type=int, help="failures in a row that make it unhealthy (default 3)")
+    p.add_argument("--health-on-failure", help="none, kill, restart or stop, once unhealthy")
+    p.add_argument("--no-healthcheck", action="store_true", help="no healthcheck, not even the image's")
     p.add_argument("--restart", help="no, on-failure[:N], always or unless-stopped: start the container again "
                                      "when its process exits (not after stop or kill)")
     _resource_flags(p)
@@ -581,6 +588,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("unshare",): ("unshare", _unshare),
     ("system", "migrate"): ("migrate", _no_options),
     ("container", "prune"): ("container_prune", _container_prune),
+    ("healthcheck", "run"): ("healthcheck_run", _exists),
     ("system", "prune"): ("system_prune", _system_prune),
     ("system", "df"): ("system_df", _format_only),
 }

@@ -7,8 +7,8 @@ symlink in it is rebased there). Metadata steps (ENV, CMD, LABEL, ...) change th
 `commit --change` does. At the end the container's changes become one layer over the base image,
 with one history line per step (Podman's `--layers=false`), and the container is removed.
 
-Single-stage builds: FROM, ARG, ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, CMD,
-ENTRYPOINT, RUN, COPY, ADD (local files, like COPY). Anything else is refused by name.
+Single-stage builds: FROM, ARG, ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK,
+CMD, ENTRYPOINT, RUN, COPY, ADD (local files, like COPY). Anything else is refused by name.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 Output = Callable[[str, bytes], None]  # (stream, data)
 
-_METADATA = {"ENV", "LABEL", "EXPOSE", "VOLUME", "STOPSIGNAL", "CMD", "ENTRYPOINT"}
+_METADATA = {"ENV", "LABEL", "EXPOSE", "VOLUME", "STOPSIGNAL", "CMD", "ENTRYPOINT", "HEALTHCHECK"}
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -166,7 +166,7 @@ def _run_step(c: Any, step: Step, config: dict[str, Any], args: dict[str, str], 
     elif kind == "USER":
         config["User"] = expand(value, variables)
     elif kind in _METADATA:
-        line = value if kind in ("CMD", "ENTRYPOINT") else expand(value, variables)
+        line = value if kind in ("CMD", "ENTRYPOINT", "HEALTHCHECK") else expand(value, variables)
         if kind == "ENTRYPOINT":
             config.pop("Cmd", None)  # as Docker: a new entrypoint drops the base's CMD (a later CMD sets one)
         try:
@@ -177,7 +177,7 @@ def _run_step(c: Any, step: Step, config: dict[str, Any], args: dict[str, str], 
             variables.update(_env_dict(config.get("Env") or []))
     else:
         raise InvalidArgument(f"line {step.line}: {kind} is not supported by this build (supported: FROM, ARG, "
-                              "ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, CMD, ENTRYPOINT, RUN, "
+                              "ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK, CMD, ENTRYPOINT, RUN, "
                               "COPY, ADD)")
 
 

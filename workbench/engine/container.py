@@ -238,6 +238,9 @@ class Container:
                                      "pausing needs the container's own cgroup")
             self.rt.oci.pause(self.id)
             self.st.state = ContainerState.PAUSED
+            from . import health
+
+            health.stop_monitor(self)  # as Podman removes the timer: no checks of a frozen container
             self.save()
             events.container(self, "pause")
 
@@ -290,6 +293,9 @@ class Container:
             self._check("unpause")
             self.rt.oci.resume(self.id)
             self.st.state = ContainerState.RUNNING
+            from . import health
+
+            health.start_monitor(self)
             self.save()
             events.container(self, "unpause")
 
@@ -366,10 +372,13 @@ class Container:
     # -- exec and attach ---------------------------------------------------------------------
     def exec(self, cmd: Sequence[str], *, tty: bool = False, stdin: bytes | str | None = None,
              env: dict[str, str] | Sequence[str] | None = None, user: str | None = None,
-             workdir: str | None = None, privileged: bool = False, capture: bool = True) -> "ExecResult":
+             workdir: str | None = None, privileged: bool = False, capture: bool = True,
+             timeout: float | None = None) -> "ExecResult":
         """Run a command in the running container and collect its output (stdin: bytes to feed it).
 
         With capture=False the output goes straight to this process's stdout and stderr instead.
+        A command still running after `timeout` seconds (captured, without a tty) is killed, and
+        TimeoutError raised.
         """
         from .exec import ExecResult
 
@@ -384,7 +393,7 @@ class Container:
                 return ExecResult(session.wait(), stdout, b"")
         rec = self._new_exec(cmd, tty=False, stdin=data is not None, env=env, user=user, workdir=workdir,
                              privileged=privileged, detach=False)
-        return _exec_steps().run_direct(self, rec, input=data, capture=capture)
+        return _exec_steps().run_direct(self, rec, input=data, capture=capture, timeout=timeout)
 
     def exec_session(self, cmd: Sequence[str], *, tty: bool = True, stdin: bool = True,
                      env: dict[str, str] | Sequence[str] | None = None, user: str | None = None,
@@ -675,11 +684,12 @@ class Container:
 
     def _inspect_data(self, size: bool) -> dict[str, Any]:
         from ..commands import humanize
-        from . import mounts
+        from . import health, mounts
         from .oci.spec import DEFAULT_CAPABILITIES
 
         cfg, st = self.config, self.st
         caps = list(cfg.capabilities) or list(DEFAULT_CAPABILITIES)
+        health_status = health.status(self)
         binds, tmpfs = mounts.host_config(cfg.mounts)
         state = st.state
         data: dict[str, Any] = {
@@ -701,7 +711,8 @@ class Container:
                 "Error": st.error,
                 "StartedAt": _rfc3339(st.started_at),
                 "FinishedAt": _rfc3339(st.finished_at),
-                "Healthcheck": {"Status": "", "FailingStreak": 0, "Log": None},
+                "Health": health_status,
+                "Healthcheck": health_status,
                 "CheckpointedAt": "0001-01-01T00:00:00Z",
                 "RestoredAt": "0001-01-01T00:00:00Z",
             },
@@ -754,6 +765,8 @@ class Container:
                 "WorkingDir": cfg.workdir or "/",
                 "Entrypoint": " ".join(cfg.entrypoint),
                 "OnBuild": None,
+                "Healthcheck": dict(cfg.healthcheck) or None,
+                "HealthcheckOnFailureAction": cfg.health_on_failure,
                 "Labels": dict(cfg.labels) or None,
                 "Annotations": dict(cfg.annotations),
                 "StopSignal": cfg.stop_signal,

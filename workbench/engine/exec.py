@@ -282,9 +282,10 @@ def start(c: "Container", rec: ExecRecord, *, size: tuple[int, int] | None = Non
 
 # -- running it with `runc exec` directly ------------------------------------------------------
 def run_direct(c: "Container", rec: ExecRecord, *, input: bytes | None = None,
-               capture: bool = True) -> ExecResult:
+               capture: bool = True, timeout: float | None = None) -> ExecResult:
     """`runc exec` in the foreground: no conmon, no attach socket, the fastest path for a command
-    whose output is captured (or, with capture=False, written straight to this process's stdio)."""
+    whose output is captured (or, with capture=False, written straight to this process's stdio).
+    A captured command still running after `timeout` seconds is killed: TimeoutError."""
     from .oci.runc import logged_error
 
     path = session_dir(c, rec.id)
@@ -301,13 +302,15 @@ def run_direct(c: "Container", rec: ExecRecord, *, input: bytes | None = None,
         events.container(c, "exec", execID=rec.id)
         try:
             if capture:
-                stdout, stderr = proc.communicate(input)
+                stdout, stderr = proc.communicate(input, timeout=timeout)
             else:
                 stdout, stderr = b"", _relay_stderr(proc, log_path)
-        except BaseException:
+        except BaseException as exc:
             _kill_from_pidfile(pidfile)
             proc.kill()
             proc.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise TimeoutError(f"the command ran longer than {timeout:g} s and was killed") from None
             raise
         code = proc.returncode
         error = logged_error(log_path) if code == 255 else None
@@ -340,11 +343,38 @@ def _relay_stderr(proc: subprocess.Popen, log_path: str) -> bytes:
 
 
 def _kill_from_pidfile(pidfile: str) -> None:
+    """SIGKILL the session's process and what it started (a shell's children would live on)."""
     try:
         with open(pidfile) as f:
-            os.kill(int(f.read().strip()), signals.SIGKILL)
+            pid = int(f.read().strip())
     except (OSError, ValueError):
-        pass
+        return
+    for victim in [pid, *_descendants(pid)]:
+        try:
+            os.kill(victim, signals.SIGKILL)
+        except OSError:
+            pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid`, from each process's parent in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(b")") + 2:].split()[1])  # after "(comm) state": the ppid
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 # -- ending sessions -----------------------------------------------------------------------------

@@ -38,11 +38,15 @@ _SCRIPT = '{ flock -s -w "$3" 3; } 3<"$1" 2>/dev/null; [ -e "$2" ] || exit 0; sh
 def argv(program: Sequence[str], root: str, runroot: str, runtime: str | None, ctr_id: str,
          wait: int = CLAIM_WAIT) -> list[str]:
     """The exit command for container `ctr_id` of the store (root, runroot); `program` runs the CLI."""
-    cli = [*program, "--root", root, "--runroot", runroot]
-    if runtime:
-        cli += ["--runtime", runtime]
     return ["/bin/sh", "-c", _SCRIPT, "workbench-exit", _claim_path(runroot, ctr_id),
-            os.path.join(root, "containers", ctr_id), str(wait), *cli, "container", "cleanup", ctr_id]
+            os.path.join(root, "containers", ctr_id), str(wait), *cli(program, root, runroot, runtime),
+            "container", "cleanup", ctr_id]
+
+
+def cli(program: Sequence[str], root: str, runroot: str, runtime: str | None) -> list[str]:
+    """The CLI (`program`) on the store (root, runroot), as the processes the engine leaves
+    behind run it: conmon's exit command, a container's health monitor."""
+    return [*program, "--root", root, "--runroot", runroot, *(["--runtime", runtime] if runtime else [])]
 
 
 def _claim_path(runroot: str, ctr_id: str) -> str:

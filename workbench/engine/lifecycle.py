@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from . import events
 from . import exit_command
+from . import health
 from . import logger
 from . import cgroups
 from . import resources
@@ -308,6 +309,8 @@ def start(c: "Container", retain_retries: bool = False) -> None:
         raise
     c.st.state = S.RUNNING
     c.st.started_at = time.time()
+    health.reset(c)
+    health.start_monitor(c)
     c.save()
     events.container(c, "start")
 
@@ -326,6 +329,7 @@ def wait_for_exit(c: "Container", timeout: float | None) -> bool:
 def stop(c: "Container", timeout: int) -> None:
     """Stop signal, SIGKILL after `timeout` seconds; Running/Created/Stopping -> Stopped."""
     c.st.stopped_by_user = True
+    health.stop_monitor(c)
     events.container(c, "stop")
     if c.st.state == S.CREATED:
         # Never started: nothing to signal; drop it from the runtime and unmount (-> Configured).
@@ -413,6 +417,7 @@ def cleanup(c: "Container") -> None:
     from . import exec as exec_sessions
 
     errors: list[Exception] = []
+    health.stop_monitor(c)
     exec_sessions.remove_all(c)
     networks = list(c.st.network_status)
 

@@ -551,7 +551,7 @@ def _parse_unix(value: str) -> datetime | None:
     return _from_ns(ns, timezone.utc)
 
 
-def _parse_duration(value: str) -> int | None:
+def parse_duration(value: str) -> int | None:
     """Go's time.ParseDuration, in nanoseconds; None if `value` is not a duration."""
     sign = 1
     body = value
@@ -585,7 +585,7 @@ def _parse_time(value: str, now: datetime | None, direction: int) -> datetime:
         raise InvalidTimeValue(f"invalid time value {value!r}: {exc}") from None
     if parsed is not None:
         return parsed
-    nanos = _parse_duration(text)
+    nanos = parse_duration(text)
     if nanos is None:
         raise InvalidTimeValue(f"unable to interpret time value {value!r}: {_HELP}")
     base = datetime.now().astimezone() if now is None else now

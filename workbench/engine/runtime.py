@@ -175,9 +175,18 @@ class Runtime:
         shell that first waits for a claimant and skips it when the container is gone."""
         from .exit_command import argv
 
+        return argv(self._program(), self.root, self.runroot, self._oci_preference, ctr_id)
+
+    def cli(self) -> list[str]:
+        """The `workbench` command line on this store, for processes that outlive this one."""
+        from .exit_command import cli
+
+        return cli(self._program(), self.root, self.runroot, self._oci_preference)
+
+    @staticmethod
+    def _program() -> list[str]:
         script = os.path.join(os.path.dirname(sys.executable), "workbench")
-        program = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "workbench"]
-        return argv(program, self.root, self.runroot, self._oci_preference, ctr_id)
+        return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "workbench"]
 
     # -- reboot ---------------------------------------------------------------------------
     def _refresh_after_reboot(self) -> None:
@@ -361,7 +370,10 @@ class Runtime:
                          init_path: str | None = None, privileged: bool = False, userns: str = "",
                          restart: str | None = None, volumes_from: Sequence[str] = (),
                          log_driver: str | None = None, log_opts: Sequence[str] = (),
-                         **limits: Unpack[Limits]) -> Container:
+                         health_cmd: str | None = None, health_interval: str | float | None = None,
+                         health_timeout: str | float | None = None, health_start_period: str | float | None = None,
+                         health_retries: int | None = None, health_on_failure: str | None = None,
+                         no_healthcheck: bool = False, **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -378,7 +390,10 @@ class Runtime:
         policy, "no", "on-failure[:N]", "always" or "unless-stopped" (see restart_policy.py).
         `volumes_from`: "NAME[:ro|rw]" values: the bind mounts and volumes of those containers, at
         the same destinations (the container's own mounts first). `log_driver`: "k8s-file" (the
-        default) or "none" (no log: `logs` has nothing to show); `log_opts`: "max-size=10m"."""
+        default) or "none" (no log: `logs` has nothing to show); `log_opts`: "max-size=10m".
+        `health_cmd` ("pg_isready", or '["CMD", ...]') with `health_interval` ("30s", "disable"),
+        `health_timeout`, `health_start_period`, `health_retries` and `health_on_failure` (none,
+        kill, restart, stop): a healthcheck over the image's (see health.py); `no_healthcheck`: none."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -410,6 +425,12 @@ class Runtime:
             user = f"{host_uid()}:{host_gid()}"
         img = self.image_store.get(image) if isinstance(image, str) else image
         image_cfg = img.container_config
+        from . import health
+
+        healthcheck, on_failure = health.config(
+            image_cfg.get("Healthcheck"), cmd=health_cmd, interval=health_interval, timeout=health_timeout,
+            start_period=health_start_period, retries=health_retries, on_failure=health_on_failure,
+            disabled=no_healthcheck)
         if name is not None:
             validate_name(name)
             row = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
@@ -458,7 +479,7 @@ class Runtime:
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
             init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir,
             restart_policy=restart_policy, restart_retries=restart_retries, log_driver=log_driver,
-            log_size_max=log_size_max, **net,
+            log_size_max=log_size_max, healthcheck=healthcheck, health_on_failure=on_failure, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

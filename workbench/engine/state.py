@@ -124,7 +124,7 @@ class ContainerConfig(Record):
         "resources": {}, "ulimits": [], "oom_score_adj": None, "shm_size": 0,
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
         "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
-        "log_driver": "k8s-file", "log_size_max": 0,
+        "log_driver": "k8s-file", "log_size_max": 0, "healthcheck": {}, "health_on_failure": "none",
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -174,6 +174,8 @@ class ContainerConfig(Record):
     restart_retries: int  # on-failure's most restarts; 0: no limit
     log_driver: str  # "k8s-file" (conmon writes <bundle>/ctr.log) or "none"
     log_size_max: int  # --log-opt max-size: conmon empties the log above it; 0: no limit
+    healthcheck: dict[str, Any]  # Podman's Config.Healthcheck (Test, Interval, ...: health.py); {}: none
+    health_on_failure: str  # none, kill, restart or stop, once unhealthy
 
 
 class ContainerRuntimeState(Record):
@@ -183,7 +185,7 @@ class ContainerRuntimeState(Record):
         "state": S.CONFIGURED, "pid": 0, "conmon_pid": 0, "exit_code": 0, "exited": False, "oom_killed": False,
         "started_at": 0.0, "finished_at": 0.0, "error": "", "stopped_by_user": False, "mounted": False,
         "mountpoint": "", "restart_count": 0, "mount_count": 0, "netns": "", "network_status": {},
-        "slirp_pid": 0,
+        "slirp_pid": 0, "health_pid": 0, "health_started": 0,
     }
     __slots__ = tuple(_DEFAULTS)
     state: ContainerState
@@ -203,6 +205,8 @@ class ContainerRuntimeState(Record):
     netns: str  # bind-mounted network namespace (bridge mode), while set up
     network_status: dict[str, dict[str, Any]]  # network -> ip, prefix, gateway, mac, ifname, host_ifname
     slirp_pid: int  # slirp4netns mode: the slirp4netns process, while set up
+    health_pid: int  # the healthcheck monitor (health.py), while running
+    health_started: int  # when it started (/proc/PID/stat): a later process with its pid is not it
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()

@@ -134,6 +134,10 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
                 config.setdefault("Volumes", {})[vol] = {}
         elif instruction in ("USER", "WORKDIR", "STOPSIGNAL"):
             config[{"USER": "User", "WORKDIR": "WorkingDir", "STOPSIGNAL": "StopSignal"}[instruction]] = value
+        elif instruction == "HEALTHCHECK":
+            from ..health import from_instruction
+
+            config["Healthcheck"] = from_instruction(value)
         elif instruction == "ONBUILD":
             config.setdefault("OnBuild", []).append(value)
         else:
