@@ -119,6 +119,23 @@ def test_healthcheck_run_and_the_status_in_ps(cli, image):
     assert proc.returncode == 125 and "need a healthcheck command" in proc.stderr
 
 
+def test_wait_for_a_condition(cli, image):
+    cli("run", "-d", "--name", "db", "--health-cmd", "test -e /tmp/ready", "--health-interval", "1s",
+        "--health-retries", "9", image, "sh", "-c", "sleep 1; touch /tmp/ready; sleep 100")
+    started = time.monotonic()
+    proc = cli("wait", "--condition", "healthy", "-i", "100ms", "db")  # the monitor's checks get there
+    assert (proc.returncode, proc.stdout) == (0, "-1\n") and time.monotonic() - started < 15
+    assert cli("wait", "--condition", "running", "db").stdout == "-1\n"  # already so: at once
+    cli("create", "--name", "later", image, "sh", "-c", "exit 3")
+    assert cli("wait", "--condition", "created", "later").stdout == "-1\n"
+    assert cli("start", "later").returncode == 0
+    assert cli("wait", "--condition", "exited", "--condition", "paused", "later").stdout == "3\n"
+    proc = cli("wait", "--condition", "asleep", "db")
+    assert proc.returncode == 125 and 'unknown container state: "asleep"' in proc.stderr
+    proc = cli("wait", "--condition", "healthy", "later")
+    assert proc.returncode == 125 and "has no healthcheck" in proc.stderr
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

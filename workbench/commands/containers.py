@@ -196,9 +196,15 @@ def rm(ctx: Context) -> None:
 
 
 def wait(ctx: Context) -> None:
-    for _, c in _targets(ctx, ctx.args.containers):
+    from ..engine.logs import parse_duration
+
+    a = ctx.args
+    nanos = parse_duration(a.interval) if not a.interval.isdigit() else int(a.interval) * 1_000_000  # ms
+    if nanos is None or nanos <= 0:
+        raise WorkbenchError(f'invalid interval "{a.interval}": a duration such as 250ms or 1s')
+    for _, c in _targets(ctx, a.containers):
         try:
-            ctx.out.line(str(c.wait()))
+            ctx.out.line(str(c.wait_for(*(a.condition or ["stopped"]), interval=nanos / 1e9)))
         except WorkbenchError as exc:  # removed meanwhile
             ctx.fail(str(exc), exc.exit_code)
 

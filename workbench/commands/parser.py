@@ -137,7 +137,11 @@ def _create(p): _create_flags(p)
 def _run(p): p.add_argument("-d", "--detach", action="store_true"); _attach_flags(p); _create_flags(p)
 def _init(p): _containers(p)
 def _pause(p): _containers(p)
-def _wait(p): _containers(p, all_flag=False, at_least_one=True)
+def _wait(p):
+    p.add_argument("--condition", action="append", default=[],
+                   help="stopped (the default), exited, running, paused, ..., healthy or unhealthy")
+    p.add_argument("-i", "--interval", default="250ms", help="time between two looks at the container")
+    _containers(p, all_flag=False, at_least_one=True)
 def _exists(p): p.add_argument("container")
 def _image_exists(p): p.add_argument("image")
 

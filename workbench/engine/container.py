@@ -338,6 +338,37 @@ class Container:
             else:
                 _steps().wait_for_exit(self, remaining)
 
+    def wait_for(self, *conditions: str, timeout: float | None = None, interval: float = 0.25) -> int:
+        """Block until the container is in one of the states named (`running`, `paused`, ...),
+        or `healthy`/`unhealthy` by its healthcheck: -1, or for `stopped`/`exited` its exit code,
+        as Podman's `wait --condition`. TimeoutError after `timeout` seconds."""
+        from . import health
+
+        wanted: set[str] = set()
+        for condition in conditions:
+            name = "created" if condition == "configured" else condition
+            if name in ("healthy", "unhealthy"):
+                if not self.config.healthcheck:
+                    raise InvalidArgument(f'cannot use condition "{condition}": container {self.id} has no healthcheck')
+            elif name not in {s.value for s in ContainerState}:
+                raise InvalidArgument(f'unknown container state: "{condition}": use '
+                                      f'{", ".join(s.value for s in ContainerState)}, healthy or unhealthy')
+            wanted.add(name)
+        if wanted <= {"stopped", "exited"}:
+            return self.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state
+            if wanted & {"stopped", "exited"} and state in (ContainerState.STOPPED, ContainerState.EXITED):
+                return self.wait(timeout=0)
+            if state.value in wanted or (wanted & {"healthy", "unhealthy"}
+                                         and health.status(self)["Status"] in wanted):
+                return -1
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"container {self.id} did not reach {', '.join(sorted(wanted))} "
+                                   f"within {timeout} seconds")
+            time.sleep(interval)
+
     def cleanup(self) -> None:
         """Release what a stopped container holds (runtime state, mounts), or start it again if its
         restart policy says so (as Podman's Cleanup); refused while running."""
