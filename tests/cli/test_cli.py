@@ -136,6 +136,20 @@ def test_wait_for_a_condition(cli, image):
     assert proc.returncode == 125 and "has no healthcheck" in proc.stderr
 
 
+def test_ps_size_and_sort_and_images_sort(cli, image):
+    cli("run", "--name", "big", image, "sh", "-c", "head -c 120000 /dev/zero > /f")
+    cli("run", "--name", "small", image, "true")
+    proc = cli("ps", "-a", "--size", "--sort", "size", "--format", "{{.Names}} {{.Size}}")
+    assert proc.stdout.splitlines() == ["small 0B (virtual 2.14MB)", "big 120kB (virtual 2.26MB)"], proc.stdout
+    assert cli("ps", "-a", "--sort", "names", "--format", "{{.Names}}").stdout == "big\nsmall\n"
+    assert cli("ps", "-a", "-s").stdout.splitlines()[0].split()[-1] == "SIZE"
+    cli("commit", "big", "zbig")
+    assert cli("images", "--sort", "size", "--format", "{{.Repository}}").stdout.splitlines() == [
+        "localhost/busybox", "localhost/zbig"]
+    assert cli("images", "--sort", "repository", "--format", "{{.Repository}}").stdout.splitlines()[0] == \
+        "localhost/busybox"
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

@@ -20,6 +20,10 @@ def test_network_commands_and_published_ports(cli, nrt, busybox_tar):
     proc = cli("run", "-d", "--name", "web", "--network", "results", "-p", f"{port}:80", "busybox", "sleep", "60")
     assert proc.returncode == 0, proc.stderr
     assert cli("port", "web").stdout == f"80/tcp -> 0.0.0.0:{port}\n"
+    assert cli("port", "web", "80").stdout == f"0.0.0.0:{port}\n"  # one port asked for: where it is published
+    web_id = cli("inspect", "-f", "{{.Id}}", "web").stdout.strip()
+    assert cli("port", "--all").stdout == f"{web_id[:12]}\t80/tcp -> 0.0.0.0:{port}\n"
+    assert cli("ps", "--format", "{{.Names}} {{.Ports}}").stdout == f"web 0.0.0.0:{port}->80/tcp\n"
     assert cli("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout == "10.77.220.2\n"
     (doc,) = json.loads(cli("network", "inspect", "results").stdout)
     assert list(doc["containers"].values())[0]["name"] == "web"

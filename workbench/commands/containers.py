@@ -278,7 +278,8 @@ def ps_row(c, now: float, no_trunc: bool) -> dict[str, Any]:
         "Created": int(cfg.created),
         "Status": _status(c, now),
         "State": st.state.value,
-        "Ports": "",
+        "Ports": ", ".join(f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
+                           for p in cfg.ports),
         "Names": cfg.name,
         "Labels": dict(cfg.labels),
         "Pid": st.pid,
@@ -317,7 +318,25 @@ def ps(ctx: Context) -> None:
             ctx.out.line(c.id if a.no_trunc else c.id[:12])
         return
     rows = [ps_row(c, now, a.no_trunc) for c in containers]
-    emit_table(ctx.out, rows, a.format, PS_FORMAT, PS_HEADERS, noheading=a.noheading)
+    fmt = a.format
+    if a.size:
+        from ..engine.files import tree_size
+
+        for row, c in zip(rows, containers):
+            rw = tree_size(ctx.rt.layers.diff(c.config.layer_id))
+            virtual = rw + ctx.rt.image_store.get(c.config.image_id).size
+            row["Size"] = f"{humanize.size(rw, 4, '')} (virtual {humanize.size(virtual, 4, '')})"
+            row["SizeBytes"] = rw
+        fmt = fmt or PS_FORMAT + "\t{{.Size}}"
+    if a.sort:
+        rows.sort(key=_PS_SORT_KEYS[a.sort])
+    emit_table(ctx.out, rows, fmt, PS_FORMAT, PS_HEADERS, noheading=a.noheading)
+
+
+#: `ps --sort` keys, as Podman's (created: newest first, the default order).
+_PS_SORT_KEYS = {"command": lambda r: r["Command"], "created": lambda r: -r["Created"], "id": lambda r: r["ID"],
+                 "image": lambda r: r["Image"], "names": lambda r: r["Names"], "runningfor": lambda r: -r["Created"],
+                 "size": lambda r: r.get("SizeBytes", 0), "status": lambda r: r["Status"]}
 
 
 _STATUSES = {"created": ("CONFIGURED", "CREATED"), "running": ("RUNNING",), "paused": ("PAUSED",),

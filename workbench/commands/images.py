@@ -98,8 +98,14 @@ def images(ctx: Context) -> None:
                 seen.append(ident)
                 ctx.out.line(ident)
         return
-    emit_table(ctx.out, image_rows(imgs, a.no_trunc), a.format, IMAGES_DIGESTS_FORMAT if a.digests else IMAGES_FORMAT,
+    rows = sorted(image_rows(imgs, a.no_trunc), key=_IMAGE_SORT_KEYS[a.sort])
+    emit_table(ctx.out, rows, a.format, IMAGES_DIGESTS_FORMAT if a.digests else IMAGES_FORMAT,
                IMAGES_HEADERS, noheading=a.noheading)
+
+
+#: `images --sort` keys, as Podman's: the newest first, the smallest first, names in order.
+_IMAGE_SORT_KEYS = {"created": lambda r: -r["Created"], "id": lambda r: r["Id"], "size": lambda r: r["SizeBytes"],
+                    "repository": lambda r: (r["Repository"], r["Tag"]), "tag": lambda r: r["Tag"]}
 
 
 def rmi(ctx: Context) -> None:

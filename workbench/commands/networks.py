@@ -72,9 +72,17 @@ def network_disconnect(ctx: Context) -> None:
 
 
 def port(ctx: Context) -> None:
+    """`port NAME [PORT]`, or `port -a`: the published ports, as Podman prints them (one asked
+    for: only where it is published)."""
     a = ctx.args
-    for p in ctx.rt.container(a.container).ports():
-        key = f"{p['container_port']}/{p['protocol']}"
-        if a.port and a.port not in (key, str(p["container_port"])):
-            continue
-        ctx.out.line(f"{key} -> {p['host_ip'] or '0.0.0.0'}:{p['host_port']}")
+    if a.all == bool(a.container):
+        raise WorkbenchError("give one container, or --all")
+    for c in ctx.rt.containers() if a.all else [ctx.rt.container(a.container)]:
+        for p in c.ports():
+            key = f"{p['container_port']}/{p['protocol']}"
+            host = f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}"
+            if a.port:
+                if a.port in (key, str(p["container_port"])):
+                    ctx.out.line(host)
+            else:
+                ctx.out.line(f"{c.id[:12]}\t{key} -> {host}" if a.all else f"{key} -> {host}")

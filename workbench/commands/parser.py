@@ -208,6 +208,8 @@ def _ps(p):
     p.add_argument("--widget", action="store_true", help="in a notebook: a live container table")
     p.add_argument("-f", "--filter", action="append", default=[],
                    help="KEY=VALUE: id, name, label, status, ancestor, exited, volume, network, before, since")
+    p.add_argument("-s", "--size", action="store_true", help="the size of each container's files")
+    p.add_argument("--sort", choices=("command", "created", "id", "image", "names", "runningfor", "size", "status"))
 
 
 def _logs(p):
@@ -252,6 +254,7 @@ def _images(p):
     p.add_argument("--format")
     p.add_argument("--noheading", action="store_true")
     p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--sort", default="created", choices=("created", "id", "repository", "size", "tag"))
     p.add_argument("reference", nargs="?")
 
 
@@ -480,7 +483,8 @@ def _system_prune(p):
 
 
 def _port(p):
-    p.add_argument("container")
+    p.add_argument("-a", "--all", action="store_true", help="the ports of every container")
+    p.add_argument("container", nargs="?")
     p.add_argument("port", nargs="?")
 
 
