@@ -33,9 +33,11 @@ def test_run_non_executable_exits_126(cli, image):
 
 
 def test_unknown_image_and_container_are_125_with_podman_messages(cli, image):
-    proc = cli("run", "--rm", "nosuchimage", "true")
+    proc = cli("run", "--rm", "--pull", "never", "nosuchimage", "true")
     assert proc.returncode == 125
     assert proc.stderr == "Error: nosuchimage: image not known\n"
+    proc = cli("run", "--rm", "nosuchimage", "true")  # pulled when missing: a short name resolves nowhere here
+    assert proc.returncode == 125 and 'short-name "nosuchimage" did not resolve' in proc.stderr
     proc = cli("stop", "nosuch")
     assert proc.returncode == 125
     assert proc.stderr == 'Error: no container with name or ID "nosuch" found: no such container\n'
@@ -562,5 +564,5 @@ def test_version_flag_as_podman(cli):
 
 
 def test_keep_id_is_refused_as_root_with_podmans_message(cli):
-    proc = cli("create", "--userns", "keep-id", "localhost/not-needed:latest", "true")
+    proc = cli("create", "--pull", "never", "--userns", "keep-id", "localhost/not-needed:latest", "true")
     assert (proc.returncode, proc.stderr) == (125, "Error: keep-id is only supported in rootless mode\n")

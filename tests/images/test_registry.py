@@ -193,3 +193,19 @@ def test_cli_pull_push_and_errors(kit, cli, pushed_busybox, registry):
     missing = cli("pull", "--tls-verify=false", f"{registry.host}/nope/x")
     assert missing.returncode == 125
     assert f"Error: reading manifest latest in {registry.host}/nope/x: manifest unknown" in missing.stderr
+
+
+def test_run_pulls_a_missing_image_as_its_pull_policy_says(cli, pushed_busybox):
+    ref, _ = pushed_busybox
+    proc = cli("run", "--rm", "--pull", "never", ref, "true")
+    assert (proc.returncode, proc.stderr) == (125, f"Error: {ref}: image not known\n")
+    proc = cli("run", "--rm", "--tls-verify=false", ref, "echo", "pulled")  # missing: pulled first
+    assert (proc.returncode, proc.stdout) == (0, "pulled\n"), proc.stderr
+    assert f"Trying to pull {ref}..." in proc.stderr and "Copying blob" in proc.stderr
+    proc = cli("run", "--rm", "--tls-verify=false", ref, "true")  # present: not pulled again
+    assert proc.returncode == 0 and proc.stderr == ""
+    proc = cli("create", "-q", "--pull", "always", "--tls-verify=false", ref, "true")
+    assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout.strip()) == 64
+    proc = cli("run", "--rm", "--pull", "always", ref, "true")  # the registry wants --tls-verify=false
+    assert proc.returncode == 125 and "Trying to pull" in proc.stderr
+    assert cli("run", "--rm", "--pull", "newer", ref, "true").returncode == 0  # the failed pull is no error

@@ -54,14 +54,32 @@ def limit_flags(ctx: Context) -> dict[str, Any]:
     return {name: getattr(ctx.args, name) for name in Limits.__annotations__ if getattr(ctx.args, name) is not None}
 
 
+def _image(ctx: Context) -> Any:
+    """The image to create the container from, pulled first as --pull says: when it is missing
+    (the default), always, never, or when the registry's is newer (a failed pull is then no error
+    while one is here), as Podman."""
+    a = ctx.args
+    present = ctx.rt.image_store.exists(a.image)
+    if a.pull == "never" or (a.pull == "missing" and present):
+        return a.image
+    from .registry import fetch
+
+    try:
+        return fetch(ctx, a.image)
+    except WorkbenchError:
+        if a.pull == "newer" and present:
+            return a.image
+        raise
+
+
 def create(ctx: Context) -> None:
-    c = ctx.rt.create_container(ctx.args.image, ctx.args.command or None, **_create_options(ctx))
+    c = ctx.rt.create_container(_image(ctx), ctx.args.command or None, **_create_options(ctx))
     ctx.out.line(c.id)
 
 
 def run(ctx: Context) -> None:
     a = ctx.args
-    c = ctx.rt.create_container(a.image, a.command or None, **_create_options(ctx))
+    c = ctx.rt.create_container(_image(ctx), a.command or None, **_create_options(ctx))
     if a.detach:
         with c.removing_on_failure(a.rm):
             c.start()

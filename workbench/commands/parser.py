@@ -83,6 +83,11 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--pull", default="missing", choices=("always", "missing", "never", "newer"),
+                   help="pull the image first: when it is missing (the default), always, never, or when newer")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress while pulling the image")
+    p.add_argument("--platform", help="OS/ARCH of the image to pull")
+    _registry_flags(p)
     p.add_argument("--log-driver", help="k8s-file (the default: `logs` reads it) or none")
     p.add_argument("--log-opt", action="append", default=[], help="max-size=SIZE: the log starts again above it")
     p.add_argument("--health-cmd", help='a command (shell, or a JSON array) whose exit 0 means healthy; "none"')

@@ -49,16 +49,21 @@ class BlobProgress:
         sys.stderr.flush()
 
 
-def pull(ctx: Context) -> None:
+def fetch(ctx: Context, reference: str) -> Any:
+    """Pull `reference` with the command's registry flags, saying so on stderr unless --quiet
+    (pull, and run or create when the image is to be pulled first); the image."""
     from ..engine.images import transfer
 
     a = ctx.args
     if not a.quiet:
-        sys.stderr.write(f"Trying to pull {a.reference}...\n")
-    image = transfer.pull(ctx.rt, a.reference, tls_verify=_tls(ctx), auth_file=a.authfile,
-                          credentials=_credentials(ctx), platform=a.platform,
-                          progress=BlobProgress(a.quiet, ctx.out, f"pulling {a.reference}"))
-    ctx.out.line(image.id)
+        sys.stderr.write(f"Trying to pull {reference}...\n")
+    return transfer.pull(ctx.rt, reference, tls_verify=_tls(ctx), auth_file=a.authfile,
+                         credentials=_credentials(ctx), platform=a.platform,
+                         progress=BlobProgress(a.quiet, ctx.out, f"pulling {reference}"))
+
+
+def pull(ctx: Context) -> None:
+    ctx.out.line(fetch(ctx, ctx.args.reference).id)
 
 
 def push(ctx: Context) -> None:
