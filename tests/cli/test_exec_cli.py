@@ -178,6 +178,22 @@ def test_exec_it_runs_in_a_raw_terminal_and_restores_it(pty_cli, box):
     assert t.attrs_restored()
 
 
+def test_a_burst_of_window_changes_ends_in_the_last_size(pty_cli, box):
+    """Signals arriving while a resize is under way (the kernel's and a program's for one change)
+    once left the CLI waiting forever on the lock the interrupted resize held."""
+    t = pty_cli("exec", "-it", box, *REPL, rows=24, cols=80)
+    t.send(b"stty size\n")
+    t.expect(b"24 80")
+    for rows in range(30, 40):
+        t.resize(rows, 100)
+        for _ in range(3):
+            t.proc.send_signal(signal.SIGWINCH)
+    time.sleep(0.5)
+    t.send(b"stty size; exit 4\n")
+    t.expect(b"39 100")
+    assert t.wait() == 4
+
+
 def test_run_it_and_detach_keys_then_attach(cli, pty_cli, image):
     t = pty_cli("run", "-it", "--name", "shell", image, *REPL)
     t.send(b"echo $((6*7))\n")

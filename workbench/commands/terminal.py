@@ -109,8 +109,9 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
     detached = threading.Event()
     local_tty = stdin and feed is None and session.tty and os.isatty(0)
     previous: dict[int, object] = {}
-    if session.tty and terminal_size() is not None:
-        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, lambda *_: _resize(session))
+    resizer = _Resizer(session) if session.tty and terminal_size() is not None else None
+    if resizer is not None:
+        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resizer.signalled)
     if proxy_signal is not None and not local_tty:
         for sig in PROXIED_SIGNALS:
             previous[sig] = signal.signal(sig, lambda number, _frame: proxy_signal(number))
@@ -130,6 +131,8 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+        if resizer is not None:
+            resizer.close()
     return detached.is_set()
 
 
@@ -137,13 +140,37 @@ def _raise_terminated(number: int, _frame: object) -> None:
     raise Terminated(number)
 
 
-def _resize(session: "Session") -> None:
-    size = terminal_size()
-    if size is not None:
+class _Resizer:
+    """Window changes passed on to the session by a thread of their own. The SIGWINCH handler only
+    writes a byte to a pipe: a handler that resized itself could interrupt a resize in progress
+    (the kernel and a program both signal one change) and wait forever on the lock it holds."""
+
+    def __init__(self, session: "Session"):
+        self.session = session
+        self._read, self._write = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._write, False)
+        threading.Thread(target=self._run, daemon=True, name="workbench-resize").start()
+
+    def signalled(self, _number: int, _frame: object) -> None:
         try:
-            session.resize(*size)
-        except Exception:  # a resize racing the end of the session is harmless
+            os.write(self._write, b"!")
+        except OSError:  # the pipe is full: a resize is pending anyway; or closed: the session is over
             pass
+
+    def _run(self) -> None:
+        try:
+            while os.read(self._read, 4096):  # all the changes signalled meanwhile: one resize
+                size = terminal_size()
+                if size is not None:
+                    try:
+                        self.session.resize(*size)
+                    except Exception:  # a resize racing the end of the session is harmless
+                        pass
+        finally:
+            os.close(self._read)
+
+    def close(self) -> None:
+        os.close(self._write)  # the thread reads the end of the pipe and stops
 
 
 def _feed_stdin(session: "Session", data: bytes) -> None:
