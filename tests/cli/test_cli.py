@@ -152,6 +152,32 @@ def test_ps_size_and_sort_and_images_sort(cli, image):
         "localhost/busybox"
 
 
+def test_create_flags_for_names_files_labels_and_environment(cli, image, busybox_tar, tmp_path, monkeypatch):
+    cidfile = tmp_path / "cid"
+    first = cli("run", "-d", "--name", "svc", "--cidfile", str(cidfile), "--stop-timeout", "0", image,
+                "sleep", "100").stdout.strip()
+    assert cidfile.read_text() == first
+    proc = cli("run", "-d", "--name", "svc", "--cidfile", str(cidfile), image, "true")
+    assert proc.returncode == 125 and "container id file exists" in proc.stderr
+    second = cli("run", "-d", "--name", "svc", "--replace", "--stop-timeout", "0", image, "sleep", "100").stdout.strip()
+    assert cli("ps", "-aq", "--no-trunc").stdout == second + "\n" and second != first
+    assert "without --name" in cli("create", "--replace", image, "true").stderr
+    (tmp_path / "labels").write_text("# team labels\nteam=ml\nstage\n")
+    cid = cli("create", "--label-file", str(tmp_path / "labels"), "-l", "team=data", "--annotation", "note=x",
+              image, "true").stdout.strip()
+    assert json.loads(cli("inspect", "-f", "{{json .Config.Labels}}", cid).stdout) == {"team": "data", "stage": ""}
+    assert cli("inspect", "-f", "{{.Config.Annotations.note}}", cid).stdout == "x\n"
+    monkeypatch.setenv("FROM_HOST", "yes")
+    assert cli("run", "--rm", "--env-host", "-e", "PATH=/bin", image, "sh", "-c", "echo $FROM_HOST $PATH").stdout == \
+        "yes /bin\n"
+    env = cli("run", "--rm", "--unsetenv", "TERM", image, "env").stdout.split()
+    assert not any(e.startswith("TERM=") for e in env) and any(e.startswith("PATH=") for e in env)
+    assert "PATH=" not in cli("run", "--rm", "--unsetenv-all", image, "/bin/env").stdout
+    cli("import", busybox_tar, "throwaway")
+    assert cli("run", "--rmi", "throwaway", "true").returncode == 0
+    assert cli("image", "exists", "throwaway").returncode == 1 and cli("ps", "-aq").stdout.count("\n") == 2
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

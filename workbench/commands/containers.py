@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from ..engine.errors import ContainerRemoved, ContainerStateError, NoSuchContainer, NoSuchImage, WorkbenchError
@@ -26,10 +27,13 @@ def default_network() -> str:
 
 def _create_options(ctx: Context) -> dict[str, Any]:
     a = ctx.args
-    labels = {}
-    for item in a.label:
-        key, _, value = item.partition("=")
-        labels[key] = value
+    labels = ctx.labels_from_flags(a.label, a.label_file)
+    annotations = {}
+    for item in a.annotation:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise WorkbenchError(f'invalid annotation "{item}": use KEY=VALUE')
+        annotations[key] = value
     return dict(name=a.name, env=ctx.env_from_flags(a.env, a.env_file), workdir=a.workdir, user=a.user,
                 entrypoint=a.entrypoint, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
                 remove=a.rm, labels=labels, network=a.network or default_network(), tty=a.tty, stdin=a.interactive,
@@ -43,7 +47,9 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 log_driver=a.log_driver, log_opts=a.log_opt, health_cmd=a.health_cmd,
                 health_interval=a.health_interval, health_timeout=a.health_timeout,
                 health_start_period=a.health_start_period, health_retries=a.health_retries,
-                health_on_failure=a.health_on_failure, no_healthcheck=a.no_healthcheck,
+                health_on_failure=a.health_on_failure, no_healthcheck=a.no_healthcheck, annotations=annotations,
+                env_host=a.env_host, unsetenv=a.unsetenv, unsetenv_all=a.unsetenv_all, expose=a.expose,
+                remove_image=getattr(a, "rmi", False),
                 **limit_flags(ctx))
 
 
@@ -72,14 +78,40 @@ def _image(ctx: Context) -> Any:
         raise
 
 
+def _create(ctx: Context) -> Any:
+    """The container `create` and `run` make: with --replace, one of its name goes first; with
+    --cidfile, its ID is written there."""
+    a = ctx.args
+    if a.cidfile and os.path.lexists(a.cidfile):
+        raise WorkbenchError(f"container id file exists. Ensure another container is not using it or delete "
+                             f"{a.cidfile}")
+    if a.replace:
+        if not a.name:
+            raise WorkbenchError("cannot replace container without --name being set")
+        try:
+            ctx.rt.container(a.name).remove(force=True)
+        except (NoSuchContainer, ContainerRemoved):
+            pass
+    c = ctx.rt.create_container(_image(ctx), a.command or None, **_create_options(ctx))
+    if a.cidfile:
+        try:
+            with open(a.cidfile, "x") as f:
+                f.write(c.id)
+        except OSError as exc:
+            c.remove(force=True)
+            raise WorkbenchError(f"writing the container ID to {a.cidfile}: {exc.strerror or exc}") from None
+    return c
+
+
 def create(ctx: Context) -> None:
-    c = ctx.rt.create_container(_image(ctx), ctx.args.command or None, **_create_options(ctx))
-    ctx.out.line(c.id)
+    ctx.out.line(_create(ctx).id)
 
 
 def run(ctx: Context) -> None:
     a = ctx.args
-    c = ctx.rt.create_container(_image(ctx), a.command or None, **_create_options(ctx))
+    if a.rmi:
+        a.rm = True
+    c = _create(ctx)
     if a.detach:
         with c.removing_on_failure(a.rm):
             c.start()
@@ -92,6 +124,17 @@ def run(ctx: Context) -> None:
             attach_and_wait(ctx, c, stdin=a.interactive, start=True)
         if a.rm:
             _quietly(lambda: c.remove(force=True))
+            _remove_image_of(ctx, c)
+
+
+def _remove_image_of(ctx: Context, c: Any) -> None:
+    """--rmi: the container's image goes after it, unless another container uses it (or it has
+    more names than one, or is gone already)."""
+    if c.config.remove_image:
+        try:
+            ctx.rt.remove_image(c.config.image_id)
+        except WorkbenchError:
+            pass
 
 
 def _quietly(fn: Callable[[], Any]) -> None:
@@ -238,6 +281,7 @@ def cleanup(ctx: Context) -> None:
                     return  # STOPPING: the stopper records the exit (this may be an earlier run's exit command)
                 if c.config.auto_remove or ctx.args.rm:
                     c.remove(force=False)
+                    _remove_image_of(ctx, c)
                 elif c.st.state not in (ContainerState.CONFIGURED, ContainerState.EXITED):
                     c.cleanup()
             c.batch(work)

@@ -57,16 +57,7 @@ class Context:
         """`--env-file` lines (KEY=VALUE, or KEY; `#` comments and blank lines skipped), then
         `-e KEY=VALUE`, or `-e KEY` taking the value from our environment (skipped when unset)."""
         env: dict[str, str] = {}
-        lines = []
-        for path in files:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    lines += [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
-            except (OSError, UnicodeDecodeError) as exc:
-                from ..engine.errors import InvalidArgument
-
-                raise InvalidArgument(f"reading env file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-        for item in [*lines, *values]:
+        for item in [*_file_lines(files, "env file"), *values]:
             if any(ch.isspace() for ch in item.partition("=")[0]):
                 from ..engine.errors import InvalidArgument
 
@@ -81,3 +72,25 @@ class Context:
             elif key in os.environ:
                 env[key] = os.environ[key]
         return env
+
+    def labels_from_flags(self, values: list[str], files: list[str] = ()) -> dict[str, str]:
+        """`--label-file` lines, then `-l KEY=VALUE` (a bare KEY: an empty value)."""
+        labels = {}
+        for item in [*_file_lines(files, "label file"), *values]:
+            key, _, value = item.partition("=")
+            labels[key] = value
+        return labels
+
+
+def _file_lines(paths: list[str], what: str) -> list[str]:
+    """The lines of files of KEY=VALUE lines, blank lines and `#` comments left out."""
+    lines = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines += [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+        except (OSError, UnicodeDecodeError) as exc:
+            from ..engine.errors import InvalidArgument
+
+            raise InvalidArgument(f"reading {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return lines

@@ -83,6 +83,14 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--replace", action="store_true", help="remove a container of the same --name first")
+    p.add_argument("--cidfile", help="write the container's ID to this file (which must not exist)")
+    p.add_argument("--annotation", action="append", default=[], help="KEY=VALUE in the OCI spec's annotations")
+    p.add_argument("--label-file", action="append", default=[], help="KEY=VALUE lines of labels")
+    p.add_argument("--env-host", action="store_true", help="this environment's variables in the container")
+    p.add_argument("--unsetenv", action="append", default=[], help="a variable of the defaults or the image, gone")
+    p.add_argument("--unsetenv-all", action="store_true", help="none of the defaults' or the image's variables")
+    p.add_argument("--expose", action="append", default=[], help="PORT[-PORT][/PROTO] for -P, as EXPOSE")
     p.add_argument("--pull", default="missing", choices=("always", "missing", "never", "newer"),
                    help="pull the image first: when it is missing (the default), always, never, or when newer")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress while pulling the image")
@@ -139,7 +147,11 @@ def _resource_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _create(p): _create_flags(p)
-def _run(p): p.add_argument("-d", "--detach", action="store_true"); _attach_flags(p); _create_flags(p)
+def _run(p):
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--rmi", action="store_true", help="remove the image after the container, unless in use (implies --rm)")
+    _attach_flags(p)
+    _create_flags(p)
 def _init(p): _containers(p)
 def _pause(p): _containers(p)
 def _wait(p):

@@ -373,7 +373,10 @@ class Runtime:
                          health_cmd: str | None = None, health_interval: str | float | None = None,
                          health_timeout: str | float | None = None, health_start_period: str | float | None = None,
                          health_retries: int | None = None, health_on_failure: str | None = None,
-                         no_healthcheck: bool = False, **limits: Unpack[Limits]) -> Container:
+                         no_healthcheck: bool = False, annotations: dict[str, str] | None = None,
+                         env_host: bool = False, unsetenv: Sequence[str] = (), unsetenv_all: bool = False,
+                         expose: Sequence[str] = (), remove_image: bool = False,
+                         **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -393,7 +396,11 @@ class Runtime:
         default) or "none" (no log: `logs` has nothing to show); `log_opts`: "max-size=10m".
         `health_cmd` ("pg_isready", or '["CMD", ...]') with `health_interval` ("30s", "disable"),
         `health_timeout`, `health_start_period`, `health_retries` and `health_on_failure` (none,
-        kill, restart, stop): a healthcheck over the image's (see health.py); `no_healthcheck`: none."""
+        kill, restart, stop): a healthcheck over the image's (see health.py); `no_healthcheck`: none.
+        `env_host`: this process's environment under `env`; `unsetenv`: variables of the defaults
+        or the image dropped (`unsetenv_all`: all of them); `expose`: ports ("8080", "53/udp",
+        "9000-9002") that `publish_all` publishes as the image's EXPOSE would. `remove_image`
+        (with `remove`): the image goes too once the container is removed after its exit (--rmi)."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -438,6 +445,10 @@ class Runtime:
                 raise ContainerExists(name, row[0][0])
         from .network import attach
 
+        if expose:
+            from .network.ports import expose_ports
+
+            image_cfg = {**image_cfg, "ExposedPorts": {**(image_cfg.get("ExposedPorts") or {}), **expose_ports(expose)}}
         net = attach.options(self, network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
         namespaces = {kind: self._namespace_owner(kind, value) for kind, value in
                       (("pid", pid), ("ipc", ipc), ("uts", uts)) if value and value != "private"}
@@ -460,7 +471,9 @@ class Runtime:
         if not cmd and not entrypoint_list:
             raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
         ctr_id = os.urandom(32).hex()
-        env_list = _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [], env)
+        base_env = [] if unsetenv_all else [e for e in _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [])
+                                             if e.split("=", 1)[0] not in set(unsetenv)]
+        env_list = _merge_env(base_env, dict(os.environ) if env_host else None, env)
         env_list.append(f"HOSTNAME={hostname or ctr_id[:12]}")
         signal = parse_signal(stop_signal) if stop_signal is not None else (
             parse_signal(image_cfg["StopSignal"]) if image_cfg.get("StopSignal") else 15)
@@ -479,7 +492,8 @@ class Runtime:
             capabilities=[] if caps == sorted(DEFAULT_CAPABILITIES) else caps,  # []: the defaults (a smaller row)
             init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir,
             restart_policy=restart_policy, restart_retries=restart_retries, log_driver=log_driver,
-            log_size_max=log_size_max, healthcheck=healthcheck, health_on_failure=on_failure, **net,
+            log_size_max=log_size_max, healthcheck=healthcheck, health_on_failure=on_failure,
+            annotations=dict(annotations or {}), remove_image=bool(remove_image), **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -125,6 +125,7 @@ class ContainerConfig(Record):
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
         "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
         "log_driver": "k8s-file", "log_size_max": 0, "healthcheck": {}, "health_on_failure": "none",
+        "remove_image": False,
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -176,6 +177,7 @@ class ContainerConfig(Record):
     log_size_max: int  # --log-opt max-size: conmon empties the log above it; 0: no limit
     healthcheck: dict[str, Any]  # Podman's Config.Healthcheck (Test, Interval, ...: health.py); {}: none
     health_on_failure: str  # none, kill, restart or stop, once unhealthy
+    remove_image: bool  # --rmi: the image goes when the container is removed after its exit
 
 
 class ContainerRuntimeState(Record):

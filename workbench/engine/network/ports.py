@@ -8,6 +8,7 @@ from ..records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
@@ -73,6 +74,22 @@ def exposed(image_config: dict[str, Any]) -> list[PortMapping]:
     for key in sorted((image_config.get("ExposedPorts") or {})):
         port, _, protocol = str(key).partition("/")
         out += parse_publish(f"{port}/{protocol or 'tcp'}")
+    return out
+
+
+def expose_ports(specs: Sequence[str]) -> dict[str, dict]:
+    """`--expose` values ("80", "53/udp", "8000-8002/tcp") as an image config's ExposedPorts."""
+    out: dict[str, dict] = {}
+    for spec in specs:
+        ports, _, protocol = spec.partition("/")
+        protocol = protocol or "tcp"
+        low, _, high = ports.partition("-")
+        if protocol not in ("tcp", "udp", "sctp") or not low.isdigit() or (high and not high.isdigit()):
+            raise InvalidArgument(f'invalid --expose "{spec}": use PORT[-PORT][/tcp|udp|sctp]')
+        first, last = int(low), int(high or low)
+        if not 1 <= first <= last <= 65535:
+            raise InvalidArgument(f'invalid --expose "{spec}": ports are 1-65535, ranges low-high')
+        out.update({f"{port}/{protocol}": {} for port in range(first, last + 1)})
     return out
 
 
