@@ -257,6 +257,21 @@ def test_run_forwards_signals_to_the_container(store, cli, image):
     assert proc.returncode == 7
 
 
+def test_signals_are_forwarded_one_by_one_in_order(store, image):
+    """Through the relay thread: each signal reaches the container, in the order sent."""
+    script = "trap 'echo usr1' USR1; trap 'echo usr2' USR2; trap 'echo done; exit 5' TERM; echo armed; " \
+             "while :; do sleep 0.05; done"
+    proc = subprocess.Popen([EXE, "--root", store["root"], "--runroot", store["runroot"], "run", image, "sh", "-c",
+                             script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"armed\n"
+    for number in (signal.SIGUSR1, signal.SIGUSR2) * 3:
+        proc.send_signal(number)
+        time.sleep(0.15)  # the shell runs one trap per wake-up of its loop
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert out == b"usr1\nusr2\n" * 3 + b"done\n" and proc.returncode == 5
+
+
 def test_attach_no_stdin_streams_output_until_exit(cli, image):
     cli("run", "-d", "--name", "ticker", image, "sh", "-c", "sleep 0.5; echo one; echo two >&2; exit 3")
     proc = cli("attach", "--no-stdin", "ticker")

@@ -12,7 +12,7 @@ from ..engine.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator
+    from typing import Callable, Iterator
 
     from ..engine.attach import Session
     from .output import Output
@@ -109,12 +109,12 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
     detached = threading.Event()
     local_tty = stdin and feed is None and session.tty and os.isatty(0)
     previous: dict[int, object] = {}
-    resizer = _Resizer(session) if session.tty and terminal_size() is not None else None
-    if resizer is not None:
-        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resizer.signalled)
+    relay = _SignalRelay(session, proxy_signal)
+    if session.tty and terminal_size() is not None:
+        previous[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, relay.signalled)
     if proxy_signal is not None and not local_tty:
         for sig in PROXIED_SIGNALS:
-            previous[sig] = signal.signal(sig, lambda number, _frame: proxy_signal(number))
+            previous[sig] = signal.signal(sig, relay.signalled)
     elif local_tty:
         for sig in ENDING_SIGNALS:
             previous[sig] = signal.signal(sig, _raise_terminated)
@@ -131,8 +131,7 @@ def interact(session: "Session", out: "Output", *, stdin: bool, detach_keys: byt
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
-        if resizer is not None:
-            resizer.close()
+        relay.close()
     return detached.is_set()
 
 
@@ -140,34 +139,45 @@ def _raise_terminated(number: int, _frame: object) -> None:
     raise Terminated(number)
 
 
-class _Resizer:
-    """Window changes passed on to the session by a thread of their own. The SIGWINCH handler only
-    writes a byte to a pipe: a handler that resized itself could interrupt a resize in progress
-    (the kernel and a program both signal one change) and wait forever on the lock it holds."""
+class _SignalRelay:
+    """Signals acted on by a thread of their own: window changes resize the session, the others
+    go to `proxy` (--sig-proxy). The handler only writes the signal's number to a pipe: one that
+    did the work itself could interrupt that work in progress (the kernel and a program both
+    signal one window change) and wait forever on the lock it holds."""
 
-    def __init__(self, session: "Session"):
-        self.session = session
+    def __init__(self, session: "Session", proxy: "Callable[[int], None] | None"):
+        self.session, self.proxy = session, proxy
         self._read, self._write = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(self._write, False)
-        threading.Thread(target=self._run, daemon=True, name="workbench-resize").start()
+        threading.Thread(target=self._run, daemon=True, name="workbench-signals").start()
 
-    def signalled(self, _number: int, _frame: object) -> None:
+    def signalled(self, number: int, _frame: object) -> None:
         try:
-            os.write(self._write, b"!")
-        except OSError:  # the pipe is full: a resize is pending anyway; or closed: the session is over
+            os.write(self._write, bytes([number]))
+        except OSError:  # the pipe is full (a burst of signals) or closed (the session is over)
             pass
 
     def _run(self) -> None:
         try:
-            while os.read(self._read, 4096):  # all the changes signalled meanwhile: one resize
-                size = terminal_size()
-                if size is not None:
-                    try:
-                        self.session.resize(*size)
-                    except Exception:  # a resize racing the end of the session is harmless
-                        pass
+            while numbers := os.read(self._read, 4096):
+                if signal.SIGWINCH in numbers:  # all the window changes signalled meanwhile: one resize
+                    self._resize()
+                for number in numbers:
+                    if number != signal.SIGWINCH and self.proxy is not None:
+                        try:
+                            self.proxy(number)
+                        except Exception:  # the container is gone: nothing to forward to
+                            pass
         finally:
             os.close(self._read)
+
+    def _resize(self) -> None:
+        size = terminal_size()
+        if size is not None:
+            try:
+                self.session.resize(*size)
+            except Exception:  # a resize racing the end of the session is harmless
+                pass
 
     def close(self) -> None:
         os.close(self._write)  # the thread reads the end of the pipe and stops
