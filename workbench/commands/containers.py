@@ -49,7 +49,8 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 health_start_period=a.health_start_period, health_retries=a.health_retries,
                 health_on_failure=a.health_on_failure, no_healthcheck=a.no_healthcheck, annotations=annotations,
                 env_host=a.env_host, unsetenv=a.unsetenv, unsetenv_all=a.unsetenv_all, expose=a.expose,
-                remove_image=getattr(a, "rmi", False),
+                remove_image=getattr(a, "rmi", False), security_opt=a.security_opt, sysctl=a.sysctl, umask=a.umask,
+                group_add=a.group_add, tz=a.tz,
                 **limit_flags(ctx))
 
 

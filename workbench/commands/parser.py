@@ -83,6 +83,12 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json, mask=PATHS, unmask=PATHS|ALL")
+    p.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE of a namespace of the container's own")
+    p.add_argument("--umask", help="the process's umask (default 0022)")
+    p.add_argument("--group-add", action="append", default=[], help="a supplementary group (gid or name)")
+    p.add_argument("--tz", help="the time zone: Area/City, UTC, or local (the host's)")
     p.add_argument("--replace", action="store_true", help="remove a container of the same --name first")
     p.add_argument("--cidfile", help="write the container's ID to this file (which must not exist)")
     p.add_argument("--annotation", action="append", default=[], help="KEY=VALUE in the OCI spec's annotations")

@@ -142,10 +142,26 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
     if workdir != "/":
         _prepare_workdir(c, rootfs, workdir)
     caps = container_capabilities(c)
-    seccomp = None if c.config.privileged else _default_seccomp(c.rt.runroot, caps)
+    if c.config.privileged or c.config.seccomp == "unconfined":
+        seccomp = None
+    elif c.config.seccomp:
+        from .process_options import oci_seccomp
+
+        seccomp = oci_seccomp(c.config.seccomp, caps)
+    else:
+        seccomp = _default_seccomp(c.rt.runroot, caps)
+    extra_gids = list(user.additional_gids)
+    if c.config.group_add:
+        from .process_options import group_ids
+
+        extra_gids += [gid for gid in group_ids(rootfs, c.config.group_add) if gid not in extra_gids]
+    if c.config.timezone:
+        from .process_options import timezone
+
+        bind_files = {**bind_files, "/etc/localtime": timezone(c.config.timezone)}
     return ocispec.generate(ocispec.SpecInput(
         ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
-        additional_gids=list(user.additional_gids), hostname=c.config.hostname,
+        additional_gids=extra_gids, hostname=c.config.hostname,
         stop_signal=c.config.stop_signal, auto_remove=c.config.auto_remove, created=c.config.created,
         bind_files=bind_files, annotations=dict(c.config.annotations), namespaces=_namespaces(c),
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
@@ -155,6 +171,8 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         cgroups=cgroups.containers_have_cgroups(), tty_gid=5 if rootless.gid_mapped(5) else None,
         id_maps=rootless.keep_id_maps() if c.config.userns == "keep-id" else None,
         bind_sys=rootless.is_rootless() and (c.config.userns == "keep-id" or c.config.network == "host"),
+        umask=c.config.umask, sysctls=c.config.sysctls, no_new_privileges=c.config.no_new_privileges,
+        mask=c.config.mask, unmask=c.config.unmask,
     ))
 
 

@@ -376,6 +376,8 @@ class Runtime:
                          no_healthcheck: bool = False, annotations: dict[str, str] | None = None,
                          env_host: bool = False, unsetenv: Sequence[str] = (), unsetenv_all: bool = False,
                          expose: Sequence[str] = (), remove_image: bool = False,
+                         security_opt: Sequence[str] = (), sysctl: Sequence[str] = (), umask: str | None = None,
+                         group_add: Sequence[str] = (), tz: str | None = None,
                          **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
@@ -400,7 +402,10 @@ class Runtime:
         `env_host`: this process's environment under `env`; `unsetenv`: variables of the defaults
         or the image dropped (`unsetenv_all`: all of them); `expose`: ports ("8080", "53/udp",
         "9000-9002") that `publish_all` publishes as the image's EXPOSE would. `remove_image`
-        (with `remove`): the image goes too once the container is removed after its exit (--rmi)."""
+        (with `remove`): the image goes too once the container is removed after its exit (--rmi).
+        `security_opt` ("no-new-privileges", "seccomp=unconfined", "seccomp=PROFILE.json",
+        "mask=/p", "unmask=ALL"), `sysctl` ("net.ipv4.ip_forward=1"), `umask` ("0077"),
+        `group_add` (gids or group names) and `tz` ("Europe/Berlin", "local"): see process_options."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -452,6 +457,15 @@ class Runtime:
         net = attach.options(self, network, publish, publish_all, image_cfg, ip, mac_address, add_hosts)
         namespaces = {kind: self._namespace_owner(kind, value) for kind, value in
                       (("pid", pid), ("ipc", ipc), ("uts", uts)) if value and value != "private"}
+        from . import process_options as process
+
+        confinement = process.security_opts(security_opt)
+        process_fields = dict(
+            sysctls=process.sysctls(sysctl, own_network=net["network"] not in ("host",)
+                                    and not net["network"].startswith("container:"),
+                                    own_ipc="ipc" not in namespaces, own_uts="uts" not in namespaces),
+            umask=process.umask(umask), group_add=list(group_add), timezone=tz if process.timezone(tz) else "",
+            **confinement)
         for host_name in ([hostname] if hostname is not None else []) + list(aliases):
             _validate_hostname(host_name)
         if aliases and net["network"] != "bridge":
@@ -493,7 +507,7 @@ class Runtime:
             init_path=init_binary, privileged=bool(privileged), userns=userns, create_workdir=not workdir,
             restart_policy=restart_policy, restart_retries=restart_retries, log_driver=log_driver,
             log_size_max=log_size_max, healthcheck=healthcheck, health_on_failure=on_failure,
-            annotations=dict(annotations or {}), remove_image=bool(remove_image), **net,
+            annotations=dict(annotations or {}), remove_image=bool(remove_image), **process_fields, **net,
         )
         if workdir and not workdir.startswith("/"):
             raise InvalidArgument(f'workdir "{workdir}" must be an absolute path')

@@ -125,7 +125,8 @@ class ContainerConfig(Record):
         "mounts": [], "read_only": False, "capabilities": [], "init_path": "", "privileged": False,
         "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
         "log_driver": "k8s-file", "log_size_max": 0, "healthcheck": {}, "health_on_failure": "none",
-        "remove_image": False,
+        "remove_image": False, "no_new_privileges": False, "seccomp": "", "mask": [], "unmask": [],
+        "sysctls": {}, "umask": 0o022, "group_add": [], "timezone": "",
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -178,6 +179,14 @@ class ContainerConfig(Record):
     healthcheck: dict[str, Any]  # Podman's Config.Healthcheck (Test, Interval, ...: health.py); {}: none
     health_on_failure: str  # none, kill, restart or stop, once unhealthy
     remove_image: bool  # --rmi: the image goes when the container is removed after its exit
+    no_new_privileges: bool  # --security-opt no-new-privileges (process_options.py, as the fields below)
+    seccomp: str  # "": the default profile; "unconfined"; or a profile's JSON text
+    mask: list[str]  # paths masked besides the defaults
+    unmask: list[str]  # default masked or read-only paths left alone ("ALL": all)
+    sysctls: dict[str, str]
+    umask: int
+    group_add: list[str]  # supplementary groups: gids or names in the container's /etc/group
+    timezone: str  # --tz: a zone ("Asia/Tokyo", "local") whose host file is mounted at /etc/localtime
 
 
 class ContainerRuntimeState(Record):

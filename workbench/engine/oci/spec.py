@@ -135,6 +135,11 @@ class SpecInput(NamedTuple):
     # its own: uid and gid maps (inside, outside, count), as --userns=keep-id makes
     bind_sys: bool = False  # /sys bound from the host: the container's user namespace does not own its
     # network namespace (rootless keep-id, or the host's network), so it may not mount a sysfs
+    umask: int = 0o022
+    sysctls: dict[str, str] | None = None  # the user's, over the defaults
+    no_new_privileges: bool = False
+    mask: Sequence[str] = ()  # masked besides the defaults
+    unmask: Sequence[str] = ()  # default masked or read-only paths left alone; "ALL": all of them
 
 
 def generate(spec_in: SpecInput) -> dict:
@@ -165,7 +170,7 @@ def generate(spec_in: SpecInput) -> dict:
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": spec_in.terminal,
-            "user": {"uid": spec_in.uid, "gid": spec_in.gid, "umask": 0o022,
+            "user": {"uid": spec_in.uid, "gid": spec_in.gid, "umask": spec_in.umask,
                      **({"additionalGids": spec_in.additional_gids} if spec_in.additional_gids else {})},
             "args": [INIT_MOUNT, "--", *spec_in.args] if spec_in.init_path else spec_in.args,
             "env": spec_in.env,
@@ -179,10 +184,11 @@ def generate(spec_in: SpecInput) -> dict:
         "linux": {
             **(_cgroup(spec_in) if spec_in.cgroups else {}),
             # (a network namespace the container's own user namespace does not own refuses net.* sysctls)
-            "sysctl": {"net.ipv4.ping_group_range": "0 0"} if "network" in spaces and spec_in.id_maps is None else {},
+            "sysctl": {**({"net.ipv4.ping_group_range": "0 0"} if "network" in spaces and spec_in.id_maps is None
+                          else {}), **(spec_in.sysctls or {})},
             "namespaces": namespaces,
-            "maskedPaths": [] if spec_in.privileged else list(MASKED_PATHS),
-            "readonlyPaths": [] if spec_in.privileged else list(READONLY_PATHS),
+            "maskedPaths": _confined_paths(spec_in, MASKED_PATHS) + list(spec_in.mask),
+            "readonlyPaths": _confined_paths(spec_in, READONLY_PATHS),
             **({"devices": host_devices()} if spec_in.privileged else {}),
         },
     }
@@ -196,7 +202,16 @@ def generate(spec_in: SpecInput) -> dict:
         spec["process"]["rlimits"] = spec_in.rlimits
     if spec_in.oom_score_adj is not None:
         spec["process"]["oomScoreAdj"] = spec_in.oom_score_adj
+    if spec_in.no_new_privileges:
+        spec["process"]["noNewPrivileges"] = True
     return spec
+
+
+def _confined_paths(spec_in: SpecInput, defaults: Sequence[str]) -> list[str]:
+    """The default masked or read-only paths, less what --privileged or unmask frees."""
+    if spec_in.privileged or "ALL" in spec_in.unmask:
+        return []
+    return [path for path in defaults if path not in spec_in.unmask]
 
 
 def _cgroup(spec_in: SpecInput) -> dict:
