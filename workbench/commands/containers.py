@@ -66,16 +66,19 @@ def _image(ctx: Context) -> Any:
     (the default), always, never, or when the registry's is newer (a failed pull is then no error
     while one is here), as Podman."""
     a = ctx.args
-    present = ctx.rt.image_store.exists(a.image)
-    if a.pull == "never" or (a.pull == "missing" and present):
-        return a.image
+    try:
+        local = ctx.rt.image_store.get(a.image)  # resolved once: create takes the image itself
+    except NoSuchImage:
+        local = None
+    if a.pull == "never" or (a.pull == "missing" and local is not None):
+        return local or a.image  # a missing one: create says so
     from .registry import fetch
 
     try:
         return fetch(ctx, a.image)
     except WorkbenchError:
-        if a.pull == "newer" and present:
-            return a.image
+        if a.pull == "newer" and local is not None:
+            return local
         raise
 
 
