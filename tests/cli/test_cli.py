@@ -178,6 +178,21 @@ def test_create_flags_for_names_files_labels_and_environment(cli, image, busybox
     assert cli("image", "exists", "throwaway").returncode == 1 and cli("ps", "-aq").stdout.count("\n") == 2
 
 
+def test_latest_and_cidfile_name_the_containers(cli, image, tmp_path):
+    proc = cli("stop", "--latest")
+    assert proc.returncode == 125 and "no containers to get latest" in proc.stderr
+    cli("run", "-d", "--name", "older", "--stop-timeout", "0", image, "sleep", "100")
+    newer = cli("run", "-d", "--name", "newer", "--cidfile", str(tmp_path / "cid"), "--stop-timeout", "0", image,
+                "sleep", "100").stdout.strip()
+    assert cli("stop", "-l").stdout == newer + "\n"
+    assert cli("ps", "--format", "{{.Names}}").stdout == "older\n"
+    assert cli("start", "--latest").returncode == 0
+    assert cli("kill", "--cidfile", str(tmp_path / "cid")).stdout == newer + "\n"
+    assert cli("wait", "-l").stdout == "137\n"
+    proc = cli("rm", "--cidfile", str(tmp_path / "nope"))
+    assert proc.returncode == 125 and "reading CIDFile" in proc.stderr
+
+
 def test_volume_errors_exit_as_podman(cli, image):
     proc = cli("volume", "inspect", "nosuch")
     assert (proc.returncode, proc.stderr) == (125, 'Error: no volume with name "nosuch" found: no such volume\n')

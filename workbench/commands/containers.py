@@ -155,6 +155,14 @@ def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool
     command, and nothing is done, unless missing names are ignored."""
     if all_:
         return [(c.id, c) for c in ctx.rt.containers()]
+    a = ctx.args
+    if getattr(a, "latest", False):
+        everything = ctx.rt.containers()
+        if not everything:
+            raise WorkbenchError("no containers to get latest: no such container")
+        latest = max(everything, key=lambda c: c.config.created)
+        return [(latest.id, latest)]
+    names = [*names, *(_read_cidfile(path) for path in getattr(a, "cidfile", ()))]
     if not names:
         raise WorkbenchError("you must provide at least one name or id")
     found, missing = [], False
@@ -166,6 +174,14 @@ def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool
             if not ignore:
                 ctx.fail(str(exc), missing_code)
     return [] if missing and not ignore else found
+
+
+def _read_cidfile(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise WorkbenchError(f"reading CIDFile {path}: {exc.strerror or exc}") from None
 
 
 def _each(ctx: Context, action: Callable[[Any], None], names: list[str], all_: bool = False, *,
@@ -193,11 +209,12 @@ def init(ctx: Context) -> None:
 def start(ctx: Context) -> None:
     a = ctx.args
     if a.attach or a.interactive:
-        if len(a.containers) != 1:
+        targets = _targets(ctx, a.containers)
+        if len(targets) != 1:
             raise WorkbenchError("you cannot start and attach multiple containers at once")
         from .sessions import attach_and_wait
 
-        c = ctx.rt.container(a.containers[0])
+        c = targets[0][1]
         attach_and_wait(ctx, c, stdin=a.interactive, start=True)
         if c.config.auto_remove:
             _quietly(lambda: c.remove(force=True))

@@ -35,10 +35,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- flag groups ---------------------------------------------------------------------------
-def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True, at_least_one: bool = False) -> None:
+def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True) -> None:
     if all_flag:
         p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("containers", nargs="+" if at_least_one else "*")
+    p.add_argument("-l", "--latest", action="store_true", help="the container created last")
+    p.add_argument("--cidfile", action="append", default=[], help="a file holding a container's ID")
+    p.add_argument("containers", nargs="*")
 
 
 def _bool(value: str) -> bool:
@@ -164,7 +166,7 @@ def _wait(p):
     p.add_argument("--condition", action="append", default=[],
                    help="stopped (the default), exited, running, paused, ..., healthy or unhealthy")
     p.add_argument("-i", "--interval", default="250ms", help="time between two looks at the container")
-    _containers(p, all_flag=False, at_least_one=True)
+    _containers(p, all_flag=False)
 def _exists(p): p.add_argument("container")
 def _image_exists(p): p.add_argument("image")
 
