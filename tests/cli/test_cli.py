@@ -189,6 +189,10 @@ def test_latest_and_cidfile_name_the_containers(cli, image, tmp_path):
     assert cli("start", "--latest").returncode == 0
     assert cli("kill", "--cidfile", str(tmp_path / "cid")).stdout == newer + "\n"
     assert cli("wait", "-l").stdout == "137\n"
+    cli("run", "-d", "--name", "talker", image, "sh", "-c", "echo said; sleep 100")
+    assert cli("exec", "-l", "echo", "in-latest").stdout == "in-latest\n"
+    assert cli("inspect", "-l", "--format", "{{.Name}}").stdout == "talker\n"
+    assert cli("logs", "--latest").stdout == "said\n"
     proc = cli("rm", "--cidfile", str(tmp_path / "nope"))
     assert proc.returncode == 125 and "reading CIDFile" in proc.stderr
 

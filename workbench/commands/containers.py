@@ -157,10 +157,7 @@ def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool
         return [(c.id, c) for c in ctx.rt.containers()]
     a = ctx.args
     if getattr(a, "latest", False):
-        everything = ctx.rt.containers()
-        if not everything:
-            raise WorkbenchError("no containers to get latest: no such container")
-        latest = max(everything, key=lambda c: c.config.created)
+        latest = ctx.rt.latest()
         return [(latest.id, latest)]
     names = [*names, *(_read_cidfile(path) for path in getattr(a, "cidfile", ()))]
     if not names:
@@ -476,9 +473,10 @@ def _container_filters(ctx: Context, specs: list[str]):
 def logs(ctx: Context) -> None:
     a = ctx.args
     tail = None if a.tail < 0 else a.tail
+    if not a.containers and not a.latest:
+        raise WorkbenchError("you must provide at least one name or id")
     many = len(a.containers) > 1
-    for name in a.containers:
-        c = ctx.rt.container(name)
+    for c in [ctx.rt.latest()] if a.latest else [ctx.rt.container(name) for name in a.containers]:
         prefix = (c.name if a.names else c.id[:12]).encode() + b" " if many or a.names else b""
         for stream, data in c.log_chunks(follow=a.follow, tail=tail, since=a.since, until=a.until,
                                          timestamps=a.timestamps):
@@ -514,6 +512,10 @@ def inspect(ctx: Context) -> None:
     a = ctx.args
     kind = getattr(a, "type", "container")
     items = []
+    if getattr(a, "latest", False):
+        a.names = [*a.names, ctx.rt.latest().id]
+    if not a.names:
+        raise WorkbenchError("you must provide at least one name or id")
     for name in a.names:
         data = None
         if kind in ("all", "container"):

@@ -187,7 +187,8 @@ def _exec(p):
     p.add_argument("-u", "--user")
     p.add_argument("-w", "--workdir")
     p.add_argument("--privileged", action="store_true")
-    p.add_argument("container")
+    p.add_argument("-l", "--latest", action="store_true", help="in the container created last")
+    p.add_argument("container", nargs="?")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
@@ -244,18 +245,24 @@ def _logs(p):
     p.add_argument("--until")
     p.add_argument("-t", "--timestamps", action="store_true")
     p.add_argument("-n", "--names", action="store_true")
-    p.add_argument("containers", nargs="+")
+    p.add_argument("-l", "--latest", action="store_true", help="the container created last")
+    p.add_argument("containers", nargs="*")
 
 
 def _inspect_common(p):
     p.add_argument("-f", "--format")
     p.add_argument("-s", "--size", action="store_true")
-    p.add_argument("names", nargs="+")
+    p.add_argument("names", nargs="*")
+
+
+def _container_inspect(p):
+    p.add_argument("-l", "--latest", action="store_true", help="the container created last")
+    _inspect_common(p)
 
 
 def _inspect(p):
     p.add_argument("-t", "--type", default="all", choices=["all", "container", "image"])
-    _inspect_common(p)
+    _container_inspect(p)
 
 
 def _cleanup(p):
@@ -571,7 +578,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("container", "remove"): ("rm", _rm),
     ("container", "ls"): ("ps", _ps),
     ("container", "list"): ("ps", _ps),
-    ("container", "inspect"): ("container_inspect", _inspect_common),
+    ("container", "inspect"): ("container_inspect", _container_inspect),
     ("container", "cleanup"): ("cleanup", _cleanup),
     ("container", "exists"): ("container_exists", _exists),
     ("inspect",): ("inspect", _inspect),

@@ -30,9 +30,11 @@ def _detach_keys(ctx: Context) -> bytes:
 def exec_(ctx: Context) -> None:
     a = ctx.args
     keys = _detach_keys(ctx)
+    if a.latest and a.container is not None:  # no container named: the first word is the command's
+        a.command = [a.container, *a.command]
     if not a.command:
         raise InvalidArgument("must provide a non-empty command to start an exec session: invalid argument")
-    c = ctx.rt.container(a.container)
+    c = ctx.rt.latest() if a.latest else ctx.rt.container(a.container)
     options: dict[str, Any] = dict(env=ctx.env_from_flags(a.env, a.env_file), user=a.user, workdir=a.workdir,
                                    privileged=a.privileged)
     if a.detach:

@@ -321,6 +321,13 @@ class Runtime:
             raise NoSuchContainer(name_or_id)
         return self._handle(ContainerConfig.from_json(row[0]), ContainerRuntimeState.from_json(row[1]))
 
+    def latest(self) -> Container:
+        """The container created last (`--latest`)."""
+        everything = self.containers(sync=False)
+        if not everything:
+            raise WorkbenchError("no containers to get latest: no such container")
+        return self.container(max(everything, key=lambda c: c.config.created).id)
+
     def containers(self, all: bool = True, sync: bool = True, ids: Sequence[str] | None = None) -> list[Container]:
         """Every container (or only running ones; only those of these full `ids`), oldest first,
         each synced with its exit file."""
