@@ -29,6 +29,7 @@ _IMPLEMENTATIONS = {
     "stats": ("stats",),
     "top": ("top",),
     "events": ("events",),
+    "secrets": ("secret_create", "secret_ls", "secret_inspect", "secret_rm", "secret_exists"),
     "prune": ("container_prune", "image_prune", "volume_prune", "network_prune", "system_prune", "system_df"),
 }
 _MODULE_OF = {name: module for module, names in _IMPLEMENTATIONS.items() for name in names}

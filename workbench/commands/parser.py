@@ -85,6 +85,8 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     for kind in ("pid", "ipc", "uts"):
         p.add_argument(f"--{kind}", default="", help="private, host or container:NAME")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--secret", action="append", default=[],
+                   help="NAME[,type=mount|env][,target=...][,uid=,gid=,mode=]: a secret as a file or a variable")
     p.add_argument("--security-opt", action="append", default=[],
                    help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json, mask=PATHS, unmask=PATHS|ALL")
     p.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE of a namespace of the container's own")
@@ -503,6 +505,25 @@ def _force_only(p):
     p.add_argument("-f", "--force", action="store_true")
 
 
+def _secret_create(p):
+    p.add_argument("--env", action="store_true", help="SOURCE names an environment variable holding the data")
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("--replace", action="store_true", help="replace a secret of the same name")
+    p.add_argument("-d", "--driver", default="file", choices=["file"])
+    p.add_argument("name")
+    p.add_argument("source", help="a file, - for standard input, or with --env a variable's name")
+
+
+def _secret_inspect(p):
+    p.add_argument("-f", "--format")
+    p.add_argument("secrets", nargs="+")
+
+
+def _secret_rm(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("secrets", nargs="*")
+
+
 def _container_prune(p):
     _force_only(p)
     p.add_argument("--filter", action="append", default=[], help="label=KEY[=VALUE], label!=..., until=10m")
@@ -628,6 +649,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("unshare",): ("unshare", _unshare),
     ("system", "migrate"): ("migrate", _no_options),
     ("container", "prune"): ("container_prune", _container_prune),
+    ("secret", "create"): ("secret_create", _secret_create),
+    ("secret", "ls"): ("secret_ls", _volume_ls), ("secret", "list"): ("secret_ls", _volume_ls),
+    ("secret", "inspect"): ("secret_inspect", _secret_inspect),
+    ("secret", "rm"): ("secret_rm", _secret_rm), ("secret", "remove"): ("secret_rm", _secret_rm),
+    ("secret", "exists"): ("secret_exists", lambda p: p.add_argument("secret")),
     ("healthcheck", "run"): ("healthcheck_run", _exists),
     ("system", "prune"): ("system_prune", _system_prune),
     ("system", "df"): ("system_df", _format_only),

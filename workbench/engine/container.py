@@ -804,6 +804,7 @@ class Container:
                 "StopTimeout": cfg.stop_timeout,
                 "CreateCommand": None,
                 "Umask": f"{cfg.umask:04o}",
+                "Secrets": [{"ID": s["id"], "Name": s["name"]} for s in cfg.secrets] or None,
                 "Timezone": cfg.timezone,
                 "Timeout": 0,
             },

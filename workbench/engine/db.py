@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Iterator, Sequence
 
-SCHEMA_VERSION = 4  # 2: exec_sessions; 3: networks, ip_leases; 4: volumes
+SCHEMA_VERSION = 5  # 2: exec_sessions; 3: networks, ip_leases; 4: volumes; 5: secrets
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -61,6 +61,12 @@ CREATE TABLE IF NOT EXISTS networks (
 );
 CREATE TABLE IF NOT EXISTS volumes (
     name TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
     data TEXT NOT NULL,
     created REAL NOT NULL
 );

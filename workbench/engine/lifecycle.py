@@ -155,10 +155,19 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         from .process_options import group_ids
 
         extra_gids += [gid for gid in group_ids(rootfs, c.config.group_add) if gid not in extra_gids]
+    read_only_files = {}  # container path -> host file, bound read-only
     if c.config.timezone:
         from .process_options import timezone
 
-        bind_files = {**bind_files, "/etc/localtime": timezone(c.config.timezone)}
+        read_only_files["/etc/localtime"] = timezone(c.config.timezone)
+    if c.config.secrets:
+        from .secrets import for_container
+
+        secret_env, secret_files = for_container(c)
+        env = [e for e in env if e.split("=", 1)[0] not in secret_env] + [f"{k}={v}" for k, v in secret_env.items()]
+        read_only_files.update(secret_files)
+    mounts = [*c.config.mounts, *({"destination": dest, "type": "bind", "source": source,
+                                   "options": ["bind", "ro", "rprivate"]} for dest, source in read_only_files.items())]
     return ocispec.generate(ocispec.SpecInput(
         ctr_id=c.id, rootfs=rootfs, args=_command(c), env=env, cwd=workdir, uid=user.uid, gid=user.gid,
         additional_gids=extra_gids, hostname=c.config.hostname,
@@ -166,7 +175,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         bind_files=bind_files, annotations=dict(c.config.annotations), namespaces=_namespaces(c),
         cgroup_v2=cgroups.is_v2(), seccomp=seccomp, terminal=c.config.tty,
         resources=c.config.resources or None, rlimits=c.config.ulimits, oom_score_adj=c.config.oom_score_adj,
-        shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=c.config.mounts,
+        shm_size=c.config.shm_size or resources.DEFAULT_SHM_SIZE, capabilities=caps, mounts=mounts,
         read_only=c.config.read_only, init_path=c.config.init_path, privileged=c.config.privileged,
         cgroups=cgroups.containers_have_cgroups(), tty_gid=5 if rootless.gid_mapped(5) else None,
         id_maps=rootless.keep_id_maps() if c.config.userns == "keep-id" else None,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .storage.content import ContentStore
     from .storage.layers import LayerStore
     from .network.networks import NetworkStore
+    from .secrets import SecretStore
+    from .volumes import VolumeStore
 
 
 log = logger.get(__name__)
@@ -134,6 +136,13 @@ class Runtime:
 
             self._image_store = ImageStore(self.db, self.content, self.layers)
         return self._image_store
+
+    @property
+    def secrets(self) -> "SecretStore":
+        """Secrets (`secret` commands, `--secret NAME`)."""
+        from .secrets import SecretStore
+
+        return SecretStore(self.db, self.root)
 
     @property
     def volumes(self) -> "VolumeStore":
@@ -384,7 +393,7 @@ class Runtime:
                          env_host: bool = False, unsetenv: Sequence[str] = (), unsetenv_all: bool = False,
                          expose: Sequence[str] = (), remove_image: bool = False,
                          security_opt: Sequence[str] = (), sysctl: Sequence[str] = (), umask: str | None = None,
-                         group_add: Sequence[str] = (), tz: str | None = None,
+                         group_add: Sequence[str] = (), tz: str | None = None, secrets: Sequence[str] = (),
                          **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
@@ -412,7 +421,8 @@ class Runtime:
         (with `remove`): the image goes too once the container is removed after its exit (--rmi).
         `security_opt` ("no-new-privileges", "seccomp=unconfined", "seccomp=PROFILE.json",
         "mask=/p", "unmask=ALL"), `sysctl` ("net.ipv4.ip_forward=1"), `umask` ("0077"),
-        `group_add` (gids or group names) and `tz` ("Europe/Berlin", "local"): see process_options."""
+        `group_add` (gids or group names) and `tz` ("Europe/Berlin", "local"): see process_options.
+        `secrets`: "NAME[,type=mount|env][,target=...][,uid=,gid=,mode=]" (see secrets.py)."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -473,6 +483,10 @@ class Runtime:
                                     own_ipc="ipc" not in namespaces, own_uts="uts" not in namespaces),
             umask=process.umask(umask), group_add=list(group_add), timezone=tz if process.timezone(tz) else "",
             **confinement)
+        if secrets:
+            from .secrets import parse_use
+
+            process_fields["secrets"] = [parse_use(self.secrets, spec) for spec in secrets]
         for host_name in ([hostname] if hostname is not None else []) + list(aliases):
             _validate_hostname(host_name)
         if aliases and net["network"] != "bridge":

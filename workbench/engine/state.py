@@ -126,7 +126,7 @@ class ContainerConfig(Record):
         "userns": "", "network_options": {}, "create_workdir": True, "restart_policy": "", "restart_retries": 0,
         "log_driver": "k8s-file", "log_size_max": 0, "healthcheck": {}, "health_on_failure": "none",
         "remove_image": False, "no_new_privileges": False, "seccomp": "", "mask": [], "unmask": [],
-        "sysctls": {}, "umask": 0o022, "group_add": [], "timezone": "",
+        "sysctls": {}, "umask": 0o022, "group_add": [], "timezone": "", "secrets": [],
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -187,6 +187,7 @@ class ContainerConfig(Record):
     umask: int
     group_add: list[str]  # supplementary groups: gids or names in the container's /etc/group
     timezone: str  # --tz: a zone ("Asia/Tokyo", "local") whose host file is mounted at /etc/localtime
+    secrets: list[dict[str, Any]]  # --secret: name, id, type (mount, env), target, uid, gid, mode
 
 
 class ContainerRuntimeState(Record):
