@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import time
 
+from ..engine.units import decimal_size
+
+size = decimal_size  # sizes in tables: '2.14 MB' (go-units HumanSizeWithPrecision)
+
 
 def duration(seconds: float) -> str:
     """go-units HumanDuration: 'Less than a second', '5 seconds', 'About a minute', '3 hours', ..."""
@@ -35,17 +39,3 @@ def duration(seconds: float) -> str:
 
 def ago(ts: float, now: float | None = None) -> str:
     return duration((now or time.time()) - ts) + " ago"
-
-
-def size(n: float, precision: int = 3, sep: str = " ") -> str:
-    """go-units HumanSizeWithPrecision: decimal units, e.g. '1.23 MB' ('6.424MB': HumanSize, as
-    `system df` and the prunes print it, is precision 4 and no space)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    text = f"{n:.{precision}g}"
-    if "e" in text:
-        text = f"{n:.0f}"
-    return f"{text}{sep}{units[i]}"

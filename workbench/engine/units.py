@@ -1,0 +1,17 @@
+"""Sizes as docker/go-units print them (decimal units), for the engine's documents and the CLI."""
+
+from __future__ import annotations
+
+
+def decimal_size(n: float, precision: int = 3, sep: str = " ") -> str:
+    """go-units HumanSizeWithPrecision: decimal units, e.g. '1.23 MB' ('6.424MB': HumanSize, as
+    `system df`, the prunes and inspect's LogConfig print it, is precision 4 and no space)."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    text = f"{n:.{precision}g}"
+    if "e" in text:
+        text = f"{n:.0f}"
+    return f"{text}{sep}{units[i]}"
