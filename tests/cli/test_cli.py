@@ -138,14 +138,15 @@ def test_wait_for_a_condition(cli, image):
     assert proc.returncode == 125 and "has no healthcheck" in proc.stderr
 
 
-def test_ps_size_and_sort_and_images_sort(cli, image):
+def test_ps_size_and_sort_and_images_sort(cli, image, tmp_path):
     cli("run", "--name", "big", image, "sh", "-c", "head -c 120000 /dev/zero > /f")
     cli("run", "--name", "small", image, "true")
     proc = cli("ps", "-a", "--size", "--sort", "size", "--format", "{{.Names}} {{.Size}}")
     assert proc.stdout.splitlines() == ["small 0B (virtual 2.14MB)", "big 120kB (virtual 2.26MB)"], proc.stdout
     assert cli("ps", "-a", "--sort", "names", "--format", "{{.Names}}").stdout == "big\nsmall\n"
     assert cli("ps", "-a", "-s").stdout.splitlines()[0].split()[-1] == "SIZE"
-    cli("commit", "big", "zbig")
+    committed = cli("commit", "--iidfile", str(tmp_path / "iid"), "big", "zbig").stdout.strip()
+    assert (tmp_path / "iid").read_text() == "sha256:" + committed
     assert cli("images", "--sort", "size", "--format", "{{.Repository}}").stdout.splitlines() == [
         "localhost/busybox", "localhost/zbig"]
     assert cli("images", "--sort", "repository", "--format", "{{.Repository}}").stdout.splitlines()[0] == \
@@ -195,6 +196,30 @@ def test_latest_and_cidfile_name_the_containers(cli, image, tmp_path):
     assert cli("logs", "--latest").stdout == "said\n"
     proc = cli("rm", "--cidfile", str(tmp_path / "nope"))
     assert proc.returncode == 125 and "reading CIDFile" in proc.stderr
+
+
+def test_volume_export_import_and_network_exists(cli, image, tmp_path, store):
+    import io
+    import tarfile
+
+    cli("run", "--rm", "-v", "src:/d", image, "sh", "-c", "mkdir /d/sub; echo hi > /d/sub/f; chown 33 /d/sub/f")
+    assert cli("volume", "export", "src", "-o", str(tmp_path / "src.tar")).returncode == 0
+    cli("volume", "create", "copy")
+    assert cli("volume", "import", "copy", str(tmp_path / "src.tar")).returncode == 0
+    assert cli("run", "--rm", "-v", "copy:/d", image, "stat", "-c", "%u %n", "/d/sub/f").stdout == "33 /d/sub/f\n"
+    hostile = io.BytesIO()  # an archive whose entries reach out of the volume
+    with tarfile.open(fileobj=hostile, mode="w") as tar:
+        for name in ("../escaped", "/abs-escaped"):
+            entry = tarfile.TarInfo(name)
+            entry.size = 4
+            tar.addfile(entry, io.BytesIO(b"evil"))
+    proc = cli("volume", "import", "copy", "-", input=hostile.getvalue().decode("latin-1"))
+    assert proc.returncode == 125, proc.stderr
+    beside = os.path.join(store["root"], "volumes", "copy", "escaped")  # where ../escaped would land
+    assert not os.path.exists(beside) and not os.path.exists("/abs-escaped")
+    assert cli("volume", "export", "nosuch", "-o", str(tmp_path / "none.tar")).returncode == 125
+    assert not (tmp_path / "none.tar").exists()
+    assert (cli("network", "exists", "workbench").returncode, cli("network", "exists", "nope").returncode) == (0, 1)
 
 
 def test_volume_errors_exit_as_podman(cli, image):

@@ -14,6 +14,9 @@ def commit(ctx: Context) -> None:
     c = ctx.rt.container(a.container)
     image = c.commit(a.image, changes=a.change, message=a.message, author=a.author, pause=a.pause,
                      timestamp=a.timestamp, progress=ctx.progress(f"committing {a.container}", a.quiet))
+    if a.iidfile:
+        with open(a.iidfile, "w") as f:
+            f.write("sha256:" + image.id)
     ctx.out.line(image.id)
 
 

@@ -61,6 +61,15 @@ def network_rm(ctx: Context) -> None:
         ctx.out.line(network.name)
 
 
+def network_exists(ctx: Context) -> None:
+    from ..engine.network.networks import NoSuchNetwork
+
+    try:
+        ctx.rt.networks.get(ctx.args.network)
+    except NoSuchNetwork:
+        ctx.exit_code = 1
+
+
 def network_connect(ctx: Context) -> None:
     a = ctx.args
     ctx.rt.container(a.container).connect(a.network, ip=a.ip or None)

@@ -311,6 +311,7 @@ def _commit(p):
     p.add_argument("-p", "--pause", type=_bool, nargs="?", const=True, default=True)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--timestamp", type=int, help="seconds since the epoch for every date (reproducible)")
+    p.add_argument("--iidfile", help="write the image ID to this file")
     p.add_argument("container")
     p.add_argument("image", nargs="?")
 
@@ -634,6 +635,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable]] = {
     ("volume", "rm"): ("volume_rm", _volume_rm), ("volume", "remove"): ("volume_rm", _volume_rm),
     ("volume", "prune"): ("volume_prune", _force_only),
     ("volume", "exists"): ("volume_exists", _volume_exists),
+    ("volume", "export"): ("volume_export", lambda p: (p.add_argument("-o", "--output"), p.add_argument("volume"))),
+    ("volume", "import"): ("volume_import", lambda p: (p.add_argument("volume"), p.add_argument("source"))),
+    ("network", "exists"): ("network_exists", lambda p: p.add_argument("network")),
     ("network", "create"): ("network_create", _network_create),
     ("network", "ls"): ("network_ls", _network_ls), ("network", "list"): ("network_ls", _network_ls),
     ("network", "inspect"): ("network_inspect", _network_inspect),

@@ -1,6 +1,8 @@
-"""Volume commands: volume create, ls, inspect, rm, prune, exists."""
+"""Volume commands: volume create, ls, inspect, rm, export, import, exists."""
 
 from __future__ import annotations
+
+import sys
 
 from ..engine.errors import WorkbenchError
 from .context import Context
@@ -54,6 +56,29 @@ def volume_rm(ctx: Context) -> None:
         except WorkbenchError as exc:  # the others are still removed; the exit code is the last failure's
             code = 1 if isinstance(exc, NoSuchVolume) else 2 if isinstance(exc, VolumeInUse) else exc.exit_code
             ctx.fail(str(exc), code)
+
+
+def volume_export(ctx: Context) -> None:
+    from ..engine.files import write_output
+
+    a = ctx.args
+    ctx.rt.volumes.get(a.volume)  # a missing volume: no output file is made
+    if not a.output and sys.stdout.isatty():
+        raise WorkbenchError("refusing to write a tar stream to the terminal: use -o or redirect")
+    write_output(a.output or None, lambda out: ctx.rt.volumes.export(a.volume, out))
+
+
+def volume_import(ctx: Context) -> None:
+    a = ctx.args
+    if a.source == "-":
+        ctx.rt.volumes.import_tar(a.volume, sys.stdin.buffer)
+        return
+    try:
+        stream = open(a.source, "rb")
+    except OSError as exc:
+        raise WorkbenchError(f"opening {a.source}: {exc.strerror or exc}") from None
+    with stream:
+        ctx.rt.volumes.import_tar(a.volume, stream)
 
 
 def volume_exists(ctx: Context) -> None:

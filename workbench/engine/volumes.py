@@ -21,7 +21,7 @@ from .records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
     from .db import Database
 
@@ -116,6 +116,26 @@ class VolumeStore:
             raise VolumeInUse(name, users)
         self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
         remove_tree(os.path.dirname(volume.mountpoint))
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        """The volume's contents as a tar stream (`volume export`), owners and modes kept."""
+        from .storage.tarwriter import write_tar
+
+        fd = os.open(self.get(name).mountpoint, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            write_tar(fd, out)
+        finally:
+            os.close(fd)
+
+    def import_tar(self, name: str, stream: BinaryIO) -> None:
+        """Unpack a tar stream (plain or compressed) into the volume (`volume import`), safely: no
+        entry lands outside it. The image's content is then not copied in at first use."""
+        from .storage.archive import WhiteoutMode, apply_tar
+
+        volume = self.get(name)
+        apply_tar(stream, volume.mountpoint, whiteouts=WhiteoutMode.APPLY, same_owner=True)
+        if volume.needs_copy_up:
+            self.copied_up(name)
 
     def copied_up(self, name: str) -> None:
         volume = self.get(name)._replace(needs_copy_up=False)
