@@ -117,6 +117,22 @@ def test_an_unhealthy_container_can_be_killed_by_its_on_failure_action(rt, busyb
     assert c.inspect()["State"]["Health"]["Status"] == "unhealthy" and _monitors(c) == []
 
 
+@pytest.mark.parametrize("action", ["stop", "restart"])
+def test_on_failure_stop_and_restart_run_to_the_end(rt, busybox, until, action):
+    """The monitor's own check stops or restarts the container: ending the monitor must not end
+    the check that acts."""
+    c = rt.run(busybox, ["sh", "-c", "echo run; sleep 100"], detach=True, network="none",
+               health_cmd="test ! -e /tmp/bad", health_interval="1s", health_retries=1, health_on_failure=action,
+               stop_timeout=0)
+    c.exec(["touch", "/tmp/bad"])
+    if action == "stop":
+        assert until(lambda: c.state == S.EXITED, timeout=15)
+        assert _monitors(c) == []
+    else:  # a new run of the process (its line again), checked by a new monitor
+        assert until(lambda: c.logs().count("run") >= 2, timeout=15)
+        assert until(lambda: c.state == S.RUNNING and len(_monitors(c)) == 1, timeout=10)
+
+
 def test_no_healthcheck(rt, busybox):
     c = rt.run(busybox, ["sleep", "100"], detach=True, network="none")
     assert c.inspect()["State"]["Health"] == {"Status": "", "FailingStreak": 0, "Log": None}

@@ -250,7 +250,10 @@ def stop_monitor(c: "Container") -> None:
     killed = _started(pid) == c.st.health_started  # the same process, not a later one with its pid
     if killed:
         try:
-            os.killpg(pid, signal.SIGKILL)
+            if os.getpgid(0) == pid:  # a check the monitor runs acts on its failure: it ends the loop, not itself
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             killed = False
     try:
