@@ -194,6 +194,12 @@ def test_latest_and_cidfile_name_the_containers(cli, image, tmp_path):
     assert cli("exec", "-l", "echo", "in-latest").stdout == "in-latest\n"
     assert cli("inspect", "-l", "--format", "{{.Name}}").stdout == "talker\n"
     assert cli("logs", "--latest").stdout == "said\n"
+    assert cli("stop", "-t", "0", "--filter", "name=talk").stdout.split() == [
+        cli("inspect", "-f", "{{.Id}}", "talker").stdout.strip()]
+    assert cli("ps", "--format", "{{.Names}}").stdout == "older\n"
+    assert cli("start", "--all").returncode == 0
+    assert cli("ps", "--format", "{{.Names}}").stdout.split() == ["talker", "newer", "older"]
+    assert "takes no container names" in cli("rm", "--filter", "name=x", "older").stderr
     proc = cli("rm", "--cidfile", str(tmp_path / "nope"))
     assert proc.returncode == 125 and "reading CIDFile" in proc.stderr
 

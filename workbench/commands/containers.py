@@ -153,9 +153,14 @@ def _targets(ctx: Context, names: list[str], all_: bool = False, *, ignore: bool
     """(name as given, container) for each argument, or every container with --all. As in Podman,
     every name is looked up before any container is acted on: a name that matches none fails the
     command, and nothing is done, unless missing names are ignored."""
+    a = ctx.args
+    if getattr(a, "filter", None):  # as ps selects them (with --all implied)
+        if names:
+            raise WorkbenchError("--filter takes no container names")
+        matches = _container_filters(ctx, a.filter)
+        return [(c.id, c) for c in ctx.rt.containers() if matches(c)]
     if all_:
         return [(c.id, c) for c in ctx.rt.containers()]
-    a = ctx.args
     if getattr(a, "latest", False):
         latest = ctx.rt.latest()
         return [(latest.id, latest)]
@@ -221,7 +226,7 @@ def start(ctx: Context) -> None:
     def start_one(c) -> None:
         if c.state != ContainerState.RUNNING:
             c.start()
-    _each(ctx, start_one, a.containers)
+    _each(ctx, start_one, a.containers, a.all)
 
 
 def stop(ctx: Context) -> None:

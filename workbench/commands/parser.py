@@ -35,11 +35,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- flag groups ---------------------------------------------------------------------------
-def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True) -> None:
+def _containers(p: argparse.ArgumentParser, *, all_flag: bool = True, all_short: bool = True) -> None:
     if all_flag:
-        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument(*(["-a"] if all_short else []), "--all", action="store_true")
     p.add_argument("-l", "--latest", action="store_true", help="the container created last")
     p.add_argument("--cidfile", action="append", default=[], help="a file holding a container's ID")
+    p.add_argument("--filter", action="append", default=[], help="KEY=VALUE as ps takes them: the containers to act on")
     p.add_argument("containers", nargs="*")
 
 
@@ -177,7 +178,7 @@ def _start(p):
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     _attach_flags(p)
-    _containers(p, all_flag=False)
+    _containers(p, all_short=False)  # -a is --attach
 
 
 def _exec(p):
