@@ -64,3 +64,19 @@ def test_no_new_privileges_seccomp_and_masks(rt, busybox, tmp_path):
                             ("no-new-privileges=maybe", "takes true or false")):
         with pytest.raises(InvalidArgument, match=message):
             rt.create_container(busybox, ["true"], security_opt=[option])
+
+
+def test_devices_with_their_permissions(rt, busybox):
+    assert _out(rt, busybox, "test -e /dev/fuse || echo absent") == "absent\n"  # not without --device
+    assert _out(rt, busybox, "stat -c '%t:%T %F' /dev/fuse", devices=["/dev/fuse"]) == "a:e5 character special file\n"
+    assert _out(rt, busybox, "ls /dev/net; stat -c '%t:%T' /dev/tunnel", devices=["/dev/net", "/dev/net/tun:/dev/tunnel"]
+                ) == "tun\na:c8\n"  # a directory of devices, and one under another name
+    # read-only: the device cgroup refuses opening it for writing
+    assert _out(rt, busybox, "(: > /dev/fuse) 2>/dev/null && echo wrote || echo refused",
+                devices=["/dev/fuse:r"]) == "refused\n"
+    assert _out(rt, busybox, "(: > /dev/fuse) 2>/dev/null && echo wrote || echo refused",
+                devices=["/dev/fuse:rw"]) == "wrote\n"
+    for spec, message in (("/etc/passwd", "is not a device"), ("/dev/fuse:rx", "invalid --device"),
+                          ("dev/fuse", "invalid --device")):
+        with pytest.raises(InvalidArgument, match=message):
+            rt.create_container(busybox, ["true"], devices=[spec])

@@ -50,7 +50,7 @@ def _create_options(ctx: Context) -> dict[str, Any]:
                 health_on_failure=a.health_on_failure, no_healthcheck=a.no_healthcheck, annotations=annotations,
                 env_host=a.env_host, unsetenv=a.unsetenv, unsetenv_all=a.unsetenv_all, expose=a.expose,
                 remove_image=getattr(a, "rmi", False), security_opt=a.security_opt, sysctl=a.sysctl, umask=a.umask,
-                group_add=a.group_add, tz=a.tz, secrets=a.secret,
+                group_add=a.group_add, tz=a.tz, secrets=a.secret, devices=a.device,
                 **limit_flags(ctx))
 
 

@@ -90,6 +90,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
                    help="NAME[,type=mount|env][,target=...][,uid=,gid=,mode=]: a secret as a file or a variable")
     p.add_argument("--security-opt", action="append", default=[],
                    help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json, mask=PATHS, unmask=PATHS|ALL")
+    p.add_argument("--device", action="append", default=[], help="HOST[:CONTAINER][:rwm]: a host device")
     p.add_argument("--sysctl", action="append", default=[], help="KEY=VALUE of a namespace of the container's own")
     p.add_argument("--umask", help="the process's umask (default 0022)")
     p.add_argument("--group-add", action="append", default=[], help="a supplementary group (gid or name)")

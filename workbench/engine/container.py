@@ -829,6 +829,8 @@ class Container:
                                 *([f"unmask={':'.join(cfg.unmask)}"] if cfg.unmask else [])],
                 "Sysctls": dict(cfg.sysctls),
                 "GroupAdd": list(cfg.group_add),
+                "Devices": [{"PathOnHost": d["host"], "PathInContainer": d["path"], "CgroupPermissions": d["perms"]}
+                            for d in cfg.devices],
                 "PidMode": _namespace_mode(cfg.namespaces.get("pid")),
                 "IpcMode": _namespace_mode(cfg.namespaces.get("ipc")),
                 "UTSMode": _namespace_mode(cfg.namespaces.get("uts")),

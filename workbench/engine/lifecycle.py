@@ -155,6 +155,11 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         from .process_options import group_ids
 
         extra_gids += [gid for gid in group_ids(rootfs, c.config.group_add) if gid not in extra_gids]
+    devices: tuple[list, list] = ([], [])
+    if c.config.devices and not c.config.privileged:  # privileged: every host device already
+        from .process_options import oci_devices
+
+        devices = oci_devices(c.config.devices)
     read_only_files = {}  # container path -> host file, bound read-only
     if c.config.timezone:
         from .process_options import timezone
@@ -181,7 +186,7 @@ def generate_spec(c: "Container", rootfs: str, bind_files: dict[str, str]) -> di
         id_maps=rootless.keep_id_maps() if c.config.userns == "keep-id" else None,
         bind_sys=rootless.is_rootless() and (c.config.userns == "keep-id" or c.config.network == "host"),
         umask=c.config.umask, sysctls=c.config.sysctls, no_new_privileges=c.config.no_new_privileges,
-        mask=c.config.mask, unmask=c.config.unmask,
+        mask=c.config.mask, unmask=c.config.unmask, devices=devices[0], device_rules=devices[1],
     ))
 
 

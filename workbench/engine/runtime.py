@@ -394,7 +394,7 @@ class Runtime:
                          expose: Sequence[str] = (), remove_image: bool = False,
                          security_opt: Sequence[str] = (), sysctl: Sequence[str] = (), umask: str | None = None,
                          group_add: Sequence[str] = (), tz: str | None = None, secrets: Sequence[str] = (),
-                         **limits: Unpack[Limits]) -> Container:
+                         devices: Sequence[str] = (), **limits: Unpack[Limits]) -> Container:
         """Record a new container (state `created`); no process runs until init/start.
 
         `network`: "none", "host", "bridge" (the default network), "container:NAME" (share that
@@ -422,7 +422,8 @@ class Runtime:
         `security_opt` ("no-new-privileges", "seccomp=unconfined", "seccomp=PROFILE.json",
         "mask=/p", "unmask=ALL"), `sysctl` ("net.ipv4.ip_forward=1"), `umask` ("0077"),
         `group_add` (gids or group names) and `tz` ("Europe/Berlin", "local"): see process_options.
-        `secrets`: "NAME[,type=mount|env][,target=...][,uid=,gid=,mode=]" (see secrets.py)."""
+        `secrets`: "NAME[,type=mount|env][,target=...][,uid=,gid=,mode=]" (see secrets.py).
+        `devices`: "HOST[:CONTAINER][:rwm]": host device nodes (or directories of them)."""
         from . import cgroups, resources
         from . import mounts as mount_options
         from . import restart_policy as restart_policies
@@ -482,7 +483,7 @@ class Runtime:
                                     and not net["network"].startswith("container:"),
                                     own_ipc="ipc" not in namespaces, own_uts="uts" not in namespaces),
             umask=process.umask(umask), group_add=list(group_add), timezone=tz if process.timezone(tz) else "",
-            **confinement)
+            devices=process.devices(devices), **confinement)
         if secrets:
             from .secrets import parse_use
 

@@ -127,6 +127,7 @@ class ContainerConfig(Record):
         "log_driver": "k8s-file", "log_size_max": 0, "healthcheck": {}, "health_on_failure": "none",
         "remove_image": False, "no_new_privileges": False, "seccomp": "", "mask": [], "unmask": [],
         "sysctls": {}, "umask": 0o022, "group_add": [], "timezone": "", "secrets": [],
+        "devices": [],
     }
     __slots__ = tuple(_DEFAULTS)
     id: str
@@ -188,6 +189,7 @@ class ContainerConfig(Record):
     group_add: list[str]  # supplementary groups: gids or names in the container's /etc/group
     timezone: str  # --tz: a zone ("Asia/Tokyo", "local") whose host file is mounted at /etc/localtime
     secrets: list[dict[str, Any]]  # --secret: name, id, type (mount, env), target, uid, gid, mode
+    devices: list[dict[str, str]]  # --device: host, path (in the container), perms (rwm)
 
 
 class ContainerRuntimeState(Record):

@@ -139,6 +139,8 @@ class SpecInput(NamedTuple):
     sysctls: dict[str, str] | None = None  # the user's, over the defaults
     no_new_privileges: bool = False
     mask: Sequence[str] = ()  # masked besides the defaults
+    devices: Sequence[dict] = ()  # --device: OCI linux.devices entries
+    device_rules: Sequence[dict] = ()  # and the cgroup rules allowing them
     unmask: Sequence[str] = ()  # default masked or read-only paths left alone; "ALL": all of them
 
 
@@ -189,7 +191,8 @@ def generate(spec_in: SpecInput) -> dict:
             "namespaces": namespaces,
             "maskedPaths": _confined_paths(spec_in, MASKED_PATHS) + list(spec_in.mask),
             "readonlyPaths": _confined_paths(spec_in, READONLY_PATHS),
-            **({"devices": host_devices()} if spec_in.privileged else {}),
+            **({"devices": host_devices()} if spec_in.privileged else {"devices": list(spec_in.devices)}
+               if spec_in.devices else {}),
         },
     }
     if spec_in.id_maps is not None:
@@ -217,7 +220,7 @@ def _confined_paths(spec_in: SpecInput, defaults: Sequence[str]) -> list[str]:
 def _cgroup(spec_in: SpecInput) -> dict:
     """The container's own cgroup and its limits."""
     limits = spec_in.resources if spec_in.resources is not None else {"pids": {"limit": PIDS_LIMIT}}
-    return {"resources": {"devices": [{"allow": spec_in.privileged, "access": "rwm"}], **limits},
+    return {"resources": {"devices": [{"allow": spec_in.privileged, "access": "rwm"}, *spec_in.device_rules], **limits},
             "cgroupsPath": container_cgroup(spec_in.ctr_id)}
 
 
