@@ -410,7 +410,7 @@ def ps(ctx: Context) -> None:
         for row, c in zip(rows, containers):
             rw = tree_size(ctx.rt.layers.diff(c.config.layer_id))
             virtual = rw + ctx.rt.image_store.get(c.config.image_id).size
-            row["Size"] = f"{humanize.size(rw, 4, '')} (virtual {humanize.size(virtual, 4, '')})"
+            row["Size"] = f"{humanize.compact(rw)} (virtual {humanize.compact(virtual)})"
             row["SizeBytes"] = rw
         fmt = fmt or PS_FORMAT + "\t{{.Size}}"
     if a.sort:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ..engine.units import decimal_size
+from ..engine.units import compact_size, decimal_size
 
 size = decimal_size  # sizes in tables: '2.14 MB' (go-units HumanSizeWithPrecision)
+compact = compact_size  # '2.14MB' (go-units HumanSize)
 
 
 def duration(seconds: float) -> str:

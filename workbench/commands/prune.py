@@ -28,27 +28,18 @@ def _confirm(ctx: Context, warning: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _size(n: int) -> str:
-    return humanize.size(n, precision=4, sep="")
-
-
 # -- what each prune removes ---------------------------------------------------------------------
-def _until(value: str) -> "Callable[[float], bool]":
-    from ..engine.logs import parse_since
-
-    limit = parse_since(value).timestamp()
-    return lambda created: created < limit
-
-
 def _container_filter(key: str, value: str) -> "Callable[[Any], bool]":
     from .filters import labels_match
 
     if key in ("label", "label!"):
         matches = labels_match(value)
         return (lambda c: matches(c.config.labels)) if key == "label" else (lambda c: not matches(c.config.labels))
-    if key == "until":
-        before = _until(value)
-        return lambda c: before(c.config.created)
+    if key == "until":  # created before that time (a duration: that long ago)
+        from ..engine.logs import parse_since
+
+        limit = parse_since(value).timestamp()
+        return lambda c: c.config.created < limit
     raise WorkbenchError(f'invalid filter "{key}": container prune supports label, label! and until')
 
 
@@ -159,7 +150,7 @@ def system_prune(ctx: Context) -> None:
             ctx.out.line(f"Deleted {heading}")
             for name, _ in removed:
                 ctx.out.line(name)
-    ctx.out.line(f"Total reclaimed space: {_size(sum(size for _, removed in sections for _, size in removed))}")
+    ctx.out.line(f"Total reclaimed space: {humanize.compact(sum(size for _, removed in sections for _, size in removed))}")
 
 
 def system_df(ctx: Context) -> None:
@@ -184,8 +175,8 @@ def system_df(ctx: Context) -> None:
         total = sum(sizes)
         reclaimable = sum(size for size, in_use in zip(sizes, active) if not in_use)
         share = round(100 * reclaimable / total) if total else 0
-        rows.append({"Type": kind, "Total": len(sizes), "Active": sum(active), "Size": _size(total),
-                     "SizeBytes": total, "Reclaimable": f"{_size(reclaimable)} ({share}%)",
+        rows.append({"Type": kind, "Total": len(sizes), "Active": sum(active), "Size": humanize.compact(total),
+                     "SizeBytes": total, "Reclaimable": f"{humanize.compact(reclaimable)} ({share}%)",
                      "ReclaimableBytes": reclaimable})
     ctx.out.table(rows, ctx.args.format or "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
                   {"Type": "TYPE", "Total": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",

@@ -715,7 +715,7 @@ class Container:
 
     def _inspect_data(self, size: bool) -> dict[str, Any]:
         from . import health, mounts
-        from .units import decimal_size
+        from .units import compact_size
         from .oci.spec import DEFAULT_CAPABILITIES
 
         cfg, st = self.config, self.st
@@ -817,7 +817,7 @@ class Container:
                 "RestartPolicy": {"Name": cfg.restart_policy, "MaximumRetryCount": cfg.restart_retries},
                 "LogConfig": {"Type": cfg.log_driver, "Config": None,
                               "Path": self.log_path if cfg.log_driver != "none" else "", "Tag": "",
-                              "Size": decimal_size(cfg.log_size_max, precision=4, sep="")},
+                              "Size": compact_size(cfg.log_size_max)},
                 "CapAdd": sorted(set(caps) - set(DEFAULT_CAPABILITIES)),
                 "CapDrop": sorted(set(DEFAULT_CAPABILITIES) - set(caps)),
                 "Privileged": cfg.privileged,

@@ -358,17 +358,13 @@ def _kill_from_pidfile(pidfile: str) -> None:
 
 def _descendants(pid: int) -> list[int]:
     """The processes below `pid`, from each process's parent in /proc."""
+    from .exits import proc_stat
+
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(b")") + 2:].split()[1])  # after "(comm) state": the ppid
-        children.setdefault(parent, []).append(int(entry))
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        found = proc_stat(entry)
+        if found:
+            children.setdefault(int(found[1][1]), []).append(int(entry))  # by parent pid
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), ()):

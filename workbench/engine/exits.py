@@ -39,9 +39,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def process_status(pid: int) -> tuple[str, str] | None:
-    """(command name, state letter) of `pid` from /proc/<pid>/stat, None when it is gone; a
-    zombie ("Z") has exited already: its parent (or a lazy init) has not reaped it yet."""
+def proc_stat(pid: int | str) -> tuple[str, list[str]] | None:
+    """(command name, the fields after it: state, ppid, ..., [19] the start time) of /proc/<pid>/stat;
+    None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
@@ -49,7 +49,14 @@ def process_status(pid: int) -> tuple[str, str] | None:
         return None
     head, _, tail = stat.rpartition(")")
     fields = tail.split()
-    return (head.partition("(")[2], fields[0]) if fields else None
+    return (head.partition("(")[2], fields) if fields else None
+
+
+def process_status(pid: int) -> tuple[str, str] | None:
+    """(command name, state letter) of `pid`, None when it is gone; a zombie ("Z") has exited
+    already: its parent (or a lazy init) has not reaped it yet."""
+    found = proc_stat(pid)
+    return (found[0], found[1][0]) if found else None
 
 
 def handle_exit_file(c: "Container") -> bool:

@@ -63,19 +63,21 @@ def parse_test(command: str) -> list[str]:
 def from_instruction(value: str) -> dict[str, Any]:
     """A Containerfile's `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D] [--retries=N]
     CMD command` (shell or JSON form), or `HEALTHCHECK NONE`, as an image's Healthcheck."""
-    words = value.split()
     options: dict[str, str] = {}
-    while words and words[0].startswith("--"):
-        name, sep, setting = words.pop(0)[2:].partition("=")
+    rest = value.strip()
+    while rest.startswith("--"):
+        option, *tail = rest.split(None, 1)
+        rest = tail[0] if tail else ""
+        name, sep, setting = option[2:].partition("=")
         if name not in ("interval", "timeout", "start-period", "retries") or not sep:
             raise InvalidArgument(f'HEALTHCHECK: unknown option "--{name}"')
         options[name] = setting
-    rest = value.split(None, len(options))[-1] if options else value.strip()
-    if words and words[0].upper() == "NONE" and len(words) == 1:
+    keyword, *tail = rest.split(None, 1) or [""]
+    command = tail[0] if tail else ""
+    if keyword.upper() == "NONE" and not command:
         return {"Test": ["NONE"]}
-    if not words or words[0].upper() != "CMD":
+    if keyword.upper() != "CMD":
         raise InvalidArgument("HEALTHCHECK: use [OPTIONS] CMD command, or NONE")
-    command = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
     if not command.strip():
         raise InvalidArgument("HEALTHCHECK: CMD needs a command")
     test = parse_test(command)
@@ -189,8 +191,8 @@ def run(c: "Container") -> str:
         code, output = result.exit_code, (result.stdout + result.stderr)[:OUTPUT_LIMIT].decode(errors="replace")
     except TimeoutError:
         code, output = -1, f"healthcheck command exceeded timeout of {check['Timeout'] / SECOND:g}s"
-    except WorkbenchError as exc:  # the command cannot run (not found, not executable)
-        code, output = 127 if "not found" in str(exc) or "no such file" in str(exc) else 126, str(exc)
+    except WorkbenchError as exc:  # the command cannot run: 127 not found, 126 not executable, ...
+        code, output = exc.exit_code, str(exc)
     ended = time.time()
     from . import events
 
@@ -224,7 +226,7 @@ def _act_on_failure(c: "Container") -> None:
             c.stop()
         elif action == "restart":
             c.restart()
-    except (ContainerStateError, WorkbenchError):  # it stopped meanwhile
+    except WorkbenchError:  # it stopped meanwhile
         pass
 
 
@@ -265,9 +267,7 @@ def stop_monitor(c: "Container") -> None:
 def _started(pid: int) -> int:
     """When the process started (clock ticks since boot; 0: no such process). Unlike its command
     line, this is there from the fork on."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    return int(stat[stat.rindex(b")") + 2:].split()[19])  # field 22, starttime
+    from .exits import proc_stat
+
+    found = proc_stat(pid)
+    return int(found[1][19]) if found else 0

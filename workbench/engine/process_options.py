@@ -164,52 +164,26 @@ def devices(specs: Sequence[str]) -> list[dict[str, str]]:
         if not set(perms) <= set("rwm") or not host.startswith("/") or (path and not path.startswith("/")):
             raise InvalidArgument(f'invalid --device "{spec}": use HOST-PATH[:CONTAINER-PATH][:PERMISSIONS] with '
                                   "absolute paths and permissions of r, w and m")
-        if not device_nodes(host):
+        from .oci.spec import host_devices
+
+        if not host_devices(host):
             raise InvalidArgument(f'--device "{spec}": {host} is not a device (nor a directory of devices) on '
                                   "this host")
         out.append({"host": host, "path": path or host, "perms": perms})
     return out
 
 
-def device_nodes(host: str) -> list[tuple[str, os.stat_result]]:
-    """(host path, its stat) of the device `host`, or of each device under the directory `host`."""
-    import stat
-
-    try:
-        st = os.stat(host)
-    except OSError:
-        return []
-    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-        return [(host, st)]
-    if not stat.S_ISDIR(st.st_mode):
-        return []
-    found = []
-    for directory, _dirs, files in os.walk(host):
-        for name in sorted(files):
-            path = os.path.join(directory, name)
-            try:
-                node = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISCHR(node.st_mode) or stat.S_ISBLK(node.st_mode):
-                found.append((path, node))
-    return found
-
-
 def oci_devices(wanted: Sequence[dict[str, str]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """At init: the OCI `linux.devices` entries and the cgroup rules that allow them, from the
     host's nodes as they are now (numbers may change across reboots)."""
-    import stat
+    from .oci.spec import host_devices
 
     nodes, rules = [], []
     for device in wanted:
-        for host_path, st in device_nodes(device["host"]):
-            kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
-            inside = device["path"] + host_path[len(device["host"]):]
-            nodes.append({"path": inside, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
-                          "fileMode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid})
-            rules.append({"allow": True, "type": kind, "major": os.major(st.st_rdev),
-                          "minor": os.minor(st.st_rdev), "access": device["perms"]})
+        for node in host_devices(device["host"]):
+            nodes.append({**node, "path": device["path"] + node["path"][len(device["host"]):]})
+            rules.append({"allow": True, "type": node["type"], "major": node["major"], "minor": node["minor"],
+                          "access": device["perms"]})
     return nodes, rules
 
 

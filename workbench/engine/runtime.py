@@ -482,8 +482,9 @@ class Runtime:
             sysctls=process.sysctls(sysctl, own_network=net["network"] not in ("host",)
                                     and not net["network"].startswith("container:"),
                                     own_ipc="ipc" not in namespaces, own_uts="uts" not in namespaces),
-            umask=process.umask(umask), group_add=list(group_add), timezone=tz if process.timezone(tz) else "",
-            devices=process.devices(devices), **confinement)
+            umask=process.umask(umask), group_add=list(group_add), devices=process.devices(devices), **confinement)
+        process.timezone(tz)  # checked now; its file is found again at each init
+        process_fields["timezone"] = tz or ""
         if secrets:
             from .secrets import parse_use
 
@@ -507,8 +508,9 @@ class Runtime:
         if not cmd and not entrypoint_list:
             raise InvalidArgument("no command or entrypoint provided, and no CMD or ENTRYPOINT from image")
         ctr_id = os.urandom(32).hex()
+        dropped = set(unsetenv)
         base_env = [] if unsetenv_all else [e for e in _merge_env(DEFAULT_ENV, image_cfg.get("Env") or [])
-                                             if e.split("=", 1)[0] not in set(unsetenv)]
+                                             if e.split("=", 1)[0] not in dropped]
         env_list = _merge_env(base_env, dict(os.environ) if env_host else None, env)
         env_list.append(f"HOSTNAME={hostname or ctr_id[:12]}")
         signal = parse_signal(stop_signal) if stop_signal is not None else (
@@ -613,8 +615,6 @@ class Runtime:
 
 def _log_options(driver: str | None, options: Sequence[str]) -> tuple[str, int]:
     """`--log-driver` and `--log-opt` values as (driver, most bytes of the log; 0: no limit)."""
-    import re
-
     driver = driver or "k8s-file"
     if driver in ("journald", "passthrough", "passthrough-tty"):
         raise InvalidArgument(f'the log driver "{driver}" is not supported here: use k8s-file (the default) or none')

@@ -65,10 +65,22 @@ _PRIVATE_DEV = {"/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console"}
 
 
 def host_devices(root: str = "/dev") -> list[dict]:
-    """The host's device nodes as OCI `linux.devices` (--privileged), symlinks left out."""
+    """The host's device nodes under `root` as OCI `linux.devices` (--privileged: all of /dev;
+    --device: one node, or a directory of them), symlinks below `root` left out."""
     import os
     import stat
 
+    def entry(path: str, st: os.stat_result) -> dict | None:
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
+        return kind and {"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                         "fileMode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}
+
+    try:
+        single = entry(root, os.stat(root))
+    except OSError:
+        return []
+    if single:
+        return [single]
     devices = []
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if os.path.join(directory, d) not in _PRIVATE_DEV)
@@ -77,14 +89,11 @@ def host_devices(root: str = "/dev") -> list[dict]:
             if path in _PRIVATE_DEV:
                 continue
             try:
-                st = os.lstat(path)
+                found = entry(path, os.lstat(path))
             except OSError:
                 continue
-            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else None
-            if kind:
-                devices.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
-                                "minor": os.minor(st.st_rdev), "fileMode": st.st_mode & 0o7777,
-                                "uid": st.st_uid, "gid": st.st_gid})
+            if found:
+                devices.append(found)
     return devices
 
 
@@ -161,6 +170,7 @@ def generate(spec_in: SpecInput) -> dict:
         "org.opencontainers.image.stopSignal": str(spec_in.stop_signal),
         **(spec_in.annotations or {}),
     }
+    devices = host_devices() if spec_in.privileged else list(spec_in.devices)
     spaces = spec_in.namespaces if spec_in.namespaces is not None else dict.fromkeys(
         ("pid", "network", "ipc", "uts", "mount"), "")
     namespaces = [{"type": kind, **({"path": path} if path else {})} for kind, path in spaces.items()]
@@ -191,8 +201,7 @@ def generate(spec_in: SpecInput) -> dict:
             "namespaces": namespaces,
             "maskedPaths": _confined_paths(spec_in, MASKED_PATHS) + list(spec_in.mask),
             "readonlyPaths": _confined_paths(spec_in, READONLY_PATHS),
-            **({"devices": host_devices()} if spec_in.privileged else {"devices": list(spec_in.devices)}
-               if spec_in.devices else {}),
+            **({"devices": devices} if devices else {}),
         },
     }
     if spec_in.id_maps is not None:
